@@ -1,0 +1,1 @@
+"""LeNet Lab core: data, models, config, trainer, streaming callback, run store and analysis."""
