@@ -1,0 +1,287 @@
+"""`python -m core`: train, list, evaluate, audit, predict and summary from a terminal."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import os
+import sys
+from pathlib import Path
+
+from core.config import CHOICES, PRESETS, TrainConfig, preset
+from core.store import RunStore, StoreError
+
+EXIT_BAD_INPUT = 2
+EXIT_RUN_FAILED = 1
+
+
+class CliError(Exception):
+    """A one-line message for the user; the CLI exits non-zero without a traceback."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse's usage dump is long; one line names the problem
+        raise CliError(f"{self.prog}: {message}")
+
+
+def _number(kind):
+    def parse(text: str):
+        try:
+            return kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+    return parse
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m core", description="LeNet Lab: train and audit LeNet-5 runs.")
+    parser.add_argument("--runs-dir", help="run store folder (default: cached_models/ or $LENET_RUNS)")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    train = commands.add_parser("train", help="train a run headless (the dashboard can watch it live)")
+    train.add_argument("--preset", choices=list(PRESETS), help="start from a preset; flags override it")
+    train.add_argument("--name", help="run name shown in the dashboard")
+    train.add_argument("--data", dest="data_path", help="Keras-layout .npz or a folder of IDX files")
+    for field in dataclasses.fields(TrainConfig):
+        if field.name == "data_path":
+            continue
+        if field.name in CHOICES:
+            train.add_argument(_flag(field.name), choices=CHOICES[field.name])
+        elif field.type in ("bool", bool):
+            train.add_argument(_flag(field.name), action=argparse.BooleanOptionalAction, default=None)
+        else:
+            kind = int if field.type in ("int", int) else float
+            train.add_argument(_flag(field.name), type=_number(kind))
+    for sub in (train,):
+        sub.add_argument("--runs-dir", dest="sub_runs_dir", help=argparse.SUPPRESS)
+        sub.add_argument("--json", dest="sub_json", action="store_true", help=argparse.SUPPRESS)
+
+    listing = commands.add_parser("list", help="show the runs in the store")
+    evaluate = commands.add_parser("evaluate", help="accuracy and the per-class table of a run")
+    audit = commands.add_parser("audit", help="suspected label errors: confident disagreements with the label")
+    audit.add_argument("--top", type=_number(int), default=20)
+    audit.add_argument("--min-confidence", type=_number(float), default=0.9)
+    predict = commands.add_parser("predict", help="predict a test image (by index) or an image file")
+    summary = commands.add_parser("summary", help="print the run model's summary")
+    for sub in (evaluate, audit, predict, summary):
+        sub.add_argument("run", help="run id (see `list`)")
+    predict.add_argument("image", help="test-set index, or a PNG/JPEG file of a handwritten digit")
+    for sub in (listing, evaluate, audit, predict, summary):
+        sub.add_argument("--runs-dir", dest="sub_runs_dir", help=argparse.SUPPRESS)
+        sub.add_argument("--json", dest="sub_json", action="store_true", help=argparse.SUPPRESS)
+    return parser
+
+
+def config_from_args(args) -> TrainConfig:
+    base = preset(args.preset) if args.preset else TrainConfig()
+    changes = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+               if getattr(args, f.name, None) is not None}
+    if args.data_path and "data_source" not in changes and base.data_source == "auto":
+        changes["data_source"] = "auto"
+    return base.replace(**changes)
+
+
+def _emit(args, payload, text: str) -> None:
+    print(json.dumps(payload, indent=2, default=str) if args.json else text)
+
+
+def cmd_train(args, store: RunStore) -> int:
+    from core.trainer import train
+
+    config = config_from_args(args)
+    callbacks = []
+    if not args.json:
+        callbacks.append(_ProgressBar())
+    run_id = store.create_run(config, name=args.name)
+    print(f"run {run_id}", file=sys.stderr)
+    result = train(config, store, run_id=run_id, callbacks=callbacks)
+    status = store.read_status(run_id)
+    payload = {"run_id": run_id, "status": result.status, "error": result.error,
+               "data_source": status.get("source_detail"), "duration_s": round(result.duration, 1),
+               "test_metrics": result.test_metrics}
+    lines = [f"run {run_id}: {result.status} in {result.duration:.1f} s",
+             f"data: {status.get('source_detail', '?')}"]
+    if result.test_metrics:
+        m = result.test_metrics
+        lines.append(f"test accuracy {m['accuracy']:.4f}  errors {m['error_count']}/{m['n']}  "
+                     f"macro F1 {m['macro_f1']:.4f}  loss {m['loss']:.4f}")
+    if result.error:
+        lines.append(f"error: {result.error}")
+    _emit(args, payload, "\n".join(lines))
+    return 0 if result.status in ("completed", "stopped") else EXIT_RUN_FAILED
+
+
+class _ProgressBar:
+    """A Keras callback that draws keras.utils.Progbar per epoch on stderr."""
+
+    def __new__(cls):
+        import keras
+
+        class ProgressBar(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                print(f"Epoch {epoch + 1}/{self.params['epochs']}", file=sys.stderr)
+                self.bar = keras.utils.Progbar(self.params.get("steps"), stateful_metrics=["loss", "accuracy"])
+
+            def on_train_batch_end(self, batch, logs=None):
+                logs = logs or {}
+                with contextlib.redirect_stdout(sys.stderr):
+                    self.bar.update(batch + 1, [(k, float(v)) for k, v in logs.items() if k in ("loss", "accuracy")])
+
+            def on_epoch_end(self, epoch, logs=None):
+                logs = logs or {}
+                with contextlib.redirect_stdout(sys.stderr):
+                    self.bar.update(self.params.get("steps") or 0, [(k, float(v)) for k, v in logs.items()
+                                                                   if isinstance(v, (int, float))], finalize=True)
+
+        return ProgressBar()
+
+
+def cmd_list(args, store: RunStore) -> int:
+    rows = []
+    for info in store.list_runs():
+        meta = info.meta
+        rows.append({
+            "run_id": info.run_id, "name": info.name, "status": info.status,
+            "dataset": meta.get("dataset") or (info.config.dataset if info.config else None),
+            "variant": info.config.variant if info.config else None,
+            "epochs": info.config.epochs if info.config else None,
+            "test_accuracy": meta.get("test_accuracy"), "created": meta.get("created"),
+            "problems": "; ".join(info.problems) or None,
+        })
+    if args.json:
+        _emit(args, rows, "")
+        return 0
+    if not rows:
+        print(f"no runs in {store.root}")
+        return 0
+    import pandas as pd
+
+    table = pd.DataFrame(rows).fillna("")
+    print(table.to_string(index=False))
+    return 0
+
+
+def _evaluation(store: RunStore, run_id: str):
+    """(metrics, probabilities, labels): stored, or computed now from the model and the test set."""
+    stored = store.read_evaluation(run_id)
+    if stored is not None:
+        return stored
+    from core.analysis import predict_probs, summary_metrics
+
+    x_test, y_test, _, _ = _test_set(store, run_id)
+    probs = predict_probs(store.load_model(run_id), x_test)
+    return summary_metrics(y_test, probs), probs, y_test
+
+
+def _test_set(store: RunStore, run_id: str):
+    from core.data import load_test_set
+
+    config = store.read_config(run_id)
+    return load_test_set(config.dataset, config.data_source, config.data_path)
+
+
+def _class_names(store: RunStore, run_id: str, n_classes: int) -> tuple[str, ...]:
+    names = store.read_status(run_id).get("class_names")
+    return tuple(names) if names else tuple(str(i) for i in range(n_classes))
+
+
+def cmd_evaluate(args, store: RunStore) -> int:
+    from core.analysis import class_report
+
+    metrics, probs, y_test = _evaluation(store, args.run)
+    names = _class_names(store, args.run, probs.shape[1])
+    report = class_report(y_test, probs.argmax(axis=1), names)
+    payload = {"run_id": args.run, "metrics": metrics, "per_class": report.reset_index(names="class").to_dict("records")}
+    text = (f"run {args.run}\naccuracy {metrics['accuracy']:.4f}  errors {metrics['error_count']}/{metrics['n']}\n"
+            f"{report.to_string(float_format=lambda v: f'{v:.4f}')}")
+    _emit(args, payload, text)
+    return 0
+
+
+def cmd_audit(args, store: RunStore) -> int:
+    from core.analysis import suspected_label_errors
+
+    if args.top < 1:
+        raise CliError(f"--top={args.top} must be at least 1")
+    if not 0 < args.min_confidence <= 1:
+        raise CliError(f"--min-confidence={args.min_confidence} must be in (0, 1]")
+    _, probs, y_test = _evaluation(store, args.run)
+    names = _class_names(store, args.run, probs.shape[1])
+    table = suspected_label_errors(y_test, probs, top=args.top, min_confidence=args.min_confidence)
+    table = table.assign(given_label=[names[i] for i in table["given"]], predicted_label=[names[i] for i in table["pred"]])
+    columns = ["index", "given_label", "predicted_label", "confidence"]
+    payload = table[columns].rename(columns={"index": "test_index"}).to_dict("records")
+    text = (table[columns].rename(columns={"index": "test_index"}).to_string(index=False, float_format=lambda v: f"{v:.4f}")
+            if len(table) else f"no test image with confidence >= {args.min_confidence} disagrees with its label")
+    _emit(args, payload, text)
+    return 0
+
+
+def cmd_predict(args, store: RunStore) -> int:
+    import numpy as np
+
+    from core.analysis import ImageError, predict_probs, preprocess_digit
+
+    model = store.load_model(args.run)
+    if args.image.lstrip("-").isdigit():
+        x_test, y_test, _, _ = _test_set(store, args.run)
+        index = int(args.image)
+        if not 0 <= index < len(x_test):
+            raise CliError(f"test index {index} is out of range; allowed: 0 to {len(x_test) - 1}")
+        image, source, truth = x_test[index], f"test image {index}", int(y_test[index])
+    else:
+        path = Path(args.image)
+        if not path.is_file():
+            raise CliError(f"{args.image}: no such image file (give a test index or a PNG/JPEG path)")
+        try:
+            _, image = preprocess_digit(path.read_bytes())
+        except ImageError as exc:
+            raise CliError(f"{args.image}: {exc}") from None
+        source, truth = str(path), None
+    probs = predict_probs(model, image[np.newaxis])[0]
+    names = _class_names(store, args.run, len(probs))
+    predicted = int(np.argmax(probs))
+    payload = {"run_id": args.run, "input": source, "predicted": predicted, "predicted_label": names[predicted],
+               "label": truth, "probabilities": {names[i]: round(float(p), 6) for i, p in enumerate(probs)}}
+    lines = [f"{source}: predicted {names[predicted]} ({probs[predicted]:.4f})"
+             + (f", label {names[truth]}" if truth is not None else "")]
+    lines += [f"  {names[i]:>12}: {p:.4f} {'#' * int(round(p * 40))}" for i, p in enumerate(probs)]
+    _emit(args, payload, "\n".join(lines))
+    return 0
+
+
+def cmd_summary(args, store: RunStore) -> int:
+    from core.model import summary_rows, summary_text
+
+    model = store.load_model(args.run)
+    _emit(args, {"run_id": args.run, "layers": summary_rows(model), "parameters": int(model.count_params())},
+          summary_text(model))
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "list": cmd_list, "evaluate": cmd_evaluate, "audit": cmd_audit,
+            "predict": cmd_predict, "summary": cmd_summary}
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        args = build_parser().parse_args(argv)
+        args.json = args.json or getattr(args, "sub_json", False)
+        store = RunStore(getattr(args, "sub_runs_dir", None) or args.runs_dir)
+        return COMMANDS[args.command](args, store)
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+    except (ValueError, StoreError, OSError) as exc:  # config validation, store and data problems
+        print(f"error: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    return EXIT_BAD_INPUT

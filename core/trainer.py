@@ -1,0 +1,246 @@
+"""The trainer: runs Keras `fit` from a TrainConfig, with a fast tf.data pipeline, streaming into the run store."""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from core.config import TrainConfig
+from core.store import RunStore, StoreError, now_iso
+
+# One execution of the compiled train loop should last a fraction of a second, so Stop answers fast.
+IMAGES_PER_EXECUTION = 4096
+AUGMENT_MAX_SHIFT = 2.0  # pixels
+AUGMENT_MAX_ROTATION = 10.0  # degrees
+
+
+@dataclass
+class TrainResult:
+    run_id: str
+    status: str
+    test_metrics: dict | None = None
+    error: str | None = None
+    duration: float = 0.0
+    extras: dict = field(default_factory=dict)
+
+
+def library_versions() -> dict:
+    import keras
+    import sklearn
+    import tensorflow as tf
+
+    return {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
+            "numpy": np.__version__, "scikit-learn": sklearn.__version__}
+
+
+def make_optimizer(config: TrainConfig, steps_per_epoch: int):
+    import keras
+
+    total = max(1, steps_per_epoch * config.epochs)
+    rate = config.learning_rate
+    if config.lr_schedule == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=total)
+    elif config.lr_schedule == "step":
+        rate = keras.optimizers.schedules.PiecewiseConstantDecay(
+            [int(total * 0.5), int(total * 0.75)],
+            [config.learning_rate, config.learning_rate * 0.1, config.learning_rate * 0.01],
+        )
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(rate, momentum=config.momentum)
+    if config.optimizer == "rmsprop":
+        return keras.optimizers.RMSprop(rate, momentum=config.momentum if config.momentum < 1 else 0.0)
+    return keras.optimizers.Adam(rate)
+
+
+def _augment_batch(images, seed):
+    """Random shifts and rotations, stateless so a fixed seed gives the same augmentation on a rerun."""
+    import tensorflow as tf
+
+    n = tf.shape(images)[0]
+    seeds = tf.random.experimental.stateless_split(tf.stack([seed, seed // 7 + 1]), 3)
+    angle = tf.random.stateless_uniform([n], seeds[0], -1.0, 1.0) * (AUGMENT_MAX_ROTATION * math.pi / 180)
+    dx = tf.random.stateless_uniform([n], seeds[1], -AUGMENT_MAX_SHIFT, AUGMENT_MAX_SHIFT)
+    dy = tf.random.stateless_uniform([n], seeds[2], -AUGMENT_MAX_SHIFT, AUGMENT_MAX_SHIFT)
+    size = tf.cast(tf.shape(images)[1], tf.float32)
+    centre = (size - 1) / 2
+    cos, sin = tf.cos(angle), tf.sin(angle)
+    # Output pixel (x, y) samples input at A·(x, y) + b: a rotation about the centre plus a shift.
+    a0, a1 = cos, -sin
+    b0, b1 = sin, cos
+    a2 = centre - cos * centre + sin * centre - dx
+    b2 = centre - sin * centre - cos * centre - dy
+    zeros = tf.zeros_like(angle)
+    transforms = tf.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=images, transforms=transforms, output_shape=tf.shape(images)[1:3],
+        fill_value=0.0, interpolation="BILINEAR", fill_mode="CONSTANT")
+
+
+def make_train_dataset(x: np.ndarray, y: np.ndarray, config: TrainConfig):
+    """Shuffle indices, gather whole batches in the graph, optionally augment, prefetch."""
+    import tensorflow as tf
+
+    images = tf.constant(x)
+    labels = tf.constant(y.astype(np.int32))
+    indices = tf.data.Dataset.range(len(x)).shuffle(len(x), seed=config.seed, reshuffle_each_iteration=True)
+    batches = indices.batch(config.batch_size)
+    if config.augment:
+        seeds = tf.data.Dataset.random(seed=config.seed, rerandomize_each_iteration=True)
+        batches = tf.data.Dataset.zip(batches, seeds).map(
+            lambda idx, s: (_augment_batch(tf.gather(images, idx), s), tf.gather(labels, idx)))
+    else:
+        batches = batches.map(lambda idx: (tf.gather(images, idx), tf.gather(labels, idx)))
+    return batches.prefetch(tf.data.AUTOTUNE)
+
+
+class _Control:
+    """Builds the callback that stops on request and ends the run on a non-finite loss."""
+
+    def __init__(self, stop_event: threading.Event | None):
+        import keras
+
+        control = self
+
+        class ControlCallback(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                control.epoch = epoch + 1
+
+            def on_train_batch_end(self, batch, logs=None):
+                logs = logs or {}
+                loss = logs.get("loss")
+                if loss is not None and not math.isfinite(float(loss)):
+                    control.nonfinite = {"epoch": control.epoch, "batch": batch + 1, "loss": str(float(loss))}
+                    self.model.stop_training = True
+                elif stop_event is not None and stop_event.is_set():
+                    control.stopped = True
+                    self.model.stop_training = True
+
+            def on_epoch_end(self, epoch, logs=None):
+                logs = logs or {}
+                if control.nonfinite is None and math.isfinite(float(logs.get("loss", 0.0))):
+                    control.last_finite = (epoch + 1, self.model.get_weights())
+
+        self.epoch = 0
+        self.stopped = False
+        self.nonfinite: dict | None = None
+        self.last_finite: tuple[int, list] | None = None
+        self.callback = ControlCallback()
+
+
+def train(config: TrainConfig, store: RunStore | None = None, *, name: str | None = None,
+          run_id: str | None = None, stop_event: threading.Event | None = None, callbacks=(),
+          streaming: bool = True, jit_compile: bool | str = "auto", dataset=None) -> TrainResult:
+    """Train one run end to end. Errors end the run as 'failed' with a message; they are not raised."""
+    store = store or RunStore()
+    if run_id is None:
+        run_id = store.create_run(config, name=name, status="queued")
+    started = time.perf_counter()
+    store.write_status(run_id, status="running", started=now_iso(), phase="loading data",
+                       versions=library_versions(), pid=os.getpid())
+    try:
+        return _train(config, store, run_id, stop_event, list(callbacks), streaming, jit_compile, dataset, started)
+    except Exception as exc:  # the run must end with a readable status, never stuck in "running"
+        message = f"{type(exc).__name__}: {exc}" if not isinstance(exc, (ValueError, StoreError)) else str(exc)
+        try:
+            store.write_status(run_id, status="failed", ended=now_iso(), error=message, phase="failed",
+                               traceback=traceback.format_exc(limit=5), duration=time.perf_counter() - started)
+        except Exception:  # noqa: BLE001 - the store itself may be what failed (disk full, read-only)
+            pass
+        return TrainResult(run_id, "failed", error=message, duration=time.perf_counter() - started)
+
+
+def _train(config, store, run_id, stop_event, callbacks, streaming, jit_compile, dataset, started):
+    import keras
+
+    from core.data import load_dataset
+    from core.model import build_model
+
+    data = dataset if dataset is not None else load_dataset(config)
+    resolved = _resolved_config(config, data)
+    store.write_config(run_id, resolved)
+    steps_per_epoch = math.ceil(len(data.x_train) / config.batch_size)
+    store.write_status(run_id, phase="building model", dataset=data.name, class_names=list(data.class_names),
+                       data_source=data.source, source_detail=data.source_detail, n_train=len(data.x_train),
+                       n_val=len(data.x_val), n_test=len(data.x_test), steps_per_epoch=steps_per_epoch,
+                       epochs=config.epochs, batch_size=config.batch_size)
+
+    keras.utils.set_random_seed(config.seed)
+    model = build_model(config)
+    model.compile(
+        optimizer=make_optimizer(config, steps_per_epoch),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+        steps_per_execution=max(1, min(steps_per_epoch, IMAGES_PER_EXECUTION // config.batch_size)),
+        jit_compile=jit_compile,
+    )
+    train_data = make_train_dataset(data.x_train, data.y_train, config)
+    validation = (data.x_val, data.y_val) if len(data.x_val) else None
+    control = _Control(stop_event)
+    all_callbacks = [control.callback]
+    if streaming:
+        from core.callback import StreamingCallback
+
+        all_callbacks.append(StreamingCallback(store, run_id, data.x_test, data.y_test,
+                                               batch_size=config.batch_size, n_train=len(data.x_train)))
+    all_callbacks.extend(callbacks)
+    store.write_status(run_id, phase="training", training_started=now_iso(),
+                       parameters=int(model.count_params()))
+    fit_start = time.perf_counter()
+    model.fit(train_data, epochs=config.epochs, validation_data=validation, validation_batch_size=2048,
+              callbacks=all_callbacks, verbose=0)
+    train_time = time.perf_counter() - fit_start
+
+    status, error, model_epoch = "completed", None, control.epoch
+    if control.nonfinite is not None:
+        where = control.nonfinite
+        status = "failed"
+        error = (f"loss became {where['loss']} at epoch {where['epoch']}, batch {where['batch']} "
+                 f"(learning_rate={config.learning_rate}); try a smaller learning rate")
+        if control.last_finite is not None:
+            model_epoch, weights = control.last_finite
+            model.set_weights(weights)
+            error += f"; kept the model from the end of epoch {model_epoch}, the last finite one"
+        else:
+            model_epoch = None
+            error += "; no finite model was kept"
+    elif control.stopped:
+        status = "stopped"
+
+    test_metrics = None
+    if model_epoch is not None:
+        store.write_status(run_id, phase="saving")
+        store.save_model(run_id, model)
+        test_metrics = _evaluate(store, run_id, model, data)
+    duration = time.perf_counter() - started
+    store.write_status(
+        run_id, status=status, ended=now_iso(), error=error, phase=status, duration=duration,
+        train_time=train_time, model_saved=model_epoch is not None, model_epoch=model_epoch,
+        nonfinite=control.nonfinite, test_accuracy=(test_metrics or {}).get("accuracy"),
+        epochs_done=control.epoch,
+    )
+    return TrainResult(run_id, status, test_metrics, error, duration)
+
+
+def _evaluate(store: RunStore, run_id: str, model, data) -> dict:
+    from core.analysis import predict_probs, summary_metrics
+
+    probs = predict_probs(model, data.x_test)
+    metrics = summary_metrics(data.y_test, probs)
+    store.save_evaluation(run_id, metrics, probs, data.y_test)
+    return metrics
+
+
+def _resolved_config(config: TrainConfig, data) -> TrainConfig:
+    """Record the source actually used, so the saved config reproduces the run."""
+    if data.source in ("keras", "sample"):
+        return config.replace(data_source=data.source, data_path=None)
+    if data.source == "file":
+        return config.replace(data_source="file", data_path=config.data_path or os.environ.get("LENET_DATA"))
+    return config
