@@ -1,0 +1,28 @@
+"""LeNet Lab dashboard entry point: page config, navigation, the shared sidebar, then the page."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import streamlit as st  # noqa: E402
+
+from dashboard import common  # noqa: E402
+
+st.set_page_config(page_title="LeNet Lab", page_icon="🔢", layout="wide")
+
+PAGES = Path(__file__).resolve().parent / "pages"
+train_pages = [
+    st.Page(PAGES / "train.py", title="Train", icon="🏋️", default=True),
+    st.Page(PAGES / "runs.py", title="Runs", icon="🗂️"),
+]
+audit_pages = [
+    st.Page(PAGES / "evaluate.py", title="Evaluate", icon="🎯"),
+    st.Page(PAGES / "gallery.py", title="Error gallery", icon="🖼️"),
+    st.Page(PAGES / "inside.py", title="Inside the model", icon="🔬"),
+    st.Page(PAGES / "predict.py", title="Predict", icon="✍️"),
+]
+page = st.navigation({"Training": train_pages, "Audit": audit_pages})
+if page.url_path in {p.url_path for p in audit_pages}:
+    common.run_selector()
+page.run()

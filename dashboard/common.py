@@ -1,0 +1,94 @@
+"""What every page shares: the run store, the shared run selector, and cached reads keyed on file changes."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # `streamlit run dashboard/app.py` puts dashboard/ first on the path, not the repo
+    sys.path.insert(0, str(ROOT))
+
+from core.store import RunInfo, RunStore, StoreError  # noqa: E402
+
+SELECTED_RUN = "common_selected_run"  # session-state key of the run the audit pages look at
+
+
+def store() -> RunStore:
+    """A RunStore on cached_models/ (or $LENET_RUNS); cheap, so made per call and never stale."""
+    return RunStore()
+
+
+def list_runs() -> list[RunInfo]:
+    try:
+        return store().list_runs()
+    except StoreError as exc:
+        st.error(str(exc))
+        return []
+
+
+def run_label(info: RunInfo) -> str:
+    accuracy = info.meta.get("test_accuracy")
+    shown = f" · {accuracy:.2%}" if isinstance(accuracy, (int, float)) else ""
+    return f"{info.name} ({info.status}{shown})"
+
+
+def run_selector(location=st.sidebar) -> RunInfo | None:
+    """The one run selector shared by the audit pages (app.py draws it); the choice persists across pages."""
+    choices = [r for r in list_runs() if not r.damaged]
+    if not choices:
+        st.session_state[SELECTED_RUN] = None
+        return None
+    ids = [r.run_id for r in choices]
+    current = st.session_state.get(SELECTED_RUN)
+    if current not in ids:
+        current = _default_run(choices)
+    labels = {r.run_id: run_label(r) for r in choices}
+    chosen = location.selectbox("Run", ids, index=ids.index(current), format_func=labels.get, key="common_run_widget")
+    st.session_state[SELECTED_RUN] = chosen
+    return next(r for r in choices if r.run_id == chosen)
+
+
+def current_run() -> RunInfo | None:
+    """The run chosen in the shared selector, re-read from the store; shows a message and returns None if none."""
+    run_id = st.session_state.get(SELECTED_RUN)
+    if run_id:
+        try:
+            return store().inspect(store().run_dir(run_id))
+        except StoreError:
+            pass
+    st.info("No run to show yet. Train one on the Train page, or with `python -m core train`.")
+    return None
+
+
+def _default_run(runs: list[RunInfo]) -> str:
+    """A live run first, else the newest finished run that has a model."""
+    for info in runs:
+        if info.status == "running":
+            return info.run_id
+    for info in runs:
+        if info.meta.get("model_saved"):
+            return info.run_id
+    return runs[0].run_id
+
+
+def select_run(run_id: str) -> None:
+    """Make `run_id` the run the audit pages show (used by links from the Train and Runs pages)."""
+    st.session_state[SELECTED_RUN] = run_id
+
+
+def file_version(run_id: str) -> tuple:
+    """A cache key that changes whenever the run's files change: the status file's mtime and size."""
+    path = store().run_dir(run_id)
+    try:
+        return tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(path.iterdir()) if p.is_file())
+    except OSError:
+        return ()
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading the model…")
+def load_model(run_id: str, version: tuple):
+    """The run's Keras model (safe_mode). `version` is file_version(run_id), so a re-saved model reloads."""
+    return store().load_model(run_id)

@@ -1,0 +1,5 @@
+"""evaluate page (placeholder until its issue lands)."""
+
+import streamlit as st
+
+st.title("evaluate")

@@ -1,0 +1,5 @@
+"""gallery page (placeholder until its issue lands)."""
+
+import streamlit as st
+
+st.title("gallery")

@@ -1,0 +1,5 @@
+"""inside page (placeholder until its issue lands)."""
+
+import streamlit as st
+
+st.title("inside")

@@ -1,0 +1,5 @@
+"""predict page (placeholder until its issue lands)."""
+
+import streamlit as st
+
+st.title("predict")

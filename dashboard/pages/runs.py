@@ -1,0 +1,5 @@
+"""runs page (placeholder until its issue lands)."""
+
+import streamlit as st
+
+st.title("runs")

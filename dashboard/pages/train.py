@@ -1,0 +1,5 @@
+"""train page (placeholder until its issue lands)."""
+
+import streamlit as st
+
+st.title("train")
