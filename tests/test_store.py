@@ -1,0 +1,129 @@
+"""The run store: atomic writes, listing with damaged folders, ids that cannot escape, interrupted runs."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from core.config import TrainConfig
+from core.store import RunStore, StoreError, check_run_id
+
+
+@pytest.fixture
+def store(tmp_path):
+    return RunStore(tmp_path / "runs")
+
+
+def test_create_run_writes_config_and_status(store):
+    run_id = store.create_run(TrainConfig(epochs=2), name="first try")
+    assert store.read_config(run_id) == TrainConfig(epochs=2)
+    status = store.read_status(run_id)
+    assert status["status"] == "queued" and status["name"] == "first try" and status["pid"] == os.getpid()
+    [info] = store.list_runs()
+    assert info.run_id == run_id and info.name == "first try" and not info.damaged
+
+
+def test_metrics_append_and_partial_last_line_is_skipped(store):
+    run_id = store.create_run(TrainConfig())
+    store.append_metrics(run_id, [{"type": "batch", "epoch": 1, "batch": 5, "loss": 2.0},
+                                  {"type": "epoch", "epoch": 1, "loss": 1.5, "val_accuracy": 0.5}])
+    with open(store.run_dir(run_id) / "metrics.jsonl", "a") as handle:
+        handle.write('{"type": "batch", "epoch": 2, "ba')  # a write cut short
+    batch, epoch = store.read_metrics(run_id)
+    assert batch["loss"].tolist() == [2.0]
+    assert epoch["val_accuracy"].tolist() == [0.5]
+    store.write_status(run_id, status="completed")
+    [info] = store.list_runs()
+    assert "metrics.jsonl ends with a truncated line" in info.problems
+
+
+def test_epoch_snapshots_and_evaluation_round_trip(store):
+    run_id = store.create_run(TrainConfig())
+    probs = np.random.default_rng(0).dirichlet(np.ones(10), size=50).astype(np.float32)
+    kernels = np.arange(150, dtype=np.float32).reshape(6, 5, 5)
+    store.save_epoch_snapshot(run_id, 1, probs, kernels)
+    store.save_epoch_snapshot(run_id, 2, probs, kernels * 2)
+    assert store.epochs_saved(run_id) == [1, 2]
+    read_probs, read_kernels = store.read_epoch_snapshot(run_id, 2)
+    np.testing.assert_allclose(read_probs, probs, atol=1e-3)
+    np.testing.assert_array_equal(read_kernels, kernels * 2)
+    epochs, history = store.read_c1_history(run_id)
+    assert epochs == [1, 2] and history.shape == (2, 6, 5, 5)
+    labels = np.arange(50) % 10
+    store.save_evaluation(run_id, {"accuracy": 0.5}, probs, labels)
+    metrics, got_probs, got_labels = store.read_evaluation(run_id)
+    assert metrics == {"accuracy": 0.5}
+    np.testing.assert_array_equal(got_labels, labels)
+    assert not [p for p in store.run_dir(run_id).rglob("*.tmp")]  # no temporary files left behind
+
+
+@pytest.mark.parametrize("bad", ["../escape", "/etc", "a/b", "..", ".hidden", "x\0y", "a" * 101, "", None])
+def test_run_ids_cannot_escape_the_store(store, bad):
+    with pytest.raises(StoreError, match="not valid"):
+        store.run_dir(bad)
+
+
+@pytest.mark.parametrize("bad", ["", "   ", "x" * 101, "tab\tname", "nul\0name"])
+def test_bad_run_names_are_refused(store, bad):
+    run_id = store.create_run(TrainConfig())
+    with pytest.raises(StoreError, match="run name"):
+        store.rename(run_id, bad)
+
+
+def test_rename_keeps_the_id_and_delete_refuses_a_running_run(store):
+    run_id = store.create_run(TrainConfig())
+    store.rename(run_id, "renamed")
+    assert store.list_runs()[0].name == "renamed"
+    store.write_status(run_id, status="running")
+    with pytest.raises(StoreError, match="still running"):
+        store.delete(run_id)
+    store.write_status(run_id, status="completed")
+    store.delete(run_id)
+    assert store.list_runs() == []
+
+
+def test_damaged_entries_are_listed_with_reasons_and_others_keep_working(store):
+    good = store.create_run(TrainConfig(), name="good")
+    store.write_status(good, status="completed", model_saved=False)
+    (store.root / "no-config").mkdir()
+    (store.root / "no-config" / "status.json").write_text('{"status": "completed"}')
+    (store.root / "stray.txt").write_text("hello")
+    future = store.create_run(TrainConfig(), name="future")
+    (store.run_dir(future) / "config.json").write_text(json.dumps({"config_version": 999}))
+    broken_model = store.create_run(TrainConfig(), name="broken model")
+    store.write_status(broken_model, status="completed")
+    (store.run_dir(broken_model) / "model.keras").write_bytes(b"")
+    runs = {info.run_id: info for info in store.list_runs()}
+    assert not runs[good].damaged and runs[good].problems == []
+    assert runs["no-config"].damaged and "has no config.json" in " ".join(runs["no-config"].problems)
+    assert runs["stray.txt"].damaged and "stray file" in runs["stray.txt"].problems[0]
+    assert runs[future].damaged and "newer LeNet Lab" in " ".join(runs[future].problems)
+    assert "model.keras is empty" in " ".join(runs[broken_model].problems)
+    assert (store.root / "stray.txt").exists()  # nothing is deleted without the user asking
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can read any folder")
+def test_unreadable_folder_is_reported(store):
+    run_id = store.create_run(TrainConfig())
+    os.chmod(store.run_dir(run_id), 0)
+    try:
+        [info] = store.list_runs()
+        assert info.damaged and "not readable" in info.problems[0]
+    finally:
+        os.chmod(store.run_dir(run_id), 0o755)
+
+
+def test_run_of_a_dead_process_shows_as_interrupted(store):
+    run_id = store.create_run(TrainConfig())
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    store.write_status(run_id, status="running", pid=int(dead.stdout))
+    assert store.read_status(run_id)["status"] == "interrupted"
+    assert store.mark_interrupted() == [run_id]
+    assert json.loads((store.run_dir(run_id) / "status.json").read_text())["status"] == "interrupted"
+
+
+def test_check_run_id_accepts_normal_ids():
+    assert check_run_id("20261128-101010-seed-mnist-ab12") == "20261128-101010-seed-mnist-ab12"
