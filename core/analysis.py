@@ -284,7 +284,12 @@ def _open_upload(data, max_bytes: int, max_pixels: int) -> Image.Image:
         raise ImageError(
             f"The image has too many pixels ({exc}); the limit is {max_pixels:,} pixels."
         ) from exc
-    _check_pixels(image.size, max_pixels)  # from the header, before anything is decoded
+    return _decoded(image, max_pixels)
+
+
+def _decoded(image: Image.Image, max_pixels: int) -> Image.Image:
+    """The image with its pixels loaded, once its header's size has passed the pixel limit."""
+    _check_pixels(image.size, max_pixels)
     try:
         image.load()
     except Exception as exc:  # Pillow's decoders raise many types on damaged files
@@ -327,7 +332,7 @@ def _to_unit_range(array: np.ndarray) -> np.ndarray:
 
 
 def _ink(array: np.ndarray) -> np.ndarray:
-    """(H, W) ink in [0, 1], 1 = darkest stroke, whatever the picture's background and channels.
+    """(H, W) ink in [0, 1] on a 0 background, 1 = the strongest stroke, whatever the picture's colours.
 
     With an alpha channel: if most of the picture is transparent, the drawing is its opaque part,
     so alpha itself is the ink (which works for black, white or coloured strokes on a transparent
@@ -401,8 +406,7 @@ def preprocess_digit(
     if isinstance(data, (bytes, bytearray, memoryview)):
         array = _image_to_array(_open_upload(bytes(data), max_bytes, max_pixels))
     elif isinstance(data, Image.Image):
-        _check_pixels(data.size, max_pixels)
-        array = _image_to_array(data)
+        array = _image_to_array(_decoded(data, max_pixels))
     elif isinstance(data, np.ndarray):
         if data.size == 0:
             raise ImageError(f"The image array is empty (shape {data.shape}).")

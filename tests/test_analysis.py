@@ -402,6 +402,12 @@ def test_pil_image_and_array_inputs(reference_digit):
     np.testing.assert_array_equal(preprocess_digit(np.asarray(_seven()) / 255.0)[0], reference_digit)
 
 
+def test_a_lazily_opened_damaged_pil_image_raises_image_error():
+    damaged = Image.open(io.BytesIO(_encode(_seven())[:300]))
+    with pytest.raises(ImageError, match="could not be decoded"):
+        preprocess_digit(damaged)
+
+
 def test_a_small_digit_is_enlarged_to_fill_the_box():
     picture = Image.new("L", (12, 12), 0)
     ImageDraw.Draw(picture).line([(6, 2), (6, 9)], fill=255, width=2)
