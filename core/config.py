@@ -61,6 +61,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         validate(self)
+        for name in ("validation_split", "dropout", "learning_rate", "momentum"):
+            object.__setattr__(self, name, float(getattr(self, name)))  # 10 and 10.0 are the same rate
 
     def to_dict(self) -> dict[str, Any]:
         return {"config_version": CONFIG_VERSION, **dataclasses.asdict(self)}
