@@ -190,6 +190,12 @@ def _train(config, store, run_id, stop_event, callbacks, streaming, jit_compile,
         all_callbacks.append(StreamingCallback(store, run_id, data.x_test, data.y_test,
                                                batch_size=config.batch_size, n_train=len(data.x_train)))
     all_callbacks.extend(callbacks)
+    if stop_event is not None and stop_event.is_set():  # stopped while loading data or building
+        store.write_status(run_id, status="stopped", ended=now_iso(), phase="stopped", model_saved=False,
+                           model_epoch=None, epochs_done=0, duration=time.perf_counter() - started,
+                           error="stopped before training started; no model was saved")
+        return TrainResult(run_id, "stopped", error="stopped before training started",
+                           duration=time.perf_counter() - started)
     store.write_status(run_id, phase="training", training_started=now_iso(),
                        parameters=int(model.count_params()))
     fit_start = time.perf_counter()
