@@ -10,6 +10,7 @@ import streamlit as st  # noqa: E402
 from dashboard import common  # noqa: E402
 
 st.set_page_config(page_title="LeNet Lab", page_icon="🔢", layout="wide")
+common.startup()  # once per server: the training queue, then runs whose process died marked "interrupted"
 
 PAGES = Path(__file__).resolve().parent / "pages"
 train_pages = [

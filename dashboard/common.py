@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `streamlit run dashboard/app.py` puts dashboard/ first on the path, not the repo
     sys.path.insert(0, str(ROOT))
 
-from core.store import RunInfo, RunStore, StoreError  # noqa: E402
+from core.store import CONFIG_FILE, METRICS_FILE, STATUS_FILE, RunInfo, RunStore, StoreError  # noqa: E402
 
 SELECTED_RUN = "common_selected_run"  # session-state key of the run the audit pages look at
 
@@ -92,3 +92,106 @@ def file_version(run_id: str) -> tuple:
 def load_model(run_id: str, version: tuple):
     """The run's Keras model (safe_mode). `version` is file_version(run_id), so a re-saved model reloads."""
     return store().load_model(run_id)
+
+
+# ----- shared by the Train and Runs pages ------------------------------------------------------
+
+
+@st.cache_resource(show_spinner=False)
+def _job_manager(root: str):
+    from dashboard.worker import JobManager
+
+    return JobManager(RunStore(root))
+
+
+def job_manager():
+    """The process-wide training queue for this store: one per server, shared by every tab and session."""
+    return _job_manager(str(store().root.resolve()))
+
+
+@st.cache_resource(show_spinner=False)
+def _mark_interrupted_once(root: str) -> list[str]:
+    # Runs of this process carry its live pid, so the job manager's own runs are never touched.
+    try:
+        return RunStore(root).mark_interrupted()
+    except StoreError:
+        return []
+
+
+def startup() -> None:
+    """Once per server and store: start the job manager, then persist 'interrupted' for runs whose process died."""
+    job_manager()
+    _mark_interrupted_once(str(store().root.resolve()))
+
+
+def store_signature() -> tuple:
+    """A cheap cache key for the run list: each entry's name and the mtimes of its status and config files."""
+    root = store().root
+    try:
+        entries = sorted(root.iterdir())
+    except OSError:
+        return ()
+    signature = []
+    for entry in entries:
+        stamps = []
+        for name in (STATUS_FILE, CONFIG_FILE):
+            try:
+                stamps.append((entry / name).stat().st_mtime_ns)
+            except OSError:
+                stamps.append(None)
+        signature.append((entry.name, *stamps))
+    return tuple(signature)
+
+
+@st.cache_data(ttl=5, max_entries=8, show_spinner=False)
+def _cached_runs(root: str, signature: tuple) -> list[RunInfo]:
+    # ttl: a terminal run whose process died changes no file; its status turns "interrupted" within 5 s.
+    return RunStore(root).list_runs()
+
+
+def list_runs_cached() -> list[RunInfo]:
+    """list_runs(), re-read only when a run's files change: cheap enough for a fragment that reruns every second."""
+    try:
+        return _cached_runs(str(store().root), store_signature())
+    except StoreError as exc:
+        st.error(str(exc))
+        return []
+
+
+def metrics_version(run_id: str) -> tuple:
+    path = store().run_dir(run_id) / METRICS_FILE
+    try:
+        stat = path.stat()
+        return (stat.st_mtime_ns, stat.st_size)
+    except OSError:
+        return ()
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _cached_metrics(root: str, run_id: str, version: tuple):
+    return RunStore(root).read_metrics(run_id)
+
+
+def read_metrics(run_id: str):
+    """(batch rows, epoch rows) of a run, re-read only when its metrics file grows."""
+    return _cached_metrics(str(store().root), run_id, metrics_version(run_id))
+
+
+def _when(info: RunInfo, *fields: str) -> str:
+    return next((info.meta[f] for f in fields if isinstance(info.meta.get(f), str)), "")
+
+
+def followed_run(runs: list[RunInfo]) -> RunInfo | None:
+    """The run the Train page follows: the running one, else the first queued, else the latest that trained.
+
+    Chosen from the store alone, so every tab, a reload and a run started in a terminal agree.
+    """
+    usable = [r for r in runs if not r.damaged]
+    running = [r for r in usable if r.status == "running"]
+    if running:
+        return max(running, key=lambda r: (_when(r, "started", "created"), r.run_id))
+    queued = [r for r in usable if r.status == "queued"]
+    if queued:
+        return min(queued, key=lambda r: (_when(r, "created"), r.run_id))
+    trained = [r for r in usable if r.meta.get("started")]  # a run stopped while queued has no curves
+    return max(trained, key=lambda r: (_when(r, "ended", "updated", "created"), r.run_id), default=None)

@@ -1,5 +1,135 @@
-"""train page (placeholder until its issue lands)."""
+"""Train: start a run from the sidebar, then follow the live run (or the latest one) as it trains."""
 
 import streamlit as st
 
-st.title("train")
+from core.store import ACTIVE, RunInfo, StoreError
+from dashboard import common, sidebar
+from dashboard import figures_training as figures
+
+LIVE_INTERVAL = 0.5  # seconds between reruns of the live fragment; batch records arrive every 0.25 s at most
+SMOOTHING = "train_smoothing"
+STOP_MESSAGE = "train_stop_message"
+EVALUATE_PAGE = "pages/evaluate.py"
+STATUS_ICONS = {"queued": "⏳", "running": "🏃", "completed": "✅", "stopped": "⏹️", "failed": "❌",
+                "interrupted": "⚠️"}
+
+
+def stop(run_id: str) -> None:
+    st.session_state[STOP_MESSAGE] = (run_id, common.job_manager().stop(run_id))
+
+
+def header(info: RunInfo, status: dict) -> None:
+    state = status["status"]
+    phase = status.get("phase")
+    detail = f" · {phase}" if phase and phase != state and state in ACTIVE else ""
+    st.subheader(f"{STATUS_ICONS.get(state, '')} {info.name}")
+    st.caption(f"Run `{info.run_id}` · **{state}**{detail}")
+
+
+def queue_panel(runs: list[RunInfo], followed: RunInfo) -> None:
+    """Runs waiting in line, each with the run it waits behind and a Stop button."""
+    manager = common.job_manager()
+    names = {r.run_id: r.name for r in runs}
+    waiting = sorted((r for r in runs if r.status == "queued" and r.run_id != followed.run_id),
+                     key=lambda r: (r.meta.get("created", ""), r.run_id))
+    if followed.status == "queued":
+        waiting.insert(0, followed)
+    for info in waiting:
+        blocking = manager.blocking(info.run_id) if manager.owns(info.run_id) else None
+        position = manager.position(info.run_id)
+        behind = f"Queued behind run {names.get(blocking, blocking)}" if blocking else "Queued: starts next"
+        where = f" (position {position} in line)" if position else ""
+        text, button = st.columns([5, 1], vertical_alignment="center")
+        text.info(f"**{info.name}** — {behind}{where}", icon="⏳")
+        if manager.owns(info.run_id):
+            button.button("Stop", key=f"train_stop_{info.run_id}", on_click=stop, args=(info.run_id,))
+
+
+def progress_panel(info: RunInfo, status: dict, batch, epoch) -> None:
+    shown = figures.progress(status, batch, epoch)
+    phase = status.get("phase") or status["status"]
+    text = shown.text if shown.epoch else f"{phase}…"
+    left, right = st.columns([5, 1], vertical_alignment="bottom")
+    left.progress(shown.fraction, text=text)
+    manager = common.job_manager()
+    if manager.owns(info.run_id):
+        right.button("⏹ Stop", key=f"train_stop_{info.run_id}", on_click=stop, args=(info.run_id,),
+                     type="primary", width="stretch")
+    else:
+        right.caption("Started outside this dashboard (a terminal): stop it there with Ctrl+C.")
+    message = st.session_state.get(STOP_MESSAGE)
+    if message and message[0] == info.run_id:
+        st.caption(f"Stop requested: {message[1]}. The model is saved and scored on the test set before the run ends.")
+    columns = st.columns(5)
+    columns[0].metric("Epoch", f"{shown.epoch}/{shown.epochs}" if shown.epoch else f"0/{shown.epochs}")
+    columns[1].metric("Batch", f"{shown.batch}/{shown.steps_per_epoch}" if shown.steps_per_epoch else "–")
+    columns[2].metric("ETA", figures.format_seconds(shown.eta_seconds))
+    columns[3].metric("Images/s", f"{shown.images_per_sec:,.0f}" if shown.images_per_sec else "–")
+    rate = shown.learning_rate if shown.learning_rate is not None else (info.config.learning_rate if info.config else None)
+    columns[4].metric("Learning rate", f"{rate:.3g}" if rate is not None else "–",
+                      help="At the end of the last finished epoch (the configured rate before the first one ends)")
+
+
+def charts(info: RunInfo, batch, epoch) -> None:
+    st.slider("Smoothing (exponential moving average of the batch curves, as in TensorBoard)", 0.0, 0.99,
+              step=0.01, key=SMOOTHING, persist_state="session")
+    st.plotly_chart(figures.batch_figure(batch, st.session_state[SMOOTHING], revision=info.run_id),
+                    key="train_batch_chart", config={"displaylogo": False})
+    st.plotly_chart(figures.epoch_figure(epoch, revision=info.run_id), key="train_epoch_chart",
+                    config={"displaylogo": False})
+
+
+def summary(info: RunInfo, status: dict, epoch) -> None:
+    """The outcome of a run that has ended: test accuracy, time, what it trained on, and where to audit it."""
+    state = status["status"]
+    if state == "failed":
+        st.error(f"Training failed: {status.get('error') or 'no error message was recorded'}")
+    elif state == "interrupted":
+        st.warning(f"Interrupted: {status.get('error') or 'the training process stopped before it finished'}")
+    elif state == "stopped":
+        st.warning(f"Stopped after {status.get('epochs_done') or 0} of {status.get('epochs', '?')} epochs.", icon="⏹️")
+    accuracy = status.get("test_accuracy")
+    images = figures.median_images_per_sec(epoch)
+    columns = st.columns(4)
+    columns[0].metric("Test accuracy", f"{accuracy:.2%}" if isinstance(accuracy, (int, float)) else "–")
+    columns[1].metric("Training time", figures.format_seconds(status.get("duration")),
+                      help="From start to end, with data loading, the epoch snapshots and the final test")
+    columns[2].metric("Epochs", f"{status.get('epochs_done', status.get('epochs', '–'))}/{status.get('epochs', '–')}")
+    columns[3].metric("Images/s", f"{images:,.0f}" if images else "–", help="Median over the epochs")
+    st.caption(f"**Data:** {status.get('source_detail') or 'unknown'} · "
+               f"{status.get('n_train', '?')} training, {status.get('n_val', '?')} validation, "
+               f"{status.get('n_test', '?')} test images")
+    if status.get("model_saved"):
+        common.select_run(info.run_id)
+        st.page_link(EVALUATE_PAGE, label="Audit this run: accuracy, confusion matrix, errors", icon="🎯")
+
+
+@st.fragment(run_every=LIVE_INTERVAL)
+def live_view() -> None:
+    """Re-read the store on every rerun: the run lives in the worker or a terminal, not in this session."""
+    runs = common.list_runs_cached()
+    followed = common.followed_run(runs)
+    if followed is None:
+        st.info("No run yet. Pick a preset (\"Quick demo\" takes about a minute), then press **Train**.")
+        return
+    try:
+        status = common.store().read_status(followed.run_id)
+        batch, epoch = common.read_metrics(followed.run_id)
+    except StoreError as exc:  # deleted or damaged between the listing and this read
+        st.warning(str(exc))
+        return
+    header(followed, status)
+    queue_panel(runs, followed)
+    if status["status"] == "running":
+        progress_panel(followed, status, batch, epoch)
+    elif status["status"] not in ACTIVE:
+        summary(followed, status, epoch)
+    charts(followed, batch, epoch)
+
+
+st.session_state.setdefault(SMOOTHING, 0.6)
+sidebar.training_form()
+st.title("Train LeNet-5")
+st.caption("Start a run from the sidebar. The newest live run is followed here, also one started in a terminal "
+           "with `python -m core train`; when nothing trains, the latest run is shown.")
+live_view()

@@ -1,0 +1,274 @@
+"""Pure builders for the Train and Runs pages: Plotly figures, the progress numbers and the runs table."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from core.store import RunInfo
+
+COLORS = {"train": "#2563eb", "val": "#f97316", "test": "#16a34a"}
+RAW_OPACITY = 0.25  # the unsmoothed batch curve stays visible behind the smoothed one, as in TensorBoard
+SPLIT_LABELS = {"train": "train", "val": "validation", "test": "test"}
+EPOCH_METRICS = {  # metric shown -> epoch-row column
+    "validation accuracy": "val_accuracy",
+    "test accuracy": "test_accuracy",
+    "train accuracy": "accuracy",
+    "validation loss": "val_loss",
+    "test loss": "test_loss",
+    "train loss": "loss",
+}
+
+
+def smooth(values: pd.Series | list | np.ndarray, weight: float) -> pd.Series:
+    """TensorBoard's debiased exponential moving average; weight 0 returns the values unchanged.
+
+    With adjust=True, pandas' ewm divides by the sum of the weights seen so far, which is exactly
+    TensorBoard's debiasing, so the first points are not pulled towards zero.
+    """
+    if not 0 <= weight < 1:
+        raise ValueError(f"smoothing weight={weight!r} is out of range; allowed: [0, 1)")
+    series = pd.Series(values, dtype="float64")
+    if weight == 0:
+        return series
+    return series.ewm(alpha=1 - weight, adjust=True, ignore_na=True).mean()
+
+
+def _empty_figure(title: str, message: str) -> go.Figure:
+    figure = go.Figure()
+    figure.update_layout(title=title, height=320, xaxis_visible=False, yaxis_visible=False,
+                         annotations=[dict(text=message, showarrow=False, font_size=14)])
+    return figure
+
+
+def batch_figure(batch: pd.DataFrame, smoothing: float = 0.0, revision: str = "") -> go.Figure:
+    """Training loss and accuracy per logged batch (x = global step), raw and smoothed."""
+    if batch is None or batch.empty or "step" not in batch:
+        return _empty_figure("Training loss and accuracy per batch", "Waiting for the first batch…")
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("Training loss (per batch)", "Training accuracy (per batch)"))
+    hover = [f"epoch {int(e)}, batch {int(b)}" for e, b in zip(batch["epoch"], batch["batch"])]
+    for col, metric in ((1, "loss"), (2, "accuracy")):
+        raw = batch[metric].astype("float64")
+        if smoothing > 0:
+            figure.add_trace(go.Scatter(x=batch["step"], y=raw, mode="lines", name=f"{metric} (raw)",
+                                        line=dict(color=COLORS["train"], width=1), opacity=RAW_OPACITY,
+                                        text=hover, showlegend=False, hovertemplate="%{text}<br>%{y:.4f}"),
+                             row=1, col=col)
+        figure.add_trace(go.Scatter(x=batch["step"], y=smooth(raw, smoothing), mode="lines+markers",
+                                    marker_size=4, name=metric if smoothing == 0 else f"{metric} (smoothed)",
+                                    line=dict(color=COLORS["train"], width=2), text=hover, showlegend=False,
+                                    hovertemplate="%{text}<br>%{y:.4f}"),
+                         row=1, col=col)
+        figure.update_xaxes(title_text="step", row=1, col=col)
+    figure.update_yaxes(tickformat=".0%", row=1, col=2)
+    figure.update_layout(height=320, margin=dict(t=40, b=40, l=50, r=20), uirevision=revision)
+    return figure
+
+
+def epoch_figure(epoch: pd.DataFrame, revision: str = "") -> go.Figure:
+    """Loss and accuracy per epoch for the training, validation and test sets."""
+    if epoch is None or epoch.empty or "epoch" not in epoch:
+        return _empty_figure("Loss and accuracy per epoch", "Waiting for the first epoch to end…")
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("Loss (per epoch)", "Accuracy (per epoch)"))
+    for col, metric in ((1, "loss"), (2, "accuracy")):
+        for split, column in (("train", metric), ("val", f"val_{metric}"), ("test", f"test_{metric}")):
+            if column not in epoch or epoch[column].isna().all():
+                continue
+            figure.add_trace(go.Scatter(x=epoch["epoch"], y=epoch[column].astype("float64"), mode="lines+markers",
+                                        name=SPLIT_LABELS[split], legendgroup=split, showlegend=col == 1,
+                                        line=dict(color=COLORS[split], width=2),
+                                        hovertemplate=f"{SPLIT_LABELS[split]} {metric}<br>epoch %{{x}}: %{{y:.4f}}"),
+                             row=1, col=col)
+        figure.update_xaxes(title_text="epoch", dtick=1 if len(epoch) <= 20 else None, row=1, col=col)
+    figure.update_yaxes(tickformat=".0%", row=1, col=2)
+    figure.update_layout(height=320, margin=dict(t=40, b=40, l=50, r=20), uirevision=revision,
+                         legend=dict(orientation="h", y=-0.25))
+    return figure
+
+
+@dataclass
+class Progress:
+    """What the progress bar and the numbers next to it show for a live run."""
+
+    fraction: float  # 0..1 of all training steps
+    epoch: int  # the epoch in progress (1-based), 0 before the first batch
+    epochs: int
+    batch: int  # batch within the epoch
+    steps_per_epoch: int | None
+    eta_seconds: float | None
+    images_per_sec: float | None
+    learning_rate: float | None
+
+    @property
+    def text(self) -> str:
+        parts = [f"epoch {self.epoch}/{self.epochs}"]
+        if self.steps_per_epoch:
+            parts.append(f"batch {self.batch}/{self.steps_per_epoch}")
+        if self.eta_seconds is not None:
+            parts.append(f"ETA {format_seconds(self.eta_seconds)}")
+        if self.images_per_sec:
+            parts.append(f"{self.images_per_sec:,.0f} images/s")
+        return " · ".join(parts)
+
+
+def format_seconds(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "–"
+    seconds = max(0, round(seconds))
+    minutes, secs = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m" if hours else (f"{minutes}m {secs:02d}s" if minutes else f"{secs}s")
+
+
+def progress(status: dict, batch: pd.DataFrame, epoch: pd.DataFrame) -> Progress:
+    """Progress from the stored status and metrics; ETA assumes the rate of the steps done so far."""
+    epochs = int(status.get("epochs") or 0) or 1
+    steps_per_epoch = status.get("steps_per_epoch")
+    total = steps_per_epoch * epochs if steps_per_epoch else None
+    step = done_epochs = 0
+    current_epoch, current_batch, elapsed = 0, 0, None
+    if epoch is not None and not epoch.empty:
+        done_epochs = int(epoch["epoch"].max())
+        current_epoch = done_epochs
+        current_batch = steps_per_epoch or 0
+        step = done_epochs * (steps_per_epoch or 0)
+        elapsed = float(epoch["time"].iloc[-1]) if "time" in epoch else None
+    if batch is not None and not batch.empty:
+        last = batch.iloc[-1]
+        if int(last["step"]) > step:
+            step, current_epoch, current_batch = int(last["step"]), int(last["epoch"]), int(last["batch"])
+            elapsed = float(last["time"])
+    fraction = min(1.0, step / total) if total else 0.0
+    eta = None
+    if total and step and elapsed:
+        eta = (total - step) * elapsed / step
+    images_per_sec = None
+    if step and elapsed and status.get("batch_size"):
+        images_per_sec = min(step * status["batch_size"], (status.get("n_train") or math.inf) * epochs) / elapsed
+    if epoch is not None and "images_per_sec" in epoch and epoch["images_per_sec"].notna().any():
+        images_per_sec = float(epoch["images_per_sec"].dropna().iloc[-1])
+    learning_rate = None
+    if epoch is not None and "learning_rate" in epoch and epoch["learning_rate"].notna().any():
+        learning_rate = float(epoch["learning_rate"].dropna().iloc[-1])
+    return Progress(fraction, current_epoch, epochs, current_batch, steps_per_epoch, eta, images_per_sec,
+                    learning_rate)
+
+
+def median_images_per_sec(epoch: pd.DataFrame | None) -> float | None:
+    """The run's typical throughput: the median over its epochs (the first one includes compiling)."""
+    if epoch is None or epoch.empty or "images_per_sec" not in epoch or epoch["images_per_sec"].isna().all():
+        return None
+    return float(epoch["images_per_sec"].median())
+
+
+def overlay_figure(curves: dict[str, pd.DataFrame], metric: str) -> go.Figure:
+    """One line per run of an epoch metric (a key of EPOCH_METRICS), to compare runs."""
+    column = EPOCH_METRICS[metric]
+    figure = go.Figure()
+    for label, epoch in curves.items():
+        if epoch is None or epoch.empty or column not in epoch or epoch[column].isna().all():
+            continue
+        figure.add_trace(go.Scatter(x=epoch["epoch"], y=epoch[column].astype("float64"), mode="lines+markers",
+                                    name=label, hovertemplate=f"{label}<br>epoch %{{x}}: %{{y:.4f}}"))
+    if not figure.data:
+        return _empty_figure(metric, f"No {metric} recorded for the selected runs")
+    figure.update_layout(height=380, xaxis_title="epoch", yaxis_title=metric, margin=dict(t=30, b=40),
+                         legend=dict(orientation="h", y=-0.2))
+    if "accuracy" in metric:
+        figure.update_yaxes(tickformat=".1%")
+    return figure
+
+
+def hparams_figure(table: pd.DataFrame) -> go.Figure:
+    """Parallel coordinates of the hyperparameters of finished runs, coloured by test accuracy."""
+    rows = table.dropna(subset=["test_accuracy"]) if "test_accuracy" in table else table.iloc[0:0]
+    if rows.empty:
+        return _empty_figure("Hyperparameters", "No finished run with a test accuracy yet")
+    dimensions = []
+    for column, label in (("optimizer", "optimizer"), ("schedule", "schedule"), ("variant", "variant")):
+        categories = sorted(rows[column].astype(str).unique())
+        codes = rows[column].astype(str).map({c: i for i, c in enumerate(categories)})
+        dimensions.append(dict(label=label, values=codes, tickvals=list(range(len(categories))), ticktext=categories))
+    rate = np.log10(rows["learning_rate"].astype("float64"))
+    ticks = np.arange(math.floor(rate.min()), math.ceil(rate.max()) + 1)
+    dimensions.append(dict(label="learning rate", values=rate, tickvals=ticks, ticktext=[f"1e{int(t)}" for t in ticks]))
+    for column, label in (("batch_size", "batch size"), ("epochs", "epochs"), ("dropout", "dropout"),
+                          ("train_images", "training images")):
+        dimensions.append(dict(label=label, values=rows[column].astype("float64")))
+    dimensions.append(dict(label="augment", values=rows["augment"].astype(int), tickvals=[0, 1], ticktext=["no", "yes"]))
+    dimensions.append(dict(label="test accuracy", values=rows["test_accuracy"].astype("float64"), tickformat=".2%"))
+    figure = go.Figure(go.Parcoords(
+        line=dict(color=rows["test_accuracy"].astype("float64"), colorscale="Viridis", showscale=True,
+                  colorbar=dict(title="test acc.", tickformat=".1%")),
+        dimensions=dimensions,
+    ))
+    figure.update_layout(height=420, margin=dict(t=60, b=30, l=60, r=60))
+    return figure
+
+
+def hparam_scatter(table: pd.DataFrame, hyperparameter: str) -> go.Figure:
+    """Test accuracy against one hyperparameter; one point per finished run."""
+    rows = table.dropna(subset=["test_accuracy"]) if "test_accuracy" in table else table.iloc[0:0]
+    if rows.empty:
+        return _empty_figure("Test accuracy", "No finished run with a test accuracy yet")
+    figure = go.Figure(go.Scatter(x=rows[hyperparameter], y=rows["test_accuracy"], mode="markers",
+                                  marker=dict(size=11, color=COLORS["test"]), text=rows["name"],
+                                  hovertemplate="%{text}<br>" + hyperparameter + " %{x}<br>test accuracy %{y:.2%}"))
+    figure.update_layout(height=380, xaxis_title=hyperparameter, yaxis_title="test accuracy",
+                         yaxis_tickformat=".1%", margin=dict(t=30, b=40))
+    if hyperparameter == "learning_rate":
+        figure.update_xaxes(type="log")
+    return figure
+
+
+RUN_COLUMNS = ["name", "status", "dataset", "variant", "optimizer", "learning_rate", "schedule", "batch_size",
+               "epochs", "augment", "dropout", "train_images", "best_val_accuracy", "test_accuracy", "duration_s",
+               "images_per_sec", "created", "problems", "run_id"]
+
+
+def _created(meta: dict) -> datetime | None:
+    try:
+        return datetime.fromisoformat(meta["created"]).astimezone().replace(tzinfo=None)
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def runs_frame(runs: list[RunInfo], epochs: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """One row per readable run, for the Runs table and the HParams view. `epochs` maps run id -> epoch rows."""
+    rows = []
+    for info in runs:
+        if info.damaged:
+            continue
+        config, meta = info.config, info.meta
+        epoch = epochs.get(info.run_id)
+        best_val = None
+        if epoch is not None and "val_accuracy" in epoch and epoch["val_accuracy"].notna().any():
+            best_val = float(epoch["val_accuracy"].max())
+        rows.append({
+            "name": info.name, "status": info.status, "dataset": meta.get("dataset") or config.dataset,
+            "variant": config.variant, "optimizer": config.optimizer, "learning_rate": config.learning_rate,
+            "schedule": config.lr_schedule, "batch_size": config.batch_size, "epochs": config.epochs,
+            "augment": config.augment, "dropout": config.dropout,
+            "train_images": meta.get("n_train") or (config.train_subset or None),
+            "best_val_accuracy": best_val, "test_accuracy": meta.get("test_accuracy"),
+            "duration_s": meta.get("duration"), "images_per_sec": median_images_per_sec(epoch), "created": _created(meta),
+            "problems": "; ".join(info.problems) or None, "run_id": info.run_id,
+        })
+    frame = pd.DataFrame(rows, columns=RUN_COLUMNS)
+    for column in ("learning_rate", "dropout", "best_val_accuracy", "test_accuracy", "duration_s", "images_per_sec",
+                   "train_images"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+    return frame
+
+
+def damaged_frame(runs: list[RunInfo]) -> pd.DataFrame:
+    """The store entries that cannot be shown as runs, with the reasons."""
+    rows = [{"folder": info.run_id, "reason": "; ".join(info.problems) or "unreadable run folder"}
+            for info in runs if info.damaged]
+    return pd.DataFrame(rows, columns=["folder", "reason"])

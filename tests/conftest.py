@@ -1,0 +1,41 @@
+"""Shared fixtures. Each block says who uses it; append new fixtures below the others."""
+
+import shutil
+
+import pytest
+
+from core.config import TrainConfig
+from core.store import RunStore
+
+# ----- dashboard (Train and Runs pages) --------------------------------------------------------
+
+TINY_CONFIG = TrainConfig(data_source="sample", train_subset=600, validation_split=0.1, epochs=1, batch_size=64)
+TINY_RUN_NAME = "tiny sample run"
+
+
+@pytest.fixture(scope="session")
+def tiny_trained_run(tmp_path_factory):
+    """(store root, run id) of one tiny finished run, trained once per test session on the bundled sample."""
+    from core.trainer import train
+
+    root = tmp_path_factory.mktemp("tiny_trained_run")
+    result = train(TINY_CONFIG, RunStore(root), name=TINY_RUN_NAME)
+    assert result.status == "completed", result.error
+    return root, result.run_id
+
+
+@pytest.fixture
+def lenet_runs(tmp_path, monkeypatch):
+    """An empty run store that RunStore() (and so the dashboard) uses: LENET_RUNS points at it."""
+    root = tmp_path / "runs"
+    root.mkdir()
+    monkeypatch.setenv("LENET_RUNS", str(root))
+    return root
+
+
+@pytest.fixture
+def finished_run(tiny_trained_run, lenet_runs):
+    """A copy of the tiny finished run in this test's own store; returns its run id."""
+    template, run_id = tiny_trained_run
+    shutil.copytree(template / run_id, lenet_runs / run_id)
+    return run_id

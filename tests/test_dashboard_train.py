@@ -1,0 +1,281 @@
+"""The Train page: figure builders, the sidebar form, and the live view (AppTest, no server)."""
+
+import base64
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.store import RunStore
+from dashboard import figures_training as figures
+from dashboard import sidebar
+
+APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
+
+
+# ----- helpers ---------------------------------------------------------------------------------
+
+
+def open_app(page: str | None = None) -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=60).run()
+    if page:
+        at.switch_page(page).run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def decode(values):
+    """Plotly stores numpy arrays as base64 typed arrays in the figure JSON."""
+    if isinstance(values, dict) and "bdata" in values:
+        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=np.dtype(values["dtype"])).tolist()
+    return values
+
+
+def chart(at: AppTest, key: str) -> dict:
+    for element in at.get("plotly_chart"):
+        if element.proto.id.endswith(key) or key in element.proto.id:
+            spec = json.loads(element.proto.spec)
+            for trace in spec["data"]:
+                for axis in ("x", "y"):
+                    if axis in trace:
+                        trace[axis] = decode(trace[axis])
+            return spec
+    raise AssertionError(f"no plotly chart with key {key!r}")
+
+
+def texts(elements) -> str:
+    return "\n".join(str(e.value) for e in elements)
+
+
+def set_control(at: AppTest, field: str, value) -> None:
+    for kind in ("number_input", "selectbox", "text_input", "slider", "toggle"):
+        for widget in getattr(at, kind):
+            if widget.key == sidebar.key(field):
+                widget.set_value(value)
+                return
+    raise AssertionError(f"no control for {field}")
+
+
+def run_folders(root: Path) -> list[str]:
+    return sorted(p.name for p in root.iterdir())
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch):
+    """No network probe: the 'auto' source falls back to the bundled sample at once, as on an offline machine."""
+    import core.data
+
+    monkeypatch.setattr(core.data, "_probe_download_host", lambda: False)
+    monkeypatch.setenv("KERAS_HOME", "/nonexistent-keras-home")
+    monkeypatch.delenv("LENET_DATA", raising=False)
+    sidebar.data_source_text.clear()
+
+
+# ----- figure builders -------------------------------------------------------------------------
+
+
+def test_smoothing_is_tensorboards_debiased_ema():
+    values = [1.0, 0.0, 1.0, 0.0]
+    weight = 0.5
+    expected, last, total = [], 0.0, 0.0
+    for i, value in enumerate(values):  # TensorBoard: last = last*w + (1-w)*v, then divide by 1 - w^(i+1)
+        last = last * weight + (1 - weight) * value
+        total = 1 - weight ** (i + 1)
+        expected.append(last / total)
+    np.testing.assert_allclose(figures.smooth(values, weight), expected)
+    np.testing.assert_allclose(figures.smooth(values, weight)[:2], [1.0, 1 / 3])
+
+
+def test_smoothing_zero_returns_the_values_and_bad_weights_are_rejected():
+    assert figures.smooth([3.0, 1.0, 2.0], 0).tolist() == [3.0, 1.0, 2.0]
+    smoothed = figures.smooth([2.0, np.nan, 2.0], 0.9)
+    assert smoothed.iloc[0] == 2.0 and smoothed.iloc[2] == pytest.approx(2.0)
+    with pytest.raises(ValueError, match=r"weight=1.*\[0, 1\)"):
+        figures.smooth([1.0], 1.0)
+
+
+BATCH = pd.DataFrame({"epoch": [1, 1, 2], "batch": [4, 8, 4], "step": [4, 8, 12],
+                      "loss": [2.3, 1.5, 0.9], "accuracy": [0.1, 0.5, 0.7], "time": [1.0, 2.0, 3.0]})
+EPOCH = pd.DataFrame({"epoch": [1, 2], "loss": [1.5, 0.8], "accuracy": [0.5, 0.75], "val_loss": [1.2, 0.7],
+                      "val_accuracy": [0.6, 0.8], "test_loss": [1.25, 0.72], "test_accuracy": [0.58, 0.79],
+                      "learning_rate": [0.001, 0.0005], "images_per_sec": [900.0, 1100.0], "time": [2.5, 5.0]})
+
+
+def test_batch_figure_holds_the_raw_and_smoothed_metrics():
+    figure = figures.batch_figure(BATCH, smoothing=0.5)
+    by_name = {trace.name: trace for trace in figure.data}
+    assert list(by_name["loss (raw)"].y) == [2.3, 1.5, 0.9]
+    assert list(by_name["loss (raw)"].x) == [4, 8, 12]
+    np.testing.assert_allclose(by_name["loss (smoothed)"].y, figures.smooth(BATCH["loss"], 0.5))
+    np.testing.assert_allclose(by_name["accuracy (smoothed)"].y, figures.smooth(BATCH["accuracy"], 0.5))
+    unsmoothed = figures.batch_figure(BATCH, smoothing=0)
+    assert [trace.name for trace in unsmoothed.data] == ["loss", "accuracy"]
+    assert list(unsmoothed.data[0].y) == [2.3, 1.5, 0.9]
+
+
+def test_epoch_figure_has_train_validation_and_test_curves():
+    figure = figures.epoch_figure(EPOCH)
+    curves = {(trace.name, trace.xaxis): list(trace.y) for trace in figure.data}
+    assert curves[("train", "x")] == [1.5, 0.8]
+    assert curves[("validation", "x")] == [1.2, 0.7]
+    assert curves[("test", "x")] == [1.25, 0.72]
+    assert curves[("validation", "x2")] == [0.6, 0.8]
+    assert curves[("test", "x2")] == [0.58, 0.79]
+    no_validation = figures.epoch_figure(EPOCH.drop(columns=["val_loss", "val_accuracy"]))
+    assert {trace.name for trace in no_validation.data} == {"train", "test"}
+
+
+def test_empty_metrics_give_a_waiting_message():
+    for figure in (figures.batch_figure(pd.DataFrame(), 0.6), figures.epoch_figure(pd.DataFrame())):
+        assert not figure.data
+        assert "Waiting" in figure.layout.annotations[0].text
+
+
+def test_progress_counts_steps_eta_and_throughput():
+    status = {"epochs": 3, "steps_per_epoch": 8, "batch_size": 64, "n_train": 500}
+    shown = figures.progress(status, BATCH, EPOCH.iloc[:1])
+    assert (shown.epoch, shown.batch, shown.epochs) == (2, 4, 3)
+    assert shown.fraction == pytest.approx(12 / 24)
+    assert shown.eta_seconds == pytest.approx(3.0)  # 12 steps in 3 s, 12 to go
+    assert shown.images_per_sec == 900.0  # the finished epoch's measured rate
+    assert shown.learning_rate == 0.001
+    assert "epoch 2/3" in shown.text and "batch 4/8" in shown.text and "ETA 3s" in shown.text
+    before = figures.progress({"epochs": 2}, pd.DataFrame(), pd.DataFrame())
+    assert (before.fraction, before.epoch, before.eta_seconds) == (0.0, 0, None)
+
+
+def test_format_seconds():
+    assert figures.format_seconds(5.4) == "5s"
+    assert figures.format_seconds(125) == "2m 05s"
+    assert figures.format_seconds(3 * 3600 + 120) == "3h 02m"
+    assert figures.format_seconds(None) == "–"
+
+
+# ----- the page --------------------------------------------------------------------------------
+
+
+def test_empty_store_opens_on_train_with_the_form_and_the_offline_source(lenet_runs):
+    at = open_app()
+    assert at.title[0].value == "Train LeNet-5"
+    assert "No run yet" in texts(at.info)
+    assert "Offline: using the bundled sample of" in texts(at.sidebar.info)
+    keys = {w.key for kind in ("number_input", "selectbox", "text_input", "slider", "toggle") for w in getattr(at, kind)}
+    for field in ("dataset", "data_source", "data_path", "train_subset", "validation_split", "variant", "activation",
+                  "pooling", "dropout", "optimizer", "momentum", "learning_rate", "lr_schedule", "batch_size",
+                  "epochs", "augment", "seed"):
+        assert sidebar.key(field) in keys, field
+    assert sidebar.NAME in keys
+    assert run_folders(lenet_runs) == []
+
+
+def test_finished_run_shows_its_curves_accuracy_and_audit_link(finished_run, lenet_runs):
+    status = RunStore().read_status(finished_run)
+    batch, epoch = RunStore().read_metrics(finished_run)
+    at = open_app()
+    assert "tiny sample run" in at.subheader[0].value
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Test accuracy"] == f"{status['test_accuracy']:.2%}"
+    assert metrics["Epochs"] == "1/1"
+    assert "Sample: using the bundled sample" in texts(at.caption)
+    links = at.get("page_link")
+    assert links and links[0].proto.page == "evaluate"
+    assert at.session_state["common_selected_run"] == finished_run
+    epochs = chart(at, "train_epoch_chart")
+    validation = [t for t in epochs["data"] if t["name"] == "validation" and t["xaxis"] == "x2"][0]
+    assert validation["y"] == pytest.approx(epoch["val_accuracy"].tolist())
+    batches = chart(at, "train_batch_chart")
+    assert batches["data"][0]["y"] == pytest.approx(batch["loss"].tolist())
+
+
+def test_failed_run_shows_its_error(finished_run, lenet_runs):
+    RunStore().write_status(finished_run, status="failed", error="loss became nan at epoch 1, batch 3")
+    at = open_app()
+    assert "loss became nan at epoch 1, batch 3" in texts(at.error)
+
+
+def test_damaged_folder_does_not_break_the_train_page(finished_run, lenet_runs):
+    (lenet_runs / "20990101-000000-broken-0000").mkdir()
+    (lenet_runs / "stray.txt").write_text("not a run")
+    at = open_app()
+    assert "tiny sample run" in at.subheader[0].value
+
+
+def test_batch_size_larger_than_the_subset_is_refused_next_to_the_control(lenet_runs):
+    at = open_app()
+    set_control(at, "data_source", "sample")
+    set_control(at, "train_subset", 600)
+    set_control(at, "batch_size", 1000)
+    at.button(key=sidebar.SUBMIT).click().run()
+    errors = texts(at.sidebar.error)
+    assert "batch_size=1000" in errors and "allowed: 1 to 540" in errors
+    assert "Not started" in errors
+    assert run_folders(lenet_runs) == []
+
+
+@pytest.mark.parametrize("field, value, expected", [
+    ("learning_rate", 0.0, "learning_rate=0.0 is out of range; allowed: (0, 10]"),
+    ("activation", "tanh", "activation='tanh' applies to the seed variant only"),
+    ("data_source", "file", "data_source='file' needs data_path"),
+])
+def test_invalid_values_name_field_value_and_allowed_range(lenet_runs, field, value, expected):
+    at = open_app()
+    if field == "activation":
+        set_control(at, "variant", "lecun1998")
+    set_control(at, field, value)
+    at.button(key=sidebar.SUBMIT).click().run()
+    assert expected in texts(at.sidebar.error)
+    assert run_folders(lenet_runs) == []
+
+
+def test_preset_fills_the_controls_without_starting_anything(lenet_runs):
+    at = open_app()
+    at.selectbox(key=sidebar.PRESET).set_value("Quick demo").run()
+    assert at.number_input(key=sidebar.key("train_subset")).value == 6000
+    assert at.number_input(key=sidebar.key("batch_size")).value == 128
+    assert at.number_input(key=sidebar.key("epochs")).value == 2
+    assert at.text_input(key=sidebar.NAME).value == "Quick demo"
+    assert run_folders(lenet_runs) == []
+
+
+def wait_for_status(store: RunStore, run_id: str, wanted: set[str], timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = store.read_status(run_id)["status"]
+        if state in wanted:
+            return state
+        time.sleep(0.25)
+    raise AssertionError(f"run {run_id} still {state} after {timeout} s")
+
+
+def test_training_from_the_form_queues_a_second_run_and_completes(lenet_runs):
+    at = open_app()
+    for field, value in (("data_source", "sample"), ("train_subset", 600), ("validation_split", 0.1),
+                         ("batch_size", 64), ("epochs", 1)):
+        set_control(at, field, value)
+    at.text_input(key=sidebar.NAME).set_value("ui run")
+    at.button(key=sidebar.SUBMIT).click().run()
+    assert not at.exception
+    store = RunStore()
+    [first] = [r.run_id for r in store.list_runs()]
+    assert store.read_status(first)["name"] == "ui run"
+
+    at.text_input(key=sidebar.NAME).set_value("second ui run")
+    at.button(key=sidebar.SUBMIT).click().run()
+    second = next(r.run_id for r in store.list_runs() if r.run_id != first)
+    assert store.read_status(second)["status"] == "queued"
+    assert "**second ui run** — Queued behind run ui run (position 1 in line)" in texts(at.info)
+    at.button(key=f"train_stop_{second}").click().run()
+    assert store.read_status(second)["status"] == "stopped"
+
+    assert wait_for_status(store, first, {"completed", "failed"}, timeout=120) == "completed"
+    at = open_app()
+    assert "ui run" in at.subheader[0].value
+    assert at.metric[0].label == "Test accuracy"
+    at.switch_page("pages/runs.py").run()
+    table = at.dataframe[0].value
+    assert table.set_index("run_id").loc[first, "status"] == "completed"
+    assert table.set_index("run_id").loc[second, "status"] == "stopped"
