@@ -16,7 +16,7 @@ from core.config import TrainConfig
 from core.store import RunStore, StoreError, now_iso
 
 # One execution of the compiled train loop should last a fraction of a second, so Stop answers fast.
-IMAGES_PER_EXECUTION = 4096
+IMAGES_PER_EXECUTION = 1024
 AUGMENT_MAX_SHIFT = 2.0  # pixels
 AUGMENT_MAX_ROTATION = 10.0  # degrees
 
