@@ -412,8 +412,8 @@ class RunStore:
         except StoreError as exc:
             info.problems.append(str(exc).replace(f"run {entry.name!r}: ", "").replace(f"run {entry.name!r} ", ""))
         try:
+            status = self.read_status(entry.name)  # first: its errors name the file and the problem
             stored = json.loads((entry / STATUS_FILE).read_text())
-            status = self.read_status(entry.name)
             info.meta = {**status, "stored_status": stored.get("status")}
             info.name = status.get("name") or entry.name
             info.status = status["status"] if info.config is not None else "damaged"
