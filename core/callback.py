@@ -61,7 +61,17 @@ class StreamingCallback(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         epoch_time = time.perf_counter() - self.epoch_start
-        images = (self.step - self.epoch_step_offset) * self.batch_size
+        steps_done = self.step - self.epoch_step_offset
+        images = steps_done * self.batch_size
+        if self.model.stop_training and steps_done < (self.params.get("steps") or 0):
+            # Stopped mid-epoch (Stop or a non-finite loss): record the partial epoch, skip the snapshot so
+            # the run ends within about a second; the trainer evaluates whatever model it keeps.
+            self.store.append_metrics(self.run_id, [{
+                "type": "epoch", "epoch": epoch + 1, "partial": True, "steps_done": steps_done,
+                "loss": float(logs.get("loss", np.nan)), "accuracy": float(logs.get("accuracy", np.nan)),
+                "learning_rate": current_learning_rate(self.model), "epoch_time": round(epoch_time, 3),
+                "time": round(time.perf_counter() - self.train_start, 3)}])
+            return
         eval_start = time.perf_counter()
         probs = self.model.predict(self.x_eval, batch_size=self.eval_batch_size, verbose=0)
         record = {

@@ -1,0 +1,119 @@
+"""The trainer end to end on tiny real data: a complete run, reproducibility, stop, non-finite loss."""
+
+import json
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from core.config import TrainConfig
+from core.store import RunStore
+from core.trainer import train
+
+TINY = TrainConfig(data_source="sample", train_subset=600, validation_split=0.1, epochs=2, batch_size=64)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    store = RunStore(tmp_path_factory.mktemp("runs"))
+    return store, train(TINY, store, name="tiny")
+
+
+def test_tiny_training_writes_a_complete_run(finished):
+    store, result = finished
+    assert result.status == "completed", result.error
+    status = store.read_status(result.run_id)
+    assert status["status"] == "completed" and status["model_saved"] is True
+    assert status["data_source"] == "sample" and "bundled sample" in status["source_detail"]
+    assert status["versions"]["tensorflow"] and status["parameters"] == 61706
+    assert store.read_config(result.run_id).data_source == "sample"  # the source used is recorded
+    batch, epoch = store.read_metrics(result.run_id)
+    assert epoch["epoch"].tolist() == [1, 2]
+    for column in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "epoch_time",
+                   "images_per_sec", "test_accuracy"):
+        assert epoch[column].notna().all(), column
+    assert len(batch) >= 1 and {"loss", "accuracy", "step"} <= set(batch.columns)
+    assert store.epochs_saved(result.run_id) == [1, 2]
+    probs, kernels = store.read_epoch_snapshot(result.run_id, 2)
+    assert probs.shape == (10000, 10) and kernels.shape == (6, 5, 5)
+    metrics, test_probs, labels = store.read_evaluation(result.run_id)
+    assert metrics["n"] == 10000 and abs(metrics["accuracy"] - (test_probs.argmax(1) == labels).mean()) < 1e-9
+    assert metrics["accuracy"] == pytest.approx(epoch["test_accuracy"].iloc[-1], abs=2e-3)
+    model = store.load_model(result.run_id)
+    np.testing.assert_allclose(model.get_layer("c1_conv").kernel.numpy()[:, :, 0, :].transpose(2, 0, 1), kernels)
+
+
+def test_same_seed_gives_the_same_final_metrics(finished, tmp_path):
+    store, first = finished
+    again = train(TINY, RunStore(tmp_path), name="again")
+    _, epoch_a = store.read_metrics(first.run_id)
+    _, epoch_b = RunStore(tmp_path).read_metrics(again.run_id)
+    for column in ("loss", "accuracy", "val_loss", "test_accuracy"):
+        assert epoch_a[column].tolist() == epoch_b[column].tolist(), column
+
+
+def test_stop_from_another_thread_ends_as_stopped_with_a_model(tmp_path):
+    store = RunStore(tmp_path)
+    stop = threading.Event()
+    config = TrainConfig(data_source="sample", train_subset=15000, validation_split=0.0, epochs=20, batch_size=32)
+    run_id = store.create_run(config)
+    result = {}
+    worker = threading.Thread(target=lambda: result.update(r=train(config, store, run_id=run_id, stop_event=stop)))
+    worker.start()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and store.read_metrics(run_id)[0].empty:
+        time.sleep(0.1)  # wait until batches are streaming
+    assert not store.read_metrics(run_id)[0].empty, "training never started"
+    stop.set()
+    pressed = time.monotonic()
+    while worker.is_alive() and store.read_status(run_id).get("phase") == "training":
+        time.sleep(0.02)
+    latency = time.monotonic() - pressed  # until fit returned and the trainer moved on to saving
+    worker.join(120)
+    assert result["r"].status == "stopped"
+    status = store.read_status(run_id)
+    assert status["status"] == "stopped" and status["model_saved"] is True
+    assert status["epochs_done"] < 20
+    assert store.load_model(run_id) is not None
+    assert latency < 3.0, f"fit took {latency:.2f} s to stop"
+
+
+def test_stop_before_training_trains_nothing(tmp_path):
+    store = RunStore(tmp_path)
+    stop = threading.Event()
+    stop.set()
+    result = train(TINY, store, stop_event=stop)
+    assert result.status == "stopped"
+    assert store.read_status(result.run_id)["model_saved"] is False
+
+
+def test_non_finite_loss_fails_the_run_with_epoch_and_batch(tmp_path, monkeypatch):
+    import keras
+
+    store = RunStore(tmp_path)
+
+    class PoisonAfterFirstEpoch(keras.callbacks.Callback):
+        """Set one weight to NaN at the start of epoch 2, as a diverging update would."""
+
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 1:
+                kernel = self.model.get_layer("output").kernel
+                kernel.assign(np.full(kernel.shape, np.nan, np.float32))
+
+    result = train(TINY.replace(epochs=3), store, callbacks=[PoisonAfterFirstEpoch()])
+    assert result.status == "failed"
+    assert "loss became nan at epoch 2, batch" in result.error
+    status = store.read_status(result.run_id)
+    assert status["nonfinite"]["epoch"] == 2 and status["nonfinite"]["batch"] >= 1
+    assert status["model_epoch"] == 1 and status["model_saved"] is True
+    weights = store.load_model(result.run_id).get_layer("output").kernel.numpy()
+    assert np.isfinite(weights).all()  # the last finite model was kept
+
+
+def test_bad_data_path_fails_the_run_with_a_message(tmp_path):
+    store = RunStore(tmp_path)
+    result = train(TINY.replace(data_source="file", data_path=str(tmp_path / "missing.npz")), store)
+    assert result.status == "failed" and "missing.npz" in result.error
+    assert store.read_status(result.run_id)["status"] == "failed"
+    assert json.loads((store.run_dir(result.run_id) / "status.json").read_text())["error"] == result.error
