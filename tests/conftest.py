@@ -39,3 +39,15 @@ def finished_run(tiny_trained_run, lenet_runs):
     template, run_id = tiny_trained_run
     shutil.copytree(template / run_id, lenet_runs / run_id)
     return run_id
+
+
+@pytest.fixture
+def offline_sources(monkeypatch):
+    """No network probe, no Keras cache, no LENET_DATA: the 'auto' source means the bundled sample, at once."""
+    import core.data
+    from dashboard import sidebar
+
+    monkeypatch.setattr(core.data, "_probe_download_host", lambda: False)
+    monkeypatch.setenv("KERAS_HOME", "/nonexistent-keras-home")
+    monkeypatch.delenv("LENET_DATA", raising=False)
+    sidebar.data_source_text.clear()

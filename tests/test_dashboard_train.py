@@ -1,54 +1,22 @@
 """The Train page: figure builders, the sidebar form, and the live view (AppTest, no server)."""
 
-import base64
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from dashboard_apptest import chart, open_app, texts
 from streamlit.testing.v1 import AppTest
 
 from core.store import RunStore
 from dashboard import figures_training as figures
 from dashboard import sidebar
 
-APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
+pytestmark = pytest.mark.usefixtures("offline_sources")
 
 
 # ----- helpers ---------------------------------------------------------------------------------
-
-
-def open_app(page: str | None = None) -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=60).run()
-    if page:
-        at.switch_page(page).run()
-    assert not at.exception, [e.message for e in at.exception]
-    return at
-
-
-def decode(values):
-    """Plotly stores numpy arrays as base64 typed arrays in the figure JSON."""
-    if isinstance(values, dict) and "bdata" in values:
-        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=np.dtype(values["dtype"])).tolist()
-    return values
-
-
-def chart(at: AppTest, key: str) -> dict:
-    for element in at.get("plotly_chart"):
-        if element.proto.id.endswith(key) or key in element.proto.id:
-            spec = json.loads(element.proto.spec)
-            for trace in spec["data"]:
-                for axis in ("x", "y"):
-                    if axis in trace:
-                        trace[axis] = decode(trace[axis])
-            return spec
-    raise AssertionError(f"no plotly chart with key {key!r}")
-
-
-def texts(elements) -> str:
-    return "\n".join(str(e.value) for e in elements)
 
 
 def set_control(at: AppTest, field: str, value) -> None:
@@ -62,17 +30,6 @@ def set_control(at: AppTest, field: str, value) -> None:
 
 def run_folders(root: Path) -> list[str]:
     return sorted(p.name for p in root.iterdir())
-
-
-@pytest.fixture(autouse=True)
-def offline(monkeypatch):
-    """No network probe: the 'auto' source falls back to the bundled sample at once, as on an offline machine."""
-    import core.data
-
-    monkeypatch.setattr(core.data, "_probe_download_host", lambda: False)
-    monkeypatch.setenv("KERAS_HOME", "/nonexistent-keras-home")
-    monkeypatch.delenv("LENET_DATA", raising=False)
-    sidebar.data_source_text.clear()
 
 
 # ----- figure builders -------------------------------------------------------------------------

@@ -1,5 +1,207 @@
-"""runs page (placeholder until its issue lands)."""
+"""Runs: every run in the store; compare curves and hyperparameters, rename, delete and download."""
 
+import pandas as pd
 import streamlit as st
 
-st.title("runs")
+from core.store import STATUSES, RunInfo, StoreError
+from dashboard import common
+from dashboard import figures_training as figures
+
+TABLE = "runs_table"
+FILTER_TEXT = "runs_filter_text"
+FILTER_STATUS = "runs_filter_status"
+FILTER_DATASET = "runs_filter_dataset"
+OVERLAY_METRIC = "runs_overlay_metric"
+HPARAM_X = "runs_hparam_x"
+MANAGED = "runs_managed_run"
+NEW_NAME = "runs_new_name"
+CONFIRM_DELETE = "runs_confirm_delete"
+MESSAGE = "runs_message"  # (kind, text) left by the last rename or delete
+SCATTER_CHOICES = ["learning_rate", "batch_size", "epochs", "dropout", "train_images", "optimizer", "variant",
+                   "schedule", "augment"]
+
+COLUMNS = {
+    "name": st.column_config.TextColumn("Name", pinned=True),
+    "status": st.column_config.TextColumn("Status"),
+    "dataset": st.column_config.TextColumn("Dataset"),
+    "variant": st.column_config.TextColumn("Variant"),
+    "optimizer": st.column_config.TextColumn("Optimizer"),
+    "learning_rate": st.column_config.NumberColumn("Learning rate", format="%.4g"),
+    "schedule": st.column_config.TextColumn("Schedule"),
+    "batch_size": st.column_config.NumberColumn("Batch"),
+    "epochs": st.column_config.NumberColumn("Epochs"),
+    "augment": st.column_config.CheckboxColumn("Augment"),
+    "dropout": st.column_config.NumberColumn("Dropout", format="%.2f"),
+    "train_images": st.column_config.NumberColumn("Training images", format="localized"),
+    "best_val_accuracy": st.column_config.NumberColumn("Best val. accuracy", format="percent"),
+    "test_accuracy": st.column_config.NumberColumn("Test accuracy", format="percent"),
+    "duration_s": st.column_config.NumberColumn("Duration", format="duration"),
+    "images_per_sec": st.column_config.NumberColumn("Images/s", format="%.0f"),
+    "created": st.column_config.DatetimeColumn("Date", format="YYYY-MM-DD HH:mm"),
+    "problems": st.column_config.TextColumn("Problems"),
+    "run_id": st.column_config.TextColumn("Run id"),
+}
+
+
+def epoch_rows(runs: list[RunInfo]) -> dict[str, pd.DataFrame]:
+    rows = {}
+    for info in runs:
+        if info.damaged:
+            continue
+        try:
+            rows[info.run_id] = common.read_metrics(info.run_id)[1]
+        except StoreError:  # deleted since it was listed
+            continue
+    return rows
+
+
+def filtered(frame: pd.DataFrame) -> pd.DataFrame:
+    left, middle, right = st.columns([2, 2, 1])
+    text = left.text_input("Filter by name or run id", key=FILTER_TEXT, placeholder="e.g. adam")
+    statuses = middle.multiselect("Status", [s for s in STATUSES if s in set(frame["status"])], key=FILTER_STATUS,
+                                  placeholder="all statuses")
+    datasets = right.multiselect("Dataset", sorted(frame["dataset"].dropna().unique()), key=FILTER_DATASET,
+                                 placeholder="all datasets")
+    keep = pd.Series(True, index=frame.index)
+    if text.strip():
+        needle = text.strip().lower()
+        keep &= frame["name"].str.lower().str.contains(needle, regex=False) | frame["run_id"].str.contains(needle, regex=False)
+    if statuses:
+        keep &= frame["status"].isin(statuses)
+    if datasets:
+        keep &= frame["dataset"].isin(datasets)
+    return frame[keep].reset_index(drop=True)
+
+
+def runs_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """The sortable table; returns the selected rows."""
+    event = st.dataframe(frame, column_config=COLUMNS, hide_index=True, key=TABLE, on_select="rerun",
+                         selection_mode="multi-row", width="stretch")
+    rows = [r for r in event.selection.rows if r < len(frame)]
+    return frame.iloc[rows]
+
+
+def compare(selected: pd.DataFrame, epochs: dict[str, pd.DataFrame]) -> None:
+    st.subheader("Compare runs")
+    if selected.empty:
+        st.caption("Select rows in the table (the boxes on the left) to overlay their curves.")
+        return
+    metric = st.selectbox("Metric", list(figures.EPOCH_METRICS), key=OVERLAY_METRIC)
+    labels = {}
+    for row in selected.itertuples():
+        label = row.name if row.name not in labels else f"{row.name} ({row.run_id})"
+        labels[label] = epochs.get(row.run_id)
+    st.plotly_chart(figures.overlay_figure(labels, metric), key="runs_overlay_chart")
+
+
+def hparams(frame: pd.DataFrame) -> None:
+    st.subheader("Hyperparameters against test accuracy")
+    parallel, scatter = st.tabs(["Parallel coordinates", "Scatter"])
+    with parallel:
+        st.plotly_chart(figures.hparams_figure(frame), key="runs_hparams_chart")
+        st.caption("One line per run with a test accuracy; drag along an axis to highlight a range.")
+    with scatter:
+        x = st.selectbox("Hyperparameter", SCATTER_CHOICES, key=HPARAM_X)
+        st.plotly_chart(figures.hparam_scatter(frame, x), key="runs_scatter_chart")
+
+
+def rename(run_id: str) -> None:
+    try:
+        common.store().rename(run_id, st.session_state[NEW_NAME])
+        st.session_state[MESSAGE] = ("success", f"Renamed to {st.session_state[NEW_NAME].strip()!r}.")
+    except StoreError as exc:
+        st.session_state[MESSAGE] = ("error", str(exc))
+
+
+def delete(run_id: str, name: str) -> None:
+    st.session_state[CONFIRM_DELETE] = False
+    if common.job_manager().owns(run_id):
+        st.session_state[MESSAGE] = ("error", f"Run {name!r} is in the training queue; stop it on the Train page first.")
+        return
+    try:
+        common.store().delete(run_id)
+        st.session_state[MESSAGE] = ("success", f"Deleted run {name!r}.")
+    except (StoreError, OSError) as exc:
+        st.session_state[MESSAGE] = ("error", f"Not deleted: {exc}")
+
+
+def manage(runs: list[RunInfo], selected: pd.DataFrame) -> None:
+    st.subheader("Manage a run")
+    readable_first = sorted((r for r in runs if r.path.is_dir()), key=lambda r: r.damaged)
+    choices = {r.run_id: r for r in readable_first}
+    if not choices:
+        st.caption("No run to manage.")
+        return
+    ids = list(choices)
+    if st.session_state.get(MANAGED) not in ids:
+        st.session_state[MANAGED] = selected["run_id"].iloc[0] if not selected.empty else ids[0]
+    run_id = st.selectbox("Run", ids, key=MANAGED,
+                          format_func=lambda i: f"{choices[i].name} · {choices[i].status} · {i}")
+    info = choices[run_id]
+    rename_column, delete_column, download_column = st.columns(3)
+    with rename_column.form("runs_rename_form", border=True):
+        st.text_input("New name", key=NEW_NAME, max_chars=100, placeholder=info.name)
+        st.form_submit_button("Rename", on_click=rename, args=(run_id,), disabled=info.damaged)
+    with delete_column.container(border=True):
+        if info.active:
+            st.warning(f"This run is {info.status}; it cannot be deleted until it ends. Stop it on the Train page.")
+        st.checkbox("I understand: this deletes the run folder, its model and its metrics for good",
+                    key=CONFIRM_DELETE, disabled=info.active)
+        st.button("Delete run", type="primary", on_click=delete, args=(run_id, info.name),
+                  disabled=info.active or not st.session_state[CONFIRM_DELETE])
+    with download_column.container(border=True):
+        downloads(info)
+
+
+def downloads(info: RunInfo) -> None:
+    store = common.store()
+    if info.damaged:
+        st.caption("Damaged runs have nothing reliable to download.")
+        return
+    has_model = store.has_model(info.run_id)
+    st.download_button("Model (.keras)", data=lambda: store.model_bytes(info.run_id),
+                       file_name=f"{info.run_id}.keras", mime="application/zip", on_click="ignore",
+                       disabled=not has_model, key="runs_download_model", icon="⬇️")
+    if not has_model:
+        st.caption("No model saved (yet) for this run.")
+    st.download_button("Metrics (.csv)", data=lambda: store.metrics_csv(info.run_id),
+                       file_name=f"{info.run_id}-metrics.csv", mime="text/csv", on_click="ignore",
+                       key="runs_download_metrics", icon="⬇️")
+    st.download_button("Config (.json)", data=lambda: store.config_json(info.run_id),
+                       file_name=f"{info.run_id}-config.json", mime="application/json", on_click="ignore",
+                       key="runs_download_config", icon="⬇️")
+
+
+def damaged(runs: list[RunInfo]) -> None:
+    table = figures.damaged_frame(runs)
+    if table.empty:
+        return
+    st.subheader("Damaged entries")
+    st.caption("These folders or files in the store cannot be read as runs; they are left untouched.")
+    st.dataframe(table, hide_index=True, key="runs_damaged_table", width="stretch")
+
+
+def main() -> None:
+    st.title("Runs")
+    st.caption(f"Every run in `{common.store().root}`, newest first. Click a column header to sort.")
+    message = st.session_state.pop(MESSAGE, None)
+    if message:
+        (st.success if message[0] == "success" else st.error)(message[1])
+    runs = common.list_runs_cached()
+    epochs = epoch_rows(runs)
+    frame = figures.runs_frame(runs, epochs)
+    selected = frame.iloc[0:0]
+    if frame.empty:
+        st.info("No runs yet. Start one on the Train page, or with `python -m core train` in a terminal.")
+    else:
+        shown = filtered(frame)
+        st.caption(f"{len(shown)} of {len(frame)} runs shown.")
+        selected = runs_table(shown)
+        compare(selected, epochs)
+        hparams(shown)
+    if runs:
+        manage(runs, selected)
+    damaged(runs)
+
+
+main()

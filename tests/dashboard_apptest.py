@@ -1,0 +1,43 @@
+"""Helpers for the dashboard's AppTest tests: open a page, read a Plotly chart's data, join texts."""
+
+import base64
+import json
+from pathlib import Path
+
+import numpy as np
+from streamlit.testing.v1 import AppTest
+
+APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
+
+
+def open_app(page: str | None = None) -> AppTest:
+    """Run the app (it opens on Train), optionally switch to `page`, and check that nothing raised."""
+    at = AppTest.from_file(str(APP), default_timeout=60).run()
+    if page:
+        at.switch_page(page).run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def decode(values):
+    """Plotly stores numpy arrays as base64 typed arrays in the figure JSON."""
+    if isinstance(values, dict) and "bdata" in values:
+        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=np.dtype(values["dtype"])).tolist()
+    return values
+
+
+def chart(at: AppTest, key: str) -> dict:
+    """The figure JSON of the st.plotly_chart with this key, with its x and y arrays decoded."""
+    for element in at.get("plotly_chart"):
+        if element.proto.id.endswith(f"-{key}"):
+            spec = json.loads(element.proto.spec)
+            for trace in spec["data"]:
+                for axis in ("x", "y"):
+                    if axis in trace:
+                        trace[axis] = decode(trace[axis])
+            return spec
+    raise AssertionError(f"no plotly chart with key {key!r}")
+
+
+def texts(elements) -> str:
+    return "\n".join(str(e.value) for e in elements)

@@ -1,0 +1,171 @@
+"""The Runs page: the table and its filters, comparing runs, HParams, rename, delete, downloads, damaged runs."""
+
+import os
+import shutil
+
+import pandas as pd
+import pytest
+
+from core.config import TrainConfig
+from core.store import RunStore
+from dashboard import figures_training as figures
+from dashboard_apptest import chart, open_app, texts
+
+RUNS = "pages/runs.py"
+pytestmark = pytest.mark.usefixtures("offline_sources")
+
+
+def open_runs():
+    return open_app(RUNS)
+
+
+def table(at) -> pd.DataFrame:
+    return at.dataframe(key="runs_table").value
+
+
+def copy_run(lenet_runs, run_id: str, new_id: str, name: str, **status) -> str:
+    shutil.copytree(lenet_runs / run_id, lenet_runs / new_id)
+    RunStore().write_status(new_id, name=name, **status)
+    return new_id
+
+
+# ----- pure builders ---------------------------------------------------------------------------
+
+
+def test_runs_frame_has_hyperparameters_and_results(finished_run):
+    store = RunStore()
+    runs = store.list_runs()
+    epochs = {finished_run: store.read_metrics(finished_run)[1]}
+    frame = figures.runs_frame(runs, epochs)
+    row = frame.set_index("run_id").loc[finished_run]
+    status = store.read_status(finished_run)
+    assert row["name"] == "tiny sample run" and row["status"] == "completed"
+    assert (row["optimizer"], row["learning_rate"], row["batch_size"], row["epochs"]) == ("adam", 0.001, 64, 1)
+    assert row["test_accuracy"] == pytest.approx(status["test_accuracy"])
+    assert row["best_val_accuracy"] == pytest.approx(epochs[finished_run]["val_accuracy"].max())
+    assert row["duration_s"] == pytest.approx(status["duration"])
+    assert row["train_images"] == 540
+
+
+def test_overlay_and_hparams_figures_hold_each_runs_values():
+    epoch_a = pd.DataFrame({"epoch": [1, 2], "val_accuracy": [0.8, 0.9]})
+    epoch_b = pd.DataFrame({"epoch": [1], "val_accuracy": [0.7]})
+    overlay = figures.overlay_figure({"a": epoch_a, "b": epoch_b}, "validation accuracy")
+    assert [(t.name, list(t.y)) for t in overlay.data] == [("a", [0.8, 0.9]), ("b", [0.7])]
+    frame = pd.DataFrame({"name": ["a", "b", "c"], "optimizer": ["adam", "sgd", "adam"], "schedule": ["constant"] * 3,
+                          "variant": ["seed"] * 3, "learning_rate": [0.001, 0.01, 0.1], "batch_size": [64, 128, 64],
+                          "epochs": [5, 5, 2], "dropout": [0.0, 0.1, 0.0], "train_images": [54000.0] * 3,
+                          "augment": [False, True, False], "test_accuracy": [0.98, 0.97, None]})
+    parcoords = figures.hparams_figure(frame).data[0]
+    dimensions = {d.label: list(d.values) for d in parcoords.dimensions}
+    assert dimensions["test accuracy"] == [0.98, 0.97]  # the run without a test accuracy is left out
+    assert dimensions["learning rate"] == pytest.approx([-3, -2])
+    assert dimensions["augment"] == [0, 1]
+    scatter = figures.hparam_scatter(frame, "batch_size").data[0]
+    assert list(scatter.x) == [64, 128] and list(scatter.y) == [0.98, 0.97]
+
+
+# ----- the page --------------------------------------------------------------------------------
+
+
+def test_empty_store(lenet_runs):
+    at = open_runs()
+    assert at.title[0].value == "Runs"
+    assert "No runs yet" in texts(at.info)
+
+
+def test_finished_run_is_listed_with_its_accuracy(finished_run):
+    at = open_runs()
+    rows = table(at).set_index("run_id")
+    status = RunStore().read_status(finished_run)
+    assert rows.loc[finished_run, "name"] == "tiny sample run"
+    assert rows.loc[finished_run, "test_accuracy"] == pytest.approx(status["test_accuracy"])
+    labels = {b.label: b for b in at.get("download_button")}
+    assert set(labels) == {"Model (.keras)", "Metrics (.csv)", "Config (.json)"}
+    assert not labels["Model (.keras)"].proto.disabled
+
+
+def test_damaged_entries_are_listed_with_their_reason(finished_run, lenet_runs):
+    (lenet_runs / "20990101-000000-no-config-0000").mkdir()
+    (lenet_runs / "stray.txt").write_text("not a run")
+    half = lenet_runs / "20990101-000000-bad-status-0000"
+    half.mkdir()
+    (half / "config.json").write_text(TrainConfig().to_json())
+    (half / "status.json").write_text("{not json")
+    at = open_runs()
+    assert list(table(at)["run_id"]) == [finished_run]
+    [damaged] = [d.value for d in at.dataframe if list(d.value.columns) == ["folder", "reason"]]
+    damaged = damaged.set_index("folder")["reason"]
+    assert "has no config.json" in damaged["20990101-000000-no-config-0000"]
+    assert "stray file" in damaged["stray.txt"]
+    assert "status.json is unreadable" in damaged["20990101-000000-bad-status-0000"]
+
+
+def test_text_status_and_dataset_filters(finished_run, lenet_runs):
+    copy_run(lenet_runs, finished_run, "20990101-000000-other-0000", "sgd sweep", status="stopped")
+    at = open_runs()
+    assert len(table(at)) == 2
+    at.text_input(key="runs_filter_text").set_value("SWEEP").run()
+    assert list(table(at)["name"]) == ["sgd sweep"]
+    at.text_input(key="runs_filter_text").set_value("").run()
+    at.multiselect(key="runs_filter_status").set_value(["completed"]).run()
+    assert list(table(at)["name"]) == ["tiny sample run"]
+    at.multiselect(key="runs_filter_dataset").set_value(["mnist"]).run()
+    assert len(table(at)) == 1
+
+
+def test_selected_runs_are_overlaid(finished_run, lenet_runs):
+    copy_run(lenet_runs, finished_run, "20990101-000000-other-0000", "second run")
+    at = open_runs()
+    assert "Select rows in the table" in texts(at.caption)
+    at.session_state["runs_table"] = {"selection": {"rows": [0, 1], "columns": [], "cells": []}}
+    at.run()
+    overlay = chart(at, "runs_overlay_chart")
+    assert sorted(trace["name"] for trace in overlay["data"]) == ["second run", "tiny sample run"]
+    val = RunStore().read_metrics(finished_run)[1]["val_accuracy"].tolist()
+    assert overlay["data"][0]["y"] == pytest.approx(val)
+    hparams = chart(at, "runs_hparams_chart")
+    assert "test accuracy" in [d["label"] for d in hparams["data"][0]["dimensions"]]
+
+
+def test_rename(finished_run):
+    at = open_runs()
+    at.text_input(key="runs_new_name").set_value("renamed run")
+    [rename] = [b for b in at.button if b.label == "Rename"]
+    rename.click().run()
+    assert RunStore().read_status(finished_run)["name"] == "renamed run"
+    assert "Renamed to 'renamed run'" in texts(at.success)
+    assert list(table(at)["name"]) == ["renamed run"]
+
+
+def test_delete_needs_the_confirmation(finished_run, lenet_runs):
+    at = open_runs()
+    [delete] = [b for b in at.button if b.label == "Delete run"]
+    assert delete.proto.disabled
+    at.checkbox(key="runs_confirm_delete").check().run()
+    [delete] = [b for b in at.button if b.label == "Delete run"]
+    assert not delete.proto.disabled
+    delete.click().run()
+    assert not (lenet_runs / finished_run).exists()
+    assert "Deleted run 'tiny sample run'" in texts(at.success)
+    assert "No runs yet" in texts(at.info)
+
+
+def test_a_running_run_cannot_be_deleted(finished_run, lenet_runs):
+    running = copy_run(lenet_runs, finished_run, "20990101-000000-live-0000", "live run", status="running",
+                       pid=os.getpid())
+    at = open_runs()
+    at.selectbox(key="runs_managed_run").set_value(running).run()
+    assert "it cannot be deleted until it ends" in texts(at.warning)
+    [delete] = [b for b in at.button if b.label == "Delete run"]
+    assert delete.proto.disabled
+    assert (lenet_runs / running).is_dir()
+
+
+def test_runs_whose_process_died_are_marked_interrupted_at_start(finished_run, lenet_runs):
+    dead = copy_run(lenet_runs, finished_run, "20990101-000000-dead-0000", "dead run", status="running",
+                    pid=2**22 + 12345)
+    at = open_runs()
+    stored = {info.run_id: info.meta["stored_status"] for info in RunStore().list_runs()}
+    assert stored[dead] == "interrupted"  # persisted in status.json, not only shown
+    assert table(at).set_index("run_id").loc[dead, "status"] == "interrupted"
