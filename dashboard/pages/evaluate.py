@@ -1,5 +1,195 @@
-"""evaluate page (placeholder until its issue lands)."""
+"""Evaluate: headline test metrics, the confusion matrix and the images in each cell, per-class scores, epochs."""
 
+import numpy as np
 import streamlit as st
 
-st.title("evaluate")
+from core import analysis
+from dashboard import audit_data as data
+from dashboard import common
+from dashboard import figures_audit as figures
+
+NORMALIZE = "evaluate_normalize"
+CELL = "evaluate_cell"  # (true, predicted) of the confusion-matrix cell whose images are shown
+CELL_PAGE = "evaluate_cell_page"
+EPOCH = "evaluate_epoch"
+CHART = "evaluate_confusion_chart"
+THUMBNAILS_PER_PAGE = 40
+CHANGES_SHOWN = 30
+GALLERY_PAGE = "pages/gallery.py"
+
+
+def headline(predictions: data.Predictions) -> None:
+    metrics = predictions.metrics
+    accuracy, n = metrics["accuracy"], metrics["n"]
+    errors = int(metrics.get("error_count", round((1 - accuracy) * n)))
+    lecun_errors = round(data.LECUN_1998_ERROR * n)
+    columns = st.columns(3)
+    columns[0].metric("Test accuracy", f"{accuracy:.2%}",
+                      delta=f"{(accuracy - data.SEED_ARTICLE_ACCURACY) * 100:+.2f} pp",
+                      delta_description=f"vs the seed article's {data.SEED_ARTICLE_ACCURACY:.2%}")
+    columns[1].metric("Test error rate", f"{1 - accuracy:.2%}",
+                      delta=f"{(1 - accuracy - data.LECUN_1998_ERROR) * 100:+.2f} pp", delta_color="inverse",
+                      delta_description=f"vs LeCun et al. 1998's {data.LECUN_1998_ERROR:.2%}")
+    columns[2].metric("Errors", f"{errors:,} of {n:,}", delta=f"{errors - lecun_errors:+,}", delta_color="inverse",
+                      delta_description=f"vs the {lecun_errors:,} that 0.95% error would make")
+    columns = st.columns(6)
+    for column, average in zip((columns[:3], columns[3:]), ("macro", "weighted")):
+        for slot, name in zip(column, ("precision", "recall", "F1")):
+            slot.metric(f"{average.capitalize()} {name}", f"{metrics[f'{average}_{name.lower()}']:.4f}")
+    st.caption(f"From {predictions.source} on the {n:,} test images.")
+
+
+def select_cell(cell: tuple[int, int]) -> None:
+    st.session_state[CELL] = cell
+    st.session_state[CELL_PAGE] = 1
+
+
+def on_chart_select() -> None:
+    cell = figures.selected_cell(st.session_state.get(CHART))
+    if cell is not None:
+        select_cell(cell)
+
+
+def confusion_section(predictions: data.Predictions, names: list[str], images: data.TestImages | None) -> None:
+    st.subheader("Confusion matrix")
+    counts = data.confusion_counts(predictions.probs, predictions.labels, len(names))
+    matrix, pairs = st.columns([3, 2])
+    with matrix:
+        normalize = st.toggle("Row-normalised (share of each true class)", key=NORMALIZE)
+        cell = st.session_state.get(CELL)
+        figure = figures.confusion_matrix_figure(counts, names, normalize=normalize, selected=cell)
+        st.plotly_chart(figure, key=CHART, on_select=on_chart_select, selection_mode="points",
+                        config={"displayModeBar": False})
+        st.caption("Rows are true classes, columns predicted. The grey diagonal holds the correct predictions, "
+                   "so the colour scale shows only the errors. Click a cell to see its images.")
+    with pairs:
+        confused_pairs(counts, names)
+    if cell is not None:
+        cell_gallery(predictions, names, images, *cell)
+
+
+def confused_pairs(counts: np.ndarray, names: list[str]) -> None:
+    st.markdown("**Most confused pairs**")
+    pairs = analysis.most_confused_pairs(counts, names, top=8)
+    if pairs.empty:
+        st.caption("No errors: every test image is classified correctly.")
+    for row in pairs.itertuples():
+        true_class, pred_class = names.index(row.true), names.index(row.pred)
+        label, button = st.columns([3, 1], vertical_alignment="center")
+        label.markdown(f"True **{row.true}** predicted as **{row.pred}**: {row.count} images")
+        button.button("Show", key=f"evaluate_pair_{true_class}_{pred_class}", on_click=select_cell,
+                      args=((true_class, pred_class),))
+
+
+def cell_gallery(predictions: data.Predictions, names: list[str], images: data.TestImages | None,
+                 true_class: int, pred_class: int) -> None:
+    table = data.cell_images(predictions.probs, predictions.labels, true_class, pred_class)
+    kind = "correct" if true_class == pred_class else "misclassified"
+    with st.container(border=True, key="evaluate_cell_gallery"):
+        left, right = st.columns([3, 1])
+        left.markdown(f"**True {names[true_class]}, predicted {names[pred_class]}: "
+                      f"{len(table):,} {kind} images**")
+        if true_class != pred_class and right.button("Open in the error gallery", key="evaluate_to_gallery"):
+            data.open_in_gallery(true_class, pred_class)
+            st.switch_page(GALLERY_PAGE)
+        if right.button("Close", key="evaluate_close_cell"):
+            st.session_state[CELL] = None
+            st.rerun()
+        if table.empty:
+            st.caption("No test image falls in this cell.")
+            return
+        pages = max(1, int(np.ceil(len(table) / THUMBNAILS_PER_PAGE)))
+        page = st.pagination(pages, key=CELL_PAGE) if pages > 1 else 1
+        shown = table.iloc[(page - 1) * THUMBNAILS_PER_PAGE: page * THUMBNAILS_PER_PAGE]
+        order = "least confident first" if true_class == pred_class else "most confident first"
+        st.caption(f"Images {(page - 1) * THUMBNAILS_PER_PAGE + 1}–{(page - 1) * THUMBNAILS_PER_PAGE + len(shown)} "
+                   f"of {len(table):,}, {order}.")
+        thumbnails(images, shown["index"].tolist(),
+                   [f"#{i} · {c:.0%}" for i, c in zip(shown["index"], shown["confidence"])])
+
+
+def thumbnails(images: data.TestImages | None, indices: list[int], captions: list[str]) -> None:
+    if images is None:
+        st.write("Test indices: " + ", ".join(str(i) for i in indices))
+        return
+    st.image([data.thumbnail(images.images[i]) for i in indices], caption=captions)
+
+
+def per_class_section(predictions: data.Predictions, names: list[str]) -> None:
+    st.subheader("Per class")
+    report = data.class_report(predictions.probs, predictions.labels, names)
+    left, right = st.columns([2, 3])
+    left.dataframe(report, key="evaluate_class_table", height=38 + 35 * len(report),
+                   column_config={c: st.column_config.NumberColumn(format="%.4f") for c in ("precision", "recall", "f1")})
+    right.plotly_chart(figures.class_metrics_figure(report, height=38 + 35 * len(report)), key="evaluate_class_chart")
+
+
+def epoch_section(run_id: str, predictions: data.Predictions, names: list[str],
+                  images: data.TestImages | None) -> None:
+    st.subheader("Epoch by epoch")
+    saved = data.epochs(run_id)
+    if not saved:
+        st.caption("This run saved no epoch snapshots.")
+        return
+    if len(saved) == 1:
+        epoch = saved[0]
+        st.caption(f"Only epoch {epoch} was saved, so there is nothing to scrub through yet.")
+    else:
+        epoch = st.select_slider("Epoch", options=saved, value=saved[-1], key=EPOCH)
+    labels = predictions.labels
+    probs = data.snapshot_probs(run_id, epoch)
+    if len(probs) != len(labels):
+        st.warning(f"The epoch {epoch} snapshot holds {len(probs)} predictions, not one per test image.")
+        return
+    accuracies = data.epoch_accuracies(run_id, labels)
+    position = saved.index(epoch)
+    accuracy = accuracies[position]
+    left, right = st.columns([1, 2])
+    delta = f"{(accuracy - accuracies[position - 1]) * 100:+.2f} pp" if position else None
+    left.metric(f"Test accuracy after epoch {epoch}", f"{accuracy:.2%}", delta=delta,
+                delta_description=f"vs epoch {saved[position - 1]}" if position else None)
+    left.plotly_chart(figures.epoch_accuracy_figure(saved, accuracies, epoch), key="evaluate_epoch_accuracy")
+    counts = data.confusion_counts(probs, labels, len(names))
+    right.plotly_chart(figures.confusion_matrix_figure(counts, names, height=420,
+                                                       title=f"Confusion matrix after epoch {epoch}"),
+                       key="evaluate_epoch_confusion", config={"displayModeBar": False})
+    changes = data.epoch_changes(run_id, epoch, labels)
+    if changes is None:
+        st.caption("The first saved epoch has no previous epoch to compare with.")
+        return
+    previous = saved[position - 1]
+    before, after = data.snapshot_probs(run_id, previous).argmax(axis=1), probs.argmax(axis=1)
+    st.caption(f"Each thumbnail: test index, then the prediction after epoch {previous} → after epoch {epoch}.")
+    for kind, verb in (("fixed", "wrong after epoch {p}, right after epoch {e}"),
+                       ("broken", "right after epoch {p}, wrong after epoch {e}")):
+        indices = changes[kind].tolist()
+        st.markdown(f"**{kind.capitalize()}: {len(indices):,}** test images were "
+                    + verb.format(p=previous, e=epoch))
+        shown = indices[:CHANGES_SHOWN]
+        if shown:
+            thumbnails(images, shown, [f"#{i} · {names[before[i]]}→{names[after[i]]}" for i in shown])
+        if len(indices) > len(shown):
+            st.caption(f"The first {len(shown)} of {len(indices):,} shown.")
+
+
+def main() -> None:
+    info = common.current_run()
+    if info is None:
+        return
+    st.title("Evaluate")
+    st.caption(f"Run **{info.name}** · {info.status}")
+    predictions, problem = data.predictions(info)
+    if predictions is None:
+        st.info(problem)
+        return
+    names = data.class_names(info)
+    images, image_problem = data.test_images(info, predictions.labels)
+    if images is None:
+        st.warning(f"The test images could not be loaded, so indices are shown instead: {image_problem}")
+    headline(predictions)
+    confusion_section(predictions, names, images)
+    per_class_section(predictions, names)
+    epoch_section(info.run_id, predictions, names, images)
+
+
+main()

@@ -1,5 +1,136 @@
-"""inside page (placeholder until its issue lands)."""
+"""Inside the model: the layers, C1's filters epoch by epoch (live while training), and one image's feature maps."""
 
+import numpy as np
 import streamlit as st
 
-st.title("inside")
+from core import analysis
+from core import model as lenet
+from dashboard import audit_data as data
+from dashboard import common
+from dashboard import figures_audit as figures
+
+FILTER_EPOCH = "inside_filter_epoch"
+LIVE_SECONDS = 2
+MAP_LAYERS = (  # (layer, title, columns in the grid, pixel height of one row)
+    ("c1_conv", "C1: 6 feature maps of 28×28", 6, 170),
+    ("s2_pool", "S2: 6 maps of 14×14", 6, 170),
+    ("c3_conv", "C3: 16 maps of 10×10", 8, 120),
+    ("s4_pool", "S4: 16 maps of 5×5", 8, 120),
+)
+DENSE_LAYERS = (("c5_dense", "C5: 120 units"), ("f6_dense", "F6: 84 units"))
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def architecture(config_json: str):
+    """An untrained model built from the run's config, to show the layers of a run that has no saved model yet."""
+    from core.config import TrainConfig
+
+    return lenet.build_model(TrainConfig.from_json(config_json))
+
+
+def layers_section(info, model) -> None:
+    st.subheader("Layers")
+    shown = model if model is not None else architecture(info.config.to_json())
+    if model is None:
+        st.caption("No saved model yet, so these layers are built from the run's config.")
+    rows = lenet.summary_rows(shown)
+    total = sum(row["params"] for row in rows)
+    left, right = st.columns([3, 1])
+    left.dataframe(rows, key="inside_summary", hide_index=True,
+                   column_config={"name": "Layer", "type": "Type", "output_shape": "Output shape",
+                                  "params": st.column_config.NumberColumn("Parameters", format="%d")})
+    right.metric("Parameters", f"{total:,}")
+    right.metric("Variant", info.config.variant)
+    with st.expander("model.summary()"):
+        st.code(lenet.summary_text(shown), language=None)
+    if info.config.variant == "lecun1998":
+        st.markdown("**C3 connection table** (LeCun et al. 1998, Table I): each C3 map reads only the S2 maps "
+                    "marked, which keeps C3 at 1,516 parameters instead of 2,416.")
+        st.plotly_chart(figures.c3_table_figure(lenet.C3_TABLE), key="inside_c3_table",
+                        config={"displayModeBar": False})
+
+
+def filters_view(info, model, live: bool) -> None:
+    saved, history = data.c1_history(info.run_id)
+    if not saved and model is None:
+        st.caption("No epoch has finished yet; the filters appear after the first one.")
+        return
+    if not saved:
+        kernels, caption = analysis.c1_kernels(model), "the saved model"
+    elif live or len(saved) == 1:
+        kernels, caption = history[-1], f"after epoch {saved[-1]}"
+    else:
+        epoch = st.select_slider("Epoch", options=saved, value=saved[-1], key=FILTER_EPOCH)
+        kernels, caption = history[saved.index(epoch)], f"after epoch {epoch}"
+    if live:
+        st.caption(f"Training: updates every {LIVE_SECONDS} s. Epochs saved so far: {len(saved)}.")
+    st.plotly_chart(figures.kernel_figure(kernels, title=f"C1 filters {caption}"), key="inside_filters",
+                    config={"displayModeBar": False})
+    if len(saved) > 1:
+        with st.expander("Play epoch by epoch (one colour range for all epochs)"):
+            st.plotly_chart(figures.kernel_animation(saved, history), key="inside_filters_animation")
+
+
+@st.fragment(run_every=LIVE_SECONDS)
+def live_filters(info) -> None:
+    current = common.store().inspect(info.path)
+    if not current.active:
+        st.rerun(scope="app")  # the run just ended: redraw the page with its saved model
+    filters_view(current, None, live=True)
+
+
+def filters_section(info, model) -> None:
+    st.subheader("C1 filters")
+    st.caption("The six 5×5 kernels of the first convolution; blue weights are positive, red negative, "
+               "white zero.")
+    if info.active:
+        live_filters(info)
+    else:
+        filters_view(info, model, live=False)
+
+
+def feature_maps_section(info, model, names: list[str], images: data.TestImages | None) -> None:
+    st.subheader("Feature maps")
+    digit = data.pick_digit("inside", images, with_gallery=True)
+    if digit is None:
+        return
+    if model is None:
+        st.info("Feature maps need the saved model, which this run does not have yet.")
+        return
+    maps = data.maps_for(info, model, digit.x32)
+    probs = maps["output"]
+    pred = int(np.argmax(probs))
+    picture, output = st.columns([1, 3])
+    truth = f", true {names[digit.label]}" if digit.label is not None else ""
+    picture.image(data.thumbnail(digit.x28, 5), caption=f"{digit.name}{truth}")
+    picture.markdown(f"Predicted **{names[pred]}** ({probs[pred]:.1%})")
+    output.plotly_chart(figures.probability_bars(probs, names, true=digit.label, height=220,
+                                                 title="Output: softmax over the 10 classes"),
+                        key="inside_output")
+    for layer, title, columns, cell_height in MAP_LAYERS:
+        st.plotly_chart(figures.feature_map_figure(maps[layer], columns=columns, title=title,
+                                                   cell_height=cell_height),
+                        key=f"inside_map_{layer}", config={"displayModeBar": False})
+    left, right = st.columns(2)
+    for column, (layer, title) in zip((left, right), DENSE_LAYERS):
+        column.plotly_chart(figures.activation_figure(maps[layer], title=title), key=f"inside_map_{layer}",
+                            config={"displayModeBar": False})
+
+
+def main() -> None:
+    info = common.current_run()
+    if info is None:
+        return
+    st.title("Inside the model")
+    st.caption(f"Run **{info.name}** · {info.status}")
+    model, problem = data.model(info)
+    if model is None:
+        st.info(problem)
+    predictions, _ = data.predictions(info)
+    images, _ = data.test_images(info, predictions.labels if predictions is not None else None)
+    layers_section(info, model)
+    filters_section(info, model)
+    feature_maps_section(info, model, data.class_names(info), images)
+
+
+main()
