@@ -95,7 +95,10 @@ def _emit(args, payload, text: str) -> None:
 def cmd_train(args, store: RunStore) -> int:
     from core.trainer import train
 
+    from core.data import describe_source
+
     config = config_from_args(args)
+    describe_source(config.dataset, config.data_source, config.data_path)  # a bad --data fails before a run exists
     callbacks = []
     if not args.json:
         callbacks.append(_ProgressBar())
@@ -112,9 +115,9 @@ def cmd_train(args, store: RunStore) -> int:
         m = result.test_metrics
         lines.append(f"test accuracy {m['accuracy']:.4f}  errors {m['error_count']}/{m['n']}  "
                      f"macro F1 {m['macro_f1']:.4f}  loss {m['loss']:.4f}")
-    if result.error:
-        lines.append(f"error: {result.error}")
     _emit(args, payload, "\n".join(lines))
+    if result.error:
+        print(f"error: {result.error}", file=sys.stderr)
     return 0 if result.status in ("completed", "stopped") else EXIT_RUN_FAILED
 
 

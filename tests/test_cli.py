@@ -1,0 +1,135 @@
+"""Every `python -m core` command, run as a user would, in a real subprocess."""
+
+import json
+import shutil
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY_FLAGS = ["--data-source", "sample", "--train-subset", "600", "--validation-split", "0.1",
+              "--epochs", "1", "--batch-size", "64"]
+
+
+def cli(*args, runs_dir, check=True):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run([sys.executable, "-m", "core", *args, "--runs-dir", str(runs_dir)],
+                            cwd=ROOT, capture_output=True, text=True, env=env, timeout=600)
+    if check:
+        assert result.returncode == 0, result.stderr[-2000:]
+    return result
+
+
+SHIPPED = ROOT / "cached_models" / "seed-article-full-mnist"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A store holding the shipped pretrained run (a real full-MNIST model) under its own id."""
+    import shutil
+
+    runs = tmp_path_factory.mktemp("cli_runs")
+    shutil.copytree(SHIPPED, runs / SHIPPED.name)
+    metrics = json.loads((SHIPPED / "evaluation.json").read_text())
+    return runs, {"run_id": SHIPPED.name, "test_metrics": metrics}
+
+
+def test_train_prints_run_id_and_test_metrics(tmp_path):
+    payload = json.loads(cli("train", *TINY_FLAGS, "--name", "cli tiny", "--json", runs_dir=tmp_path).stdout)
+    assert payload["status"] == "completed"
+    assert (tmp_path / payload["run_id"] / "model.keras").is_file()
+    assert 0 < payload["test_metrics"]["accuracy"] <= 1 and payload["test_metrics"]["n"] == 10000
+    assert "bundled sample" in payload["data_source"]
+    status = json.loads((tmp_path / payload["run_id"] / "status.json").read_text())
+    assert status["name"] == "cli tiny" and status["status"] == "completed"
+
+
+def test_list_shows_runs_and_damaged_folders(trained):
+    runs, payload = trained
+    (runs / "broken-run").mkdir(exist_ok=True)
+    rows = json.loads(cli("list", "--json", runs_dir=runs).stdout)
+    by_id = {row["run_id"]: row for row in rows}
+    assert by_id[payload["run_id"]]["status"] == "completed"
+    assert by_id[payload["run_id"]]["name"] == "Seed article recipe (full MNIST)"
+    assert "no config.json" in by_id["broken-run"]["problems"]
+    text = cli("list", runs_dir=runs).stdout
+    assert payload["run_id"] in text and "broken-run" in text
+
+
+def test_evaluate_prints_accuracy_and_per_class_table(trained):
+    runs, payload = trained
+    data = json.loads(cli("evaluate", payload["run_id"], "--json", runs_dir=runs).stdout)
+    assert data["metrics"]["accuracy"] == pytest.approx(payload["test_metrics"]["accuracy"])
+    classes = [row["class"] for row in data["per_class"]]
+    assert classes[:10] == [str(i) for i in range(10)] and "macro avg" in classes
+    text = cli("evaluate", payload["run_id"], runs_dir=runs).stdout
+    assert "precision" in text and "recall" in text and f"{payload['test_metrics']['accuracy']:.4f}" in text
+
+
+def test_audit_lists_suspected_label_errors(trained):
+    runs, payload = trained
+    rows = json.loads(cli("audit", payload["run_id"], "--top", "5", "--json",
+                          runs_dir=runs).stdout)
+    assert 1 <= len(rows) <= 5
+    for row in rows:
+        assert row["given_label"] != row["predicted_label"] and row["confidence"] >= 0.9
+    assert all(isinstance(row["test_index"], int) for row in rows)
+    _, probs, labels = __import__("core.store", fromlist=["RunStore"]).RunStore(runs).read_evaluation(payload["run_id"])
+    for row in rows:  # each row agrees with the stored predictions
+        assert labels[row["test_index"]] == int(row["given_label"])
+        assert probs[row["test_index"]].argmax() == int(row["predicted_label"])
+
+
+def test_predict_test_index_and_image_file(trained, tmp_path):
+    runs, payload = trained
+    by_index = json.loads(cli("predict", payload["run_id"], "0", "--json", runs_dir=runs).stdout)
+    assert by_index["label"] == 7 and by_index["predicted"] == 7  # the first MNIST test image is a 7
+    assert abs(sum(by_index["probabilities"].values()) - 1) < 1e-3
+    assert by_index["predicted"] == int(np.argmax(list(by_index["probabilities"].values())))
+    picture = Image.new("L", (120, 120), 255)
+    ImageDraw.Draw(picture).line([(30, 20), (90, 20), (50, 105)], fill=0, width=10)
+    path = tmp_path / "seven.png"
+    picture.save(path)
+    text = cli("predict", payload["run_id"], str(path), runs_dir=runs).stdout
+    assert f"{path}: predicted 7" in text
+
+
+def test_summary_matches_the_article_layers(trained):
+    runs, payload = trained
+    data = json.loads(cli("summary", payload["run_id"], "--json", runs_dir=runs).stdout)
+    assert data["parameters"] == 61706
+    assert [row["name"] for row in data["layers"]][:4] == ["c1_conv", "s2_pool", "c3_conv", "s4_pool"]
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["train", "--learning-rate", "20"], "learning_rate=20.0 is out of range"),
+    (["train", "--batch-size", "abc"], "'abc' is not an integer"),
+    (["train", "--optimizer", "adagrad"], "invalid choice: 'adagrad'"),
+    (["train", "--data", "/nonexistent/mnist.npz", "--epochs", "1"], "/nonexistent/mnist.npz"),
+    (["evaluate", "../../etc"], "is not valid"),
+    (["evaluate", "no-such-run"], "not found"),
+    (["predict", "no-such-run", "3"], "not found"),
+    (["audit", "no-such-run", "--top", "0"], "--top=0 must be at least 1"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_bad_input_exits_non_zero_with_one_line_and_no_traceback(tmp_path, args, expected):
+    result = cli(*args, runs_dir=tmp_path, check=False)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert expected in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error:")
+
+
+def test_predict_bad_index_and_bad_image(trained, tmp_path):
+    runs, payload = trained
+    result = cli("predict", payload["run_id"], "10000", runs_dir=runs, check=False)
+    assert result.returncode == 2 and "out of range; allowed: 0 to 9999" in result.stderr
+    junk = tmp_path / "junk.png"
+    junk.write_bytes(b"this is not an image")
+    result = cli("predict", payload["run_id"], str(junk), runs_dir=runs, check=False)
+    assert result.returncode == 2 and "junk.png" in result.stderr and "Traceback" not in result.stderr
