@@ -279,6 +279,8 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         args.json = args.json or getattr(args, "sub_json", False)
         store = RunStore(getattr(args, "sub_runs_dir", None) or args.runs_dir)
+        if getattr(args, "run", None) is not None:
+            store.read_status(args.run)  # a bad or unknown run id fails fast, before TensorFlow loads
         return COMMANDS[args.command](args, store)
     except CliError as exc:
         print(f"error: {exc}", file=sys.stderr)
