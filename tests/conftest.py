@@ -51,3 +51,18 @@ def offline_sources(monkeypatch):
     monkeypatch.setenv("KERAS_HOME", "/nonexistent-keras-home")
     monkeypatch.delenv("LENET_DATA", raising=False)
     sidebar.data_source_text.clear()
+
+
+# ----- CI: a browser test that skips is a failure when LENET_REQUIRE_BROWSER=1 (.ci/run sets it) --------
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    import os
+
+    if report.skipped and "browser" in item.nodeid and os.environ.get("LENET_REQUIRE_BROWSER") == "1":
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"browser test skipped but LENET_REQUIRE_BROWSER=1 requires it: {reason}"
