@@ -97,14 +97,20 @@ def confusion_matrix_figure(
 
 
 def selected_cell(event) -> tuple[int, int] | None:
-    """(true, predicted) of the clicked cell in a st.plotly_chart selection event, or None."""
+    """(true, predicted) of the clicked cell in a st.plotly_chart selection event, or None.
+
+    The cell markers carry (true, predicted, ...) as customdata, which the browser sends back as a
+    list or as a {"0": .., "1": ..} mapping; the point's (x, y) = (predicted, true) is the fallback.
+    """
     points = ((event or {}).get("selection") or {}).get("points") or []
     for point in points:
         data = point.get("customdata")
-        if data is not None and len(data) >= 2:
+        if isinstance(data, dict) and "0" in data and "1" in data:
+            return int(data["0"]), int(data["1"])
+        if isinstance(data, (list, tuple)) and len(data) >= 2:
             return int(data[0]), int(data[1])
-        if "x" in point and "y" in point:
-            return int(round(point["y"])), int(round(point["x"]))
+        if point.get("x") is not None and point.get("y") is not None:
+            return int(round(float(point["y"]))), int(round(float(point["x"])))
     return None
 
 

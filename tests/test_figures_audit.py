@@ -1,0 +1,229 @@
+"""The audit pages' Plotly builders: each figure holds exactly the numbers it was given."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import confusion_matrix
+
+from dashboard import figures_audit as figures
+
+NAMES = [str(i) for i in range(10)]
+
+
+@pytest.fixture(scope="module")
+def labels_and_predictions():
+    rng = np.random.default_rng(7)
+    y_true = rng.integers(0, 10, 2000)
+    y_pred = np.where(rng.random(2000) < 0.8, y_true, rng.integers(0, 10, 2000))
+    y_pred[y_true == 9] = 9  # a class without errors: its row is all diagonal
+    return y_true, y_pred
+
+
+def tile(z: np.ndarray, i: int, shape: tuple[int, int], columns: int, gap: int = 1) -> np.ndarray:
+    row, column = divmod(i, columns)
+    h, w = shape
+    return z[row * (h + gap): row * (h + gap) + h, column * (w + gap): column * (w + gap) + w]
+
+
+# ----- confusion matrix -----------------------------------------------------------------------------
+
+
+def test_confusion_counts_z_equals_sklearn(labels_and_predictions):
+    y_true, y_pred = labels_and_predictions
+    cm = confusion_matrix(y_true, y_pred, labels=range(10))
+    figure = figures.confusion_matrix_figure(cm, NAMES)
+    np.testing.assert_array_equal(np.asarray(figure.data[0].z), cm)
+    # The colour scale spans the errors only: the largest off-diagonal count, not the diagonal.
+    assert figure.data[0].zmax == cm[~np.eye(10, dtype=bool)].max()
+    assert figure.data[0].zmax < cm.diagonal().max()
+
+
+def test_confusion_normalised_z_equals_sklearn(labels_and_predictions):
+    y_true, y_pred = labels_and_predictions
+    cm = confusion_matrix(y_true, y_pred, labels=range(10))
+    figure = figures.confusion_matrix_figure(cm, NAMES, normalize=True)
+    expected = confusion_matrix(y_true, y_pred, labels=range(10), normalize="true")
+    np.testing.assert_allclose(np.asarray(figure.data[0].z), expected)
+    np.testing.assert_allclose(np.asarray(figure.data[0].z).sum(axis=1), 1.0)
+
+
+def test_diagonal_is_masked_grey_and_annotated(labels_and_predictions):
+    y_true, y_pred = labels_and_predictions
+    cm = confusion_matrix(y_true, y_pred, labels=range(10))
+    figure = figures.confusion_matrix_figure(cm, NAMES)
+    diagonal = np.asarray(figure.data[1].z, dtype=float)
+    assert np.isnan(diagonal[~np.eye(10, dtype=bool)]).all()
+    assert (diagonal.diagonal() == 0).all()
+    assert figure.data[1].showscale is False
+    assert figure.data[1].textfont.color == figures.DIAGONAL_TEXT
+    text = np.asarray(figure.data[1].text)
+    assert [int(t) for t in text.diagonal()] == cm.diagonal().tolist()
+    # Off the diagonal the heatmap writes each non-zero count and leaves empty cells blank.
+    errors_text = np.asarray(figure.data[0].text)
+    for t, p in zip(*np.nonzero(~np.eye(10, dtype=bool))):
+        assert errors_text[t, p] == (str(cm[t, p]) if cm[t, p] else "")
+
+
+def test_cell_markers_name_every_cell(labels_and_predictions):
+    y_true, y_pred = labels_and_predictions
+    cm = confusion_matrix(y_true, y_pred, labels=range(10))
+    cells = figures.confusion_matrix_figure(cm, NAMES).data[2]
+    assert cells.name == figures.CELL_TRACE
+    data = np.asarray(cells.customdata)
+    assert len(data) == 100
+    for (true, pred, count, rate), x, y in zip(data, cells.x, cells.y):
+        assert (x, y) == (pred, true)
+        assert count == cm[int(true), int(pred)]
+        assert rate == pytest.approx(cm[int(true), int(pred)] / cm[int(true)].sum())
+
+
+def test_selected_cell_is_outlined():
+    cm = np.arange(9).reshape(3, 3)
+    figure = figures.confusion_matrix_figure(cm, ["a", "b", "c"], selected=(2, 0))
+    (shape,) = figure.layout.shapes
+    assert (shape.x0, shape.x1, shape.y0, shape.y1) == (-0.5, 0.5, 1.5, 2.5)
+
+
+def test_confusion_rejects_wrong_shape():
+    with pytest.raises(ValueError, match=r"\(3, 3\)"):
+        figures.confusion_matrix_figure(np.zeros((2, 2)), ["a", "b", "c"])
+
+
+@pytest.mark.parametrize("point", [
+    {"curve_number": 2, "x": 5, "y": 3, "customdata": {"0": 3, "1": 5, "2": 23, "3": 0.02}},  # what the browser sends
+    {"curve_number": 2, "x": 5, "y": 3, "customdata": [3, 5, 23, 0.02]},
+    {"curve_number": 2, "x": 5, "y": 3},
+])
+def test_selected_cell_reads_a_click(point):
+    assert figures.selected_cell({"selection": {"points": [point]}}) == (3, 5)
+
+
+@pytest.mark.parametrize("event", [None, {}, {"selection": {"points": []}}])
+def test_selected_cell_without_a_click(event):
+    assert figures.selected_cell(event) is None
+
+
+# ----- filters and feature maps ---------------------------------------------------------------------
+
+
+def test_montage_places_each_map_and_leaves_gaps_empty():
+    maps = np.arange(5 * 2 * 3, dtype=float).reshape(5, 2, 3)
+    z = figures.montage(maps, columns=3)
+    assert z.shape == (2 * 3 - 1, 3 * 4 - 1)
+    for i in range(5):
+        np.testing.assert_array_equal(tile(z, i, (2, 3), 3), maps[i])
+    assert np.isnan(z).sum() == z.size - maps.size
+
+
+def test_kernel_figure_holds_the_kernels_on_a_zero_centred_scale():
+    kernels = np.random.default_rng(0).normal(size=(6, 5, 5))
+    figure = figures.kernel_figure(kernels)
+    trace = figure.data[0]
+    z = np.asarray(trace.z, dtype=float)
+    for i in range(6):
+        np.testing.assert_array_equal(tile(z, i, (5, 5), 6), kernels[i])
+    assert trace.zmid == 0 and trace.zmin == -trace.zmax == -np.abs(kernels).max()
+    assert [a.text for a in figure.layout.annotations] == [f"filter {i}" for i in range(1, 7)]
+
+
+def test_kernel_figure_holds_a_models_kernels():
+    from core import analysis
+    from core.config import TrainConfig
+    from core.model import build_model
+
+    model = build_model(TrainConfig(seed=3))
+    kernels = analysis.c1_kernels(model)
+    z = np.asarray(figures.kernel_figure(kernels).data[0].z, dtype=float)
+    weights = np.asarray(model.get_layer("c1_conv").kernel)  # (5, 5, 1, 6)
+    for i in range(6):
+        np.testing.assert_allclose(tile(z, i, (5, 5), 6), weights[:, :, 0, i])
+
+
+def test_kernel_animation_has_a_frame_per_epoch_on_one_range():
+    history = np.random.default_rng(1).normal(size=(3, 6, 5, 5))
+    figure = figures.kernel_animation([1, 2, 3], history)
+    assert [frame.name for frame in figure.frames] == ["1", "2", "3"]
+    for frame, kernels in zip(figure.frames, history):
+        z = np.asarray(frame.data[0].z, dtype=float)
+        for i in range(6):
+            np.testing.assert_array_equal(tile(z, i, (5, 5), 6), kernels[i])
+    assert figure.data[0].zmax == np.abs(history).max()
+    assert [step.label for step in figure.layout.sliders[0].steps] == ["1", "2", "3"]
+    with pytest.raises(ValueError, match="one"):
+        figures.kernel_animation([1, 2], history)
+
+
+def test_feature_map_figure_shows_each_map_stretched_and_hovers_raw_values():
+    maps = np.random.default_rng(2).normal(size=(16, 10, 10))
+    figure = figures.feature_map_figure(maps, columns=8)
+    trace = figure.data[0]
+    z = np.asarray(trace.z, dtype=float)
+    custom = np.asarray(trace.customdata, dtype=float)
+    for i in range(16):
+        shown = tile(z, i, (10, 10), 8)
+        assert shown.min() == 0 and shown.max() == 1
+        np.testing.assert_allclose(tile(custom[..., 1], i, (10, 10), 8), maps[i])
+        assert (tile(custom[..., 0], i, (10, 10), 8) == i + 1).all()
+
+
+def test_feature_map_figure_of_a_constant_map_is_black():
+    figure = figures.feature_map_figure(np.zeros((6, 4, 4)))
+    assert np.nanmax(np.asarray(figure.data[0].z, dtype=float)) == 0
+
+
+# ----- bars and tables ------------------------------------------------------------------------------
+
+
+def test_probability_bars_mark_prediction_and_truth():
+    probs = np.array([0.05, 0.7, 0.25] + [0.0] * 7)
+    wrong = figures.probability_bars(probs, NAMES, true=2).data[0]
+    np.testing.assert_allclose(wrong.y, probs)
+    assert wrong.marker.color[1] == figures.WRONG
+    assert wrong.marker.line.width[2] == 3 and wrong.marker.line.width[1] == 0
+    right = figures.probability_bars(probs, NAMES, true=1).data[0]
+    assert right.marker.color[1] == figures.RIGHT
+    unknown = figures.probability_bars(probs, NAMES).data[0]
+    assert unknown.marker.color[1] == figures.RIGHT and set(unknown.marker.line.width) == {0}
+
+
+def test_class_metrics_figure_plots_the_report():
+    from core.analysis import class_report
+
+    y_true = np.array([0, 0, 1, 1, 2, 2])
+    y_pred = np.array([0, 1, 1, 1, 2, 0])
+    report = class_report(y_true, y_pred, ["a", "b", "c"])
+    figure = figures.class_metrics_figure(report)
+    assert [trace.name for trace in figure.data] == ["precision", "recall", "f1"]
+    for trace in figure.data:
+        assert list(trace.x) == ["a", "b", "c"]
+        np.testing.assert_allclose(trace.y, report.loc[["a", "b", "c"], trace.name])
+
+
+def test_history_figure_colours_right_and_wrong_epochs():
+    history = pd.DataFrame({"epoch": [1, 2, 3], "pred": [4, 9, 9], "confidence": [0.6, 0.7, 0.9],
+                            "correct": [False, True, True]})
+    trace = figures.history_figure(history, NAMES, label=9).data[0]
+    assert list(trace.marker.color) == [figures.WRONG, figures.RIGHT, figures.RIGHT]
+    assert list(trace.text) == ["4", "9", "9"]
+    np.testing.assert_allclose(trace.y, [0.6, 0.7, 0.9])
+
+
+def test_epoch_accuracy_figure_marks_the_shown_epoch():
+    figure = figures.epoch_accuracy_figure([1, 2, 3], [0.5, 0.8, 0.9], selected=2)
+    assert list(figure.data[0].y) == [0.5, 0.8, 0.9]
+    assert list(figure.data[1].x) == [2] and list(figure.data[1].y) == [0.8]
+
+
+def test_c3_table_figure_is_the_papers_table():
+    from core.model import C3_TABLE
+
+    figure = figures.c3_table_figure(C3_TABLE)
+    np.testing.assert_array_equal(np.asarray(figure.data[0].z), C3_TABLE.astype(int))
+    assert np.asarray(figure.data[0].z).sum() == 60  # Table I's 60 connections
+
+
+def test_activation_figure_has_one_bar_per_unit():
+    values = np.linspace(-1, 1, 84)
+    trace = figures.activation_figure(values, title="F6").data[0]
+    np.testing.assert_allclose(trace.y, values)
+    assert trace.marker.color[0] == figures.WRONG and trace.marker.color[-1] == figures.ACCENT
