@@ -1,20 +1,34 @@
-"""The dashboard's training queue: one worker thread trains the submitted runs one after another."""
+"""The dashboard's training queue: one worker thread trains the submitted runs one after another.
+
+The training itself runs in a child process (`python -m dashboard.worker`) that imports TensorFlow once
+and stays for the next run. Training in a thread of the Streamlit server does not work: after every
+script run, including each rerun of the live fragment, Streamlit calls keras.backend.clear_session(),
+which resets the default graph, clears TensorFlow's kernel cache and runs a full gc.collect() under a
+training that is in progress; and the server and the training would share one GIL.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import queue
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 from core.config import TrainConfig
 from core.store import RunStore, StoreError, now_iso
 
+ROOT = Path(__file__).resolve().parent.parent
 FOREIGN_POLL_SECONDS = 0.5  # how often a waiting job checks whether a terminal's run has ended
+STOP_POLL_SECONDS = 0.05  # how often the worker thread forwards a Stop to the training process
 
 
 @dataclass
@@ -25,23 +39,120 @@ class Job:
     state: str = "queued"  # queued -> running -> done
 
 
-def _default_train(config: TrainConfig, store: RunStore, run_id: str, stop_event: threading.Event):
+class TrainingProcess:
+    """Calls core.trainer.train in a long-lived child process; one run at a time, Stop forwarded within 50 ms.
+
+    Messages are JSON lines: {"train": {...}} and {"stop": run_id} on the child's stdin, {"run_id", "status"}
+    on its stdout when a run ends. The child also stops its run if the dashboard goes away (stdin closes).
+    """
+
+    def __init__(self):
+        self._process: subprocess.Popen | None = None
+        self._replies: queue.Queue = queue.Queue()
+
+    def start(self) -> None:
+        """Start the child (it begins importing TensorFlow at once) unless it is already running."""
+        if self._process is not None and self._process.poll() is None:
+            return
+        self._replies = queue.Queue()
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
+               "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+        self._process = subprocess.Popen([sys.executable, "-m", "dashboard.worker"], cwd=ROOT, env=env,
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+        threading.Thread(target=self._read, args=(self._process, self._replies), daemon=True,
+                         name="lenet-trainer-replies").start()
+
+    @staticmethod
+    def _read(process: subprocess.Popen, replies: queue.Queue) -> None:
+        for line in process.stdout:
+            with contextlib.suppress(ValueError):
+                replies.put(json.loads(line))
+        replies.put(None)  # the child has exited
+
+    def _send(self, message: dict) -> None:
+        self._process.stdin.write(json.dumps(message) + "\n")
+        self._process.stdin.flush()
+
+    def __call__(self, config: TrainConfig, store: RunStore, run_id: str, stop_event: threading.Event) -> str:
+        self.start()
+        self._send({"train": {"config": config.to_dict(), "root": str(store.root), "run_id": run_id}})
+        stop_sent = False
+        while True:
+            if stop_event.is_set() and not stop_sent:
+                with contextlib.suppress(OSError):
+                    self._send({"stop": run_id})
+                stop_sent = True
+            try:
+                reply = self._replies.get(timeout=STOP_POLL_SECONDS)
+            except queue.Empty:
+                continue
+            if reply is None:
+                code = self._process.wait()
+                self._process = None
+                raise RuntimeError(f"the training process ended unexpectedly (exit code {code})")
+            if reply.get("run_id") == run_id:
+                return reply.get("status", "")
+
+
+def child_main() -> None:
+    """The training process: read jobs from stdin, train them one by one, report each end on stdout."""
+    replies = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # library prints must not corrupt the replies
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C on the server: finish via the closed stdin instead
+    jobs: queue.Queue = queue.Queue()
+    stop = threading.Event()
+    lock = threading.Lock()
+    current: dict = {"run_id": None, "stop_requested": set()}
+
+    def read_commands() -> None:
+        for line in sys.stdin:
+            with contextlib.suppress(ValueError, KeyError, TypeError, AttributeError):
+                message = json.loads(line)
+                if "train" in message:
+                    jobs.put(message["train"])
+                elif "stop" in message:
+                    with lock:
+                        current["stop_requested"].add(message["stop"])
+                        if message["stop"] == current["run_id"]:
+                            stop.set()
+        stop.set()  # the dashboard is gone: end the run in progress as "stopped", with its model saved
+        jobs.put(None)
+
+    threading.Thread(target=read_commands, daemon=True).start()
+    import keras
+
     from core.trainer import train
 
-    return train(config, store, run_id=run_id, stop_event=stop_event)
+    while (job := jobs.get()) is not None:
+        with lock:
+            current["run_id"] = job["run_id"]
+            if job["run_id"] in current["stop_requested"]:
+                stop.set()
+            else:
+                stop.clear()
+        result = train(TrainConfig.from_dict(job["config"]), RunStore(job["root"]), run_id=job["run_id"],
+                       stop_event=stop)
+        with lock:
+            current["run_id"] = None
+        keras.backend.clear_session()  # the next run starts from a clean Keras state
+        try:
+            replies.write(json.dumps({"run_id": job["run_id"], "status": result.status}) + "\n")
+        except BrokenPipeError:  # the dashboard has gone; the run's end is in the store
+            return
 
 
 class JobManager:
-    """Owns the queue of runs this process trains. Never calls Streamlit: the pages only read the store.
+    """Owns the queue of runs this dashboard trains. Never calls Streamlit: the pages only read the store.
 
     Submitting creates the run in the store at once with status "queued", so every tab (and the
-    terminal's `python -m core list`) sees it. One thread trains the jobs in order; a run being
-    trained by another process (a terminal) is waited for, so two trainings never share the CPU.
+    terminal's `python -m core list`) sees it. One thread hands the jobs in order to the training
+    process; a run that a terminal is training is waited for, so two trainings never share the CPU.
+    `train_fn(config, store, run_id, stop_event)` replaces the training process in tests.
     """
 
     def __init__(self, store: RunStore, train_fn: Callable | None = None):
         self.store = store
-        self._train = train_fn or _default_train
+        self._train = train_fn or TrainingProcess()
         self._queue: queue.Queue[Job] = queue.Queue()
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
@@ -53,6 +164,8 @@ class JobManager:
     def submit(self, config: TrainConfig, name: str | None = None) -> str:
         """Create the run as "queued" and put it in line; returns its run id."""
         run_id = self.store.create_run(config, name=name or None, status="queued")
+        if isinstance(self._train, TrainingProcess):
+            self._train.start()  # TensorFlow loads while the run waits its turn
         job = Job(run_id, config)
         with self._lock:
             self._jobs[run_id] = job
@@ -143,3 +256,7 @@ class JobManager:
                     and info.meta.get("host") == socket.gethostname()):
                 return info.run_id
         return None
+
+
+if __name__ == "__main__":
+    child_main()
