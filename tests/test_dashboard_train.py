@@ -1,5 +1,6 @@
 """The Train page: figure builders, the sidebar form, and the live view (AppTest, no server)."""
 
+import os
 import time
 from pathlib import Path
 
@@ -228,7 +229,8 @@ def test_training_from_the_form_queues_a_second_run_and_completes(lenet_runs):
     at.button(key=f"train_stop_{second}").click().run()
     assert store.read_status(second)["status"] == "stopped"
 
-    assert wait_for_status(store, first, {"completed", "failed"}, timeout=120) == "completed"
+    assert wait_for_status(store, first, {"completed", "failed"}, timeout=180) == "completed"
+    assert store.read_status(first)["pid"] != os.getpid()  # trained in the dashboard's training process
     at = open_app()
     assert "ui run" in at.subheader[0].value
     assert at.metric[0].label == "Test accuracy"

@@ -14,6 +14,17 @@ STATUS_ICONS = {"queued": "⏳", "running": "🏃", "completed": "✅", "stopped
                 "interrupted": "⚠️"}
 
 
+@st.cache_resource(max_entries=8, show_spinner=False)
+def batch_chart(root: str, run_id: str, version: tuple, smoothing: float):
+    """Shared by every tab and rebuilt only when the metrics file grows: the fragment redraws twice a second."""
+    return figures.batch_figure(common.read_metrics(run_id)[0], smoothing, revision=run_id)
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def epoch_chart(root: str, run_id: str, version: tuple):
+    return figures.epoch_figure(common.read_metrics(run_id)[1], revision=run_id)
+
+
 def stop(run_id: str) -> None:
     st.session_state[STOP_MESSAGE] = (run_id, common.job_manager().stop(run_id))
 
@@ -70,13 +81,13 @@ def progress_panel(info: RunInfo, status: dict, batch, epoch) -> None:
                       help="At the end of the last finished epoch (the configured rate before the first one ends)")
 
 
-def charts(info: RunInfo, batch, epoch) -> None:
-    st.slider("Smoothing (exponential moving average of the batch curves, as in TensorBoard)", 0.0, 0.99,
-              step=0.01, key=SMOOTHING, persist_state="session")
-    st.plotly_chart(figures.batch_figure(batch, st.session_state[SMOOTHING], revision=info.run_id),
-                    key="train_batch_chart", config={"displaylogo": False})
-    st.plotly_chart(figures.epoch_figure(epoch, revision=info.run_id), key="train_epoch_chart",
+def charts(info: RunInfo) -> None:
+    st.slider("Smoothing of the batch curves", 0.0, 0.99, step=0.01, key=SMOOTHING, persist_state="session",
+              width=320, help="Exponential moving average, debiased as in TensorBoard; 0 shows the raw values")
+    root, version = str(common.store().root), common.metrics_version(info.run_id)
+    st.plotly_chart(batch_chart(root, info.run_id, version, st.session_state[SMOOTHING]), key="train_batch_chart",
                     config={"displaylogo": False})
+    st.plotly_chart(epoch_chart(root, info.run_id, version), key="train_epoch_chart", config={"displaylogo": False})
 
 
 def summary(info: RunInfo, status: dict, epoch) -> None:
@@ -124,7 +135,7 @@ def live_view() -> None:
         progress_panel(followed, status, batch, epoch)
     elif status["status"] not in ACTIVE:
         summary(followed, status, epoch)
-    charts(followed, batch, epoch)
+    charts(followed)
 
 
 st.session_state.setdefault(SMOOTHING, 0.6)
