@@ -66,3 +66,28 @@ def pytest_runtest_makereport(item, call):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"
         report.longrepr = f"browser test skipped but LENET_REQUIRE_BROWSER=1 requires it: {reason}"
+
+
+# ----- audit pages (Evaluate, Error gallery, Inside the model, Predict) -----------------------------------
+
+AUDIT_CONFIGS = {
+    # The audit issue's run: two epochs, so the epoch scrubber has a previous epoch to compare with.
+    "two_epochs": TrainConfig(data_source="sample", train_subset=600, validation_split=0.1, epochs=2, batch_size=64),
+    # The 1998 paper's variant, for its C3 connection table.
+    "lecun1998": TrainConfig(data_source="sample", variant="lecun1998", train_subset=300, validation_split=0.1,
+                             epochs=1, batch_size=64),
+}
+
+
+@pytest.fixture(scope="session")
+def audit_trained_runs(tmp_path_factory):
+    """(store root, {"two_epochs": run id, "lecun1998": run id}), trained once per test session."""
+    from core.trainer import train
+
+    root = tmp_path_factory.mktemp("audit_trained_runs")
+    run_ids = {}
+    for key, config in AUDIT_CONFIGS.items():
+        result = train(config, RunStore(root), name=f"audit {key.replace('_', ' ')}")
+        assert result.status == "completed", result.error
+        run_ids[key] = result.run_id
+    return root, run_ids

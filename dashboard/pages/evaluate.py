@@ -112,7 +112,7 @@ def thumbnails(images: data.TestImages | None, indices: list[int], captions: lis
     if images is None:
         st.write("Test indices: " + ", ".join(str(i) for i in indices))
         return
-    st.image([data.thumbnail(images.images[i]) for i in indices], caption=captions)
+    st.image([data.thumbnail(images.images[i]) for i in indices], caption=captions, output_format="PNG")
 
 
 def per_class_section(predictions: data.Predictions, names: list[str]) -> None:

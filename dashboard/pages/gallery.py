@@ -77,7 +77,7 @@ def tile_grid(shown, names: list[str], images: data.TestImages) -> None:
         columns = st.columns(TILE_COLUMNS)
         for column, row in zip(columns, rows):
             with column:
-                st.image(data.thumbnail(images.images[row.index]))
+                st.image(data.thumbnail(images.images[row.index]), output_format="PNG")
                 st.button(f"#{row.index} · {names[row.true]}→{names[row.pred]} · {row.confidence:.0%}",
                           key=f"gallery_tile_{row.index}", on_click=open_tile, args=(int(row.index),),
                           width="stretch")
@@ -94,7 +94,8 @@ def details(info, predictions: data.Predictions, names: list[str], images: data.
             st.switch_page(INSIDE_PAGE)
         close.button("Close", key="gallery_close", on_click=open_tile, args=(None,))
         picture, bars = st.columns([1, 3])
-        picture.image(data.thumbnail(images.images[index], DETAIL_SCALE), caption="28×28 test image")
+        picture.image(data.thumbnail(images.images[index], DETAIL_SCALE), caption="28×28 test image",
+                      output_format="PNG")
         bars.plotly_chart(figures.probability_bars(predictions.probs[index], names, true=label,
                                                    title="Probability of each class"), key="gallery_probs")
         model, problem = data.model(info)
@@ -131,7 +132,7 @@ def suspects_view(predictions: data.Predictions, names: list[str], images: data.
     for rank, row in enumerate(table.itertuples(), 1):
         with st.container(border=True, key=f"gallery_suspect_{row.index}"):
             cells = st.columns([1.3, 2, 1, 1, 1, 1])
-            cells[0].image(data.thumbnail(images.images[row.index]), caption=f"#{row.index}")
+            cells[0].image(data.thumbnail(images.images[row.index]), caption=f"#{row.index}", output_format="PNG")
             cells[1].markdown(f"**{rank}. Labelled {names[row.given]}, model says {names[row.pred]}**  \n"
                               f"confidence {row.confidence:.1%} · given label {row.given_prob:.2%} · "
                               f"score {row.score:.3f}")
@@ -149,7 +150,7 @@ def example(slot, image, caption: str) -> None:
     if image is None:
         slot.caption(f"{caption}: none recognised")
     else:
-        slot.image(data.thumbnail(image), caption=caption)
+        slot.image(data.thumbnail(image), caption=caption, output_format="PNG")
 
 
 def main() -> None:

@@ -102,7 +102,7 @@ def feature_maps_section(info, model, names: list[str], images: data.TestImages 
     pred = int(np.argmax(probs))
     picture, output = st.columns([1, 3])
     truth = f", true {names[digit.label]}" if digit.label is not None else ""
-    picture.image(data.thumbnail(digit.x28, 5), caption=f"{digit.name}{truth}")
+    picture.image(data.thumbnail(digit.x28, 5), caption=f"{digit.name}{truth}", output_format="PNG")
     picture.markdown(f"Predicted **{names[pred]}** ({probs[pred]:.1%})")
     output.plotly_chart(figures.probability_bars(probs, names, true=digit.label, height=220,
                                                  title="Output: softmax over the 10 classes"),

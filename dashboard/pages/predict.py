@@ -16,9 +16,9 @@ def show_prediction(info, model, digit: data.Digit, names: list[str]) -> None:
     inputs, result = st.columns([2, 3])
     with inputs:
         small, padded = st.columns(2)
-        small.image(data.thumbnail(digit.x28, INPUT_SCALE), caption="28×28, MNIST form")
+        small.image(data.thumbnail(digit.x28, INPUT_SCALE), caption="28×28, MNIST form", output_format="PNG")
         padded.image(data.thumbnail(np.round(digit.x32[:, :, 0] * 255).astype(np.uint8), INPUT_SCALE),
-                     caption="32×32 input to LeNet-5")
+                     caption="32×32 input to LeNet-5", output_format="PNG")
     with result:
         verdict = None
         if digit.label is not None:
