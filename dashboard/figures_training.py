@@ -16,9 +16,9 @@ COLORS = {"train": "#2563eb", "val": "#f97316", "test": "#16a34a"}
 MARKERS_UP_TO = 200  # points per curve drawn with markers; denser curves are plain lines
 RAW_OPACITY = 0.25  # the unsmoothed batch curve stays visible behind the smoothed one, as in TensorBoard
 SPLIT_LABELS = {"train": "train", "val": "validation", "test": "test"}
-EPOCH_METRICS = {  # metric shown -> epoch-row column
-    "validation accuracy": "val_accuracy",
+EPOCH_METRICS = {  # metric shown -> epoch-row column; test first: every run has it, validation may be off
     "test accuracy": "test_accuracy",
+    "validation accuracy": "val_accuracy",
     "train accuracy": "accuracy",
     "validation loss": "val_loss",
     "test loss": "test_loss",
@@ -189,8 +189,9 @@ def overlay_figure(curves: dict[str, pd.DataFrame], metric: str) -> go.Figure:
                                     name=label, hovertemplate=f"{label}<br>epoch %{{x}}: %{{y:.4f}}"))
     if not figure.data:
         return _empty_figure(metric, f"No {metric} recorded for the selected runs")
-    figure.update_layout(height=380, xaxis_title="epoch", yaxis_title=metric, margin=dict(t=30, b=40),
-                         legend=dict(orientation="h", y=-0.2))
+    longest = max(len(epoch) for epoch in curves.values() if epoch is not None)
+    figure.update_layout(height=380, xaxis=dict(title="epoch", dtick=1 if longest <= 20 else None), yaxis_title=metric,
+                         margin=dict(t=30, b=40), showlegend=True, legend=dict(orientation="h", y=-0.2))
     if "accuracy" in metric:
         figure.update_yaxes(tickformat=".1%")
     return figure

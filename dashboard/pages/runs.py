@@ -92,6 +92,11 @@ def compare(selected: pd.DataFrame, epochs: dict[str, pd.DataFrame]) -> None:
         label = row.name if row.name not in labels else f"{row.name} ({row.run_id})"
         labels[label] = epochs.get(row.run_id)
     st.plotly_chart(figures.overlay_figure(labels, metric), key="runs_overlay_chart")
+    column = figures.EPOCH_METRICS[metric]
+    missing = [label for label, epoch in labels.items()
+               if epoch is None or column not in epoch or epoch[column].isna().all()]
+    if missing:
+        st.caption(f"No {metric} recorded for: {', '.join(missing)}.")
 
 
 def hparams(frame: pd.DataFrame) -> None:
