@@ -122,8 +122,8 @@ def test_selected_runs_are_overlaid(finished_run, lenet_runs):
     at.run()
     overlay = chart(at, "runs_overlay_chart")
     assert sorted(trace["name"] for trace in overlay["data"]) == ["second run", "tiny sample run"]
-    val = RunStore().read_metrics(finished_run)[1]["val_accuracy"].tolist()
-    assert overlay["data"][0]["y"] == pytest.approx(val)
+    test_accuracy = RunStore().read_metrics(finished_run)[1]["test_accuracy"].tolist()  # the default metric
+    assert overlay["data"][0]["y"] == pytest.approx(test_accuracy)
     hparams = chart(at, "runs_hparams_chart")
     assert "test accuracy" in [d["label"] for d in hparams["data"][0]["dimensions"]]
 
