@@ -101,7 +101,11 @@ class TrainConfig:
 
 def _describe_range(name: str) -> str:
     low, high, low_inc, high_inc = RANGES[name]
-    return f"{'[' if low_inc else '('}{low:g}, {high:g}{']' if high_inc else ')'}"
+    return f"{'[' if low_inc else '('}{_number(low)}, {_number(high)}{']' if high_inc else ')'}"
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"  # 2147483647, not 2.14748e+09
 
 
 def _check_number(cfg: TrainConfig, name: str, integer: bool) -> None:
@@ -146,6 +150,12 @@ def validate(cfg: TrainConfig) -> None:
         training = int(cfg.train_subset * (1 - cfg.validation_split))
         if cfg.train_subset < 10 * 2:
             raise ValueError(f"train_subset={cfg.train_subset} is too small; allowed: 0 (all) or 20 to 60000")
+        held_out = round(cfg.train_subset * cfg.validation_split)
+        if cfg.validation_split > 0 and held_out == 0:
+            raise ValueError(
+                f"validation_split={cfg.validation_split} holds out no image of train_subset={cfg.train_subset}; "
+                f"allowed: 0 (no validation) or more than {0.5 / cfg.train_subset:.3g}"
+            )
         if cfg.batch_size > training:
             raise ValueError(
                 f"batch_size={cfg.batch_size} is larger than the {training} training images left by "
