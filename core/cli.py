@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -23,6 +24,9 @@ class CliError(Exception):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # argparse's usage dump is long; one line names the problem
+        switch = re.match(r"argument (--[\w-]+)/(--no-[\w-]+): ignored explicit argument", message)
+        if switch:  # --augment=yes: say how a switch is written
+            message += f"; allowed: {switch.group(1)} or {switch.group(2)}, without a value"
         raise CliError(f"{self.prog}: {message}")
 
 
@@ -95,16 +99,17 @@ def _emit(args, payload, text: str) -> None:
 def cmd_train(args, store: RunStore) -> int:
     from core.trainer import train
 
-    from core.data import describe_source
+    from core.data import load_dataset
 
     config = config_from_args(args)
-    describe_source(config.dataset, config.data_source, config.data_path)  # a bad --data fails before a run exists
+    # Bad data (a broken --data file, a subset larger than the source) fails here, before a run exists.
+    data = load_dataset(config)
     callbacks = []
     if not args.json:
         callbacks.append(_ProgressBar())
     run_id = store.create_run(config, name=args.name)
     print(f"run {run_id}", file=sys.stderr)
-    result = train(config, store, run_id=run_id, callbacks=callbacks)
+    result = train(config, store, run_id=run_id, callbacks=callbacks, dataset=data)
     status = store.read_status(run_id)
     payload = {"run_id": run_id, "status": result.status, "error": result.error,
                "data_source": status.get("source_detail"), "duration_s": round(result.duration, 1),
