@@ -102,7 +102,22 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot store {type(value).__name__} as JSON")
 
 
-def pid_alive(pid: Any) -> bool:
+def process_started(pid: int) -> str | None:
+    """When process `pid` started (clock ticks since boot, /proc's field 22), or None where /proc cannot tell."""
+    try:
+        stat = Path(f"/proc/{int(pid)}/stat").read_text()
+        return stat[stat.rindex(")") + 2 :].split()[19]
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def owner() -> dict:
+    """Who writes a run: this process, with its start time so that a reused pid is not taken for it."""
+    return {"pid": os.getpid(), "pid_started": process_started(os.getpid()), "host": socket.gethostname()}
+
+
+def pid_alive(pid: Any, started: str | None = None) -> bool:
+    """True if `pid` runs, and (when `started` is known) is the same process that recorded it, not a reuse."""
     if not isinstance(pid, int) or pid <= 0:
         return False
     try:
@@ -111,7 +126,12 @@ def pid_alive(pid: Any) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    now = process_started(pid) if started else None
+    return now is None or now == started
+
+
+# Temporary files of atomic writes: ".<name>.<pid>.<hex>.tmp" and ".model.<pid>.<hex>.keras".
+TEMP_PATTERN = re.compile(r"^\..+\.(\d+)\.[0-9a-f]{8}\.(tmp|keras)$")
 
 
 @dataclass
@@ -160,6 +180,8 @@ class RunStore:
     # ----- creating and writing ----------------------------------------------------------------
     def create_run(self, config: TrainConfig, name: str | None = None, status: str = "queued") -> str:
         name = check_name(name) if name else f"{config.variant} {config.dataset}"
+        if self.root.exists() and not self.root.is_dir():
+            raise StoreError(f"the run store {self.root} is a file, not a folder")
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -179,8 +201,7 @@ class RunStore:
             raise StoreError(f"could not find a free run id in {self.root}")
         try:
             self.write_config(run_id, config)
-            self.write_status(run_id, status=status, name=name, created=now_iso(), pid=os.getpid(),
-                              host=socket.gethostname())
+            self.write_status(run_id, status=status, name=name, created=now_iso(), **owner())
         except OSError as exc:
             shutil.rmtree(path, ignore_errors=True)
             raise StoreError(f"cannot write run {run_id} in {self.root}: {exc.strerror or exc}") from None
@@ -265,10 +286,11 @@ class RunStore:
 
     @staticmethod
     def _orphaned(status: dict) -> bool:
-        return status.get("host") == socket.gethostname() and not pid_alive(status.get("pid"))
+        return status.get("host") == socket.gethostname() and not pid_alive(status.get("pid"), status.get("pid_started"))
 
     def mark_interrupted(self) -> list[str]:
-        """Persist 'interrupted' for runs whose training process is gone; returns their ids."""
+        """Persist 'interrupted' for runs whose training process is gone, and remove the temporary files
+        that dead processes left behind; returns the ids of the runs marked."""
         changed = []
         for info in self.list_runs():
             if info.status == "interrupted" and info.meta.get("stored_status") in ACTIVE:
@@ -276,7 +298,20 @@ class RunStore:
                     self.write_status(info.run_id, status="interrupted", ended=now_iso(),
                                       error=info.meta.get("error"))
                     changed.append(info.run_id)
+            if info.path.is_dir() and not info.active:
+                self._remove_dead_temp_files(info.path)
         return changed
+
+    @staticmethod
+    def _remove_dead_temp_files(folder: Path) -> None:
+        """A process killed during an atomic write leaves its temporary file; the target was never touched."""
+        for directory in (folder, folder / EPOCHS_DIR):
+            with contextlib.suppress(OSError):
+                for path in directory.iterdir():
+                    match = TEMP_PATTERN.match(path.name)
+                    if match and not pid_alive(int(match.group(1))):
+                        with contextlib.suppress(OSError):
+                            path.unlink()
 
     def read_metrics(self, run_id: str) -> tuple[pd.DataFrame, pd.DataFrame]:
         """(batch rows, epoch rows). A partial last line (a write in progress or a crash) is skipped."""
