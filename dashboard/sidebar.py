@@ -72,10 +72,14 @@ def _on_submit() -> None:
     except ValueError as exc:
         st.session_state[FORM_ERROR] = (error_field(str(exc)), str(exc))
         return
+    usable, problem = data_source_text(config.dataset, config.data_source, config.data_path)
+    if not usable:  # a missing --data file or an unavailable source: refused here, as the CLI does
+        st.session_state[FORM_ERROR] = ("data_path" if config.data_path else "data_source", problem)
+        return
     try:
         run_id = common.job_manager().submit(config, st.session_state[NAME].strip() or None)
     except ValueError as exc:  # StoreError: a bad run name or an unwritable store
-        st.session_state[FORM_ERROR] = ("name" if "name" in str(exc) else None, str(exc))
+        st.session_state[FORM_ERROR] = ("name" if str(exc).startswith("run name") else None, str(exc))
         return
     st.session_state[FORM_ERROR] = None
     st.session_state[SUBMITTED] = run_id
