@@ -5,6 +5,7 @@ import streamlit as st
 
 from core import analysis
 from core import model as lenet
+from core.store import StoreError
 from dashboard import audit_data as data
 from dashboard import common
 from dashboard import figures_audit as figures
@@ -51,7 +52,11 @@ def layers_section(info, model) -> None:
 
 
 def filters_view(info, model, live: bool) -> None:
-    saved, history = data.c1_history(info.run_id)
+    try:
+        saved, history = data.c1_history(info.run_id)
+    except StoreError as exc:  # a damaged epoch snapshot: say so, and show the saved model's filters instead
+        st.warning(str(exc))
+        saved, history = [], None
     if not saved and model is None:
         st.caption("No epoch has finished yet; the filters appear after the first one.")
         return
