@@ -1,0 +1,134 @@
+"""The Evaluate page in a real browser: clicking a confusion-matrix cell shows exactly that cell's images,
+and its button opens the error gallery filtered to them.
+
+Starts `streamlit run dashboard/app.py` on a free port over a store holding one finished run, and drives
+Debian's Chromium with Playwright.
+"""
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core import analysis
+from core.store import RunStore
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+FIRST_RENDER = 180_000  # ms: the first render imports TensorFlow and reads the test set on a busy CPU
+MATRIX = ".st-key-evaluate_confusion_chart"
+CELL_GALLERY = ".st-key-evaluate_cell_gallery"
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
+                                reason=f"Chromium not found at {CHROMIUM}: install Debian's chromium package "
+                                       "to run the browser tests")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def finished_store(audit_trained_runs, tmp_path_factory):
+    """(store root, run id): a copy of the two-epoch audit run, alone in its store."""
+    root, run_ids = audit_trained_runs
+    store = tmp_path_factory.mktemp("browser_audit_runs")
+    shutil.copytree(root / run_ids["two_epochs"], store / run_ids["two_epochs"])
+    return store, run_ids["two_epochs"]
+
+
+@pytest.fixture(scope="module")
+def server(finished_store):
+    store, _ = finished_store
+    port = free_port()
+    log = open(store.parent / "streamlit_audit.log", "w")
+    env = {**os.environ, "LENET_RUNS": str(store), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.port", str(port),
+         "--server.headless", "true"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
+                if reply.read() == b"ok":
+                    break
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"streamlit did not start; see {log.name}")
+        time.sleep(0.3)
+    yield url
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1200})
+        page.set_default_timeout(60_000)
+        # Until app.py has called st.navigation once, a fresh server treats dashboard/pages/ as a
+        # Streamlit v1 pages folder: a deep link like /evaluate, or a click in that first sidebar,
+        # runs the page file without app.py's run selector. The titled links ("Error gallery", not
+        # "gallery") appear once app.py's navigation is in place.
+        page.goto(server)
+        page.get_by_role("link", name="Error gallery").wait_for(timeout=FIRST_RENDER)
+        page.get_by_role("link", name="Evaluate").click()
+        page.locator(f"{MATRIX} .nsewdrag").wait_for(timeout=FIRST_RENDER)
+        yield page
+        browser.close()
+
+
+def worst_cell(labels: np.ndarray, probs: np.ndarray) -> tuple[int, int, int]:
+    cm = analysis.confusion(labels, probs.argmax(axis=1), 10)
+    errors = np.where(np.eye(10, dtype=bool), -1, cm)
+    true_class, pred_class = np.unravel_index(np.argmax(errors), errors.shape)
+    return int(true_class), int(pred_class), int(cm[true_class, pred_class])
+
+
+def test_clicking_a_cell_shows_its_images_then_the_gallery(page, finished_store):
+    store, run_id = finished_store
+    _, probs, labels = RunStore(store).read_evaluation(run_id)
+    true_class, pred_class, count = worst_cell(labels, probs)
+    expected = analysis.misclassified(labels, probs, "confidence", true_class, pred_class)["index"].tolist()
+
+    plot = page.locator(f"{MATRIX} .nsewdrag")
+    plot.scroll_into_view_if_needed()
+    box = plot.bounding_box()  # the axes span the ten classes: -0.5 .. 9.5 in x (predicted) and y (true)
+    page.mouse.click(box["x"] + box["width"] * (pred_class + 0.5) / 10,
+                     box["y"] + box["height"] * (true_class + 0.5) / 10)
+
+    cell = page.locator(CELL_GALLERY)
+    heading = f"True {true_class}, predicted {pred_class}: {count:,} misclassified images"
+    cell.get_by_text(heading).wait_for()
+    captions = cell.locator("[data-testid=stImageCaption]").all_inner_texts()
+    assert [int(re.match(r"#(\d+)", c).group(1)) for c in captions] == expected[:40]
+
+    cell.get_by_role("button", name="Open in the error gallery").click()
+    page.get_by_role("heading", name="Error gallery").wait_for()
+    page.get_by_text(f"{count:,} misclassified test images").wait_for()
+    assert page.url.endswith("/gallery")
+    tiles = page.locator("[class*='st-key-gallery_tile_'] button").all_inner_texts()
+    assert [int(re.match(r"#(\d+)", t).group(1)) for t in tiles] == expected[:40]
+    assert all(f" · {true_class}→{pred_class} · " in t for t in tiles)
