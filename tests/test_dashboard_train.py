@@ -238,3 +238,20 @@ def test_training_from_the_form_queues_a_second_run_and_completes(lenet_runs):
     table = at.dataframe[0].value
     assert table.set_index("run_id").loc[first, "status"] == "completed"
     assert table.set_index("run_id").loc[second, "status"] == "stopped"
+
+
+def test_a_run_training_in_a_terminal_is_followed_without_a_stop_button(finished_run, lenet_runs):
+    import shutil
+    import socket
+
+    from core.store import process_started
+
+    terminal_run = "20990101-000000-terminal-0000"
+    shutil.copytree(lenet_runs / finished_run, lenet_runs / terminal_run)
+    RunStore().write_status(terminal_run, name="terminal run", status="running", phase="training", pid=1,
+                            pid_started=process_started(1), host=socket.gethostname())  # alive, not this process
+    at = open_app()
+    assert "terminal run" in at.subheader[0].value
+    assert "Started outside this dashboard" in texts(at.caption)
+    assert not [b for b in at.button if b.key and b.key.startswith("train_stop_")]
+    assert at.get("progress")

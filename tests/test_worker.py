@@ -6,7 +6,7 @@ import time
 import pytest
 
 from core.config import TrainConfig
-from core.store import RunStore, now_iso
+from core.store import RunStore, now_iso, process_started
 from dashboard.worker import JobManager
 
 TINY = TrainConfig(data_source="sample", train_subset=600, validation_split=0.1, epochs=1, batch_size=64)
@@ -142,7 +142,7 @@ def test_waits_for_a_run_that_a_terminal_is_training(store, monkeypatch):
 
     monkeypatch.setattr(worker, "FOREIGN_POLL_SECONDS", 0.05)
     foreign = store.create_run(TINY, "terminal run", status="running")
-    store.write_status(foreign, pid=1)  # pid 1 is always alive and never ours: "another process"
+    store.write_status(foreign, pid=1, pid_started=process_started(1))  # alive and never ours: "another process"
     trainer = FakeTrainer(seconds=0.1)
     manager = JobManager(store, train_fn=trainer)
     run_id = manager.submit(TINY, "dashboard run")
