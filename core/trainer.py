@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from core.config import TrainConfig
-from core.store import RunStore, StoreError, now_iso
+from core.store import RunStore, StoreError, now_iso, owner
 
 # One execution of the compiled train loop should last a fraction of a second, so Stop answers fast.
 IMAGES_PER_EXECUTION = 1024
@@ -107,8 +107,19 @@ def make_train_dataset(x: np.ndarray, y: np.ndarray, config: TrainConfig):
     return batches.prefetch(tf.data.AUTOTUNE)
 
 
+# A mean cross-entropy above -ln(smallest float32) means some image's true class gets a softmax probability
+# of exactly 0 in float32, so the loss of the model's own outputs is infinite. Keras computes the loss from
+# the logits, which keeps it finite (1e9 and more) long after the weights have blown up, so this bound is
+# where a diverged run is caught; a healthy run never comes near it (2.3 at the start, below 1 once learning).
+LOSS_LIMIT = -math.log(float(np.finfo(np.float32).smallest_subnormal))  # 103.28
+
+
+def _finite(arrays) -> bool:
+    return all(np.isfinite(a).all() for a in arrays)
+
+
 class _Control:
-    """Builds the callback that stops on request and ends the run on a non-finite loss."""
+    """Builds the callback that stops on request and ends the run when the loss or the weights stop being finite."""
 
     def __init__(self, stop_event: threading.Event | None):
         import keras
@@ -122,8 +133,11 @@ class _Control:
             def on_train_batch_end(self, batch, logs=None):
                 logs = logs or {}
                 loss = logs.get("loss")
-                if loss is not None and not math.isfinite(float(loss)):
-                    control.nonfinite = {"epoch": control.epoch, "batch": batch + 1, "loss": str(float(loss))}
+                if loss is not None and not float(loss) <= LOSS_LIMIT:  # NaN fails every comparison
+                    control.diverged(batch + 1, f"loss became {float(loss):.4g}")
+                    self.model.stop_training = True
+                elif not _finite(w.numpy() for w in self.model.get_layer("output").weights):  # 850 numbers: cheap
+                    control.diverged(batch + 1, "the output layer's weights became non-finite")
                     self.model.stop_training = True
                 elif stop_event is not None and stop_event.is_set():
                     control.stopped = True
@@ -131,14 +145,24 @@ class _Control:
 
             def on_epoch_end(self, epoch, logs=None):
                 logs = logs or {}
-                if control.nonfinite is None and math.isfinite(float(logs.get("loss", 0.0))):
-                    control.last_finite = (epoch + 1, self.model.get_weights())
+                if control.nonfinite is not None:
+                    return
+                weights = self.model.get_weights()
+                if not _finite(weights):  # the epoch's last update can break the weights after the last loss
+                    control.diverged(self.params.get("steps") or 0, "the weights became non-finite")
+                    self.model.stop_training = True
+                elif float(logs.get("loss", 0.0)) <= LOSS_LIMIT:
+                    control.last_finite = (epoch + 1, weights)
 
         self.epoch = 0
         self.stopped = False
         self.nonfinite: dict | None = None
         self.last_finite: tuple[int, list] | None = None
         self.callback = ControlCallback()
+
+    def diverged(self, batch: int, what: str) -> None:
+        if self.nonfinite is None:
+            self.nonfinite = {"epoch": self.epoch, "batch": batch, "what": what}
 
 
 def train(config: TrainConfig, store: RunStore | None = None, *, name: str | None = None,
@@ -149,12 +173,15 @@ def train(config: TrainConfig, store: RunStore | None = None, *, name: str | Non
     if run_id is None:
         run_id = store.create_run(config, name=name, status="queued")
     started = time.perf_counter()
-    store.write_status(run_id, status="running", started=now_iso(), phase="loading data",
-                       versions=library_versions(), pid=os.getpid())
     try:
+        store.write_status(run_id, status="running", started=now_iso(), phase="loading data",
+                           versions=library_versions(), **owner())
         return _train(config, store, run_id, stop_event, list(callbacks), streaming, jit_compile, dataset, started)
     except Exception as exc:  # the run must end with a readable status, never stuck in "running"
-        message = f"{type(exc).__name__}: {exc}" if not isinstance(exc, (ValueError, StoreError)) else str(exc)
+        if isinstance(exc, OSError):  # data problems are DataError; an OSError here is the run store's disk
+            message = f"cannot write the run to {store.root}: {exc.strerror or exc}"
+        else:
+            message = f"{type(exc).__name__}: {exc}" if not isinstance(exc, (ValueError, StoreError)) else str(exc)
         try:
             store.write_status(run_id, status="failed", ended=now_iso(), error=message, phase="failed",
                                traceback=traceback.format_exc(limit=5), duration=time.perf_counter() - started)
@@ -214,8 +241,10 @@ def _train(config, store, run_id, stop_event, callbacks, streaming, jit_compile,
     if control.nonfinite is not None:
         where = control.nonfinite
         status = "failed"
-        error = (f"loss became {where['loss']} at epoch {where['epoch']}, batch {where['batch']} "
-                 f"(learning_rate={config.learning_rate}); try a smaller learning rate")
+        checked = f", checked every {model.steps_per_execution} batches" if model.steps_per_execution > 1 else ""
+        error = (f"training diverged: {where['what']} at epoch {where['epoch']}, batch {where['batch']} "
+                 f"(learning_rate={config.learning_rate}{checked}; a loss above {LOSS_LIMIT:.1f} means a "
+                 f"probability of exactly 0 in float32); try a smaller learning rate")
         if control.last_finite is not None:
             model_epoch, weights = control.last_finite
             model.set_weights(weights)
