@@ -79,12 +79,27 @@ def store(audit_trained_runs, tiny_trained_run, lenet_runs, offline_sources):
     return lenet_runs
 
 
-def open_page(page: str, run_id: str | None = None, **state) -> AppTest:
-    """Run the app once (it opens on Train), then switch to an audit page with `state` preset.
+@pytest.fixture(autouse=True)
+def app_py_runs_every_time(monkeypatch):
+    """Make AppTest run app.py on every page, as the real server does.
 
-    The first run must be app.py's: switched to before it, AppTest runs the page file on its own,
-    without app.py's st.navigation and run selector.
+    AppTest resets Streamlit's "uses a v1 pages folder" flag before each run, and dashboard/pages/
+    is named like one, so after the first run a switched-to page file would run on its own, without
+    app.py's navigation and shared run selector. st.navigation clears the flag on a real server.
     """
+    from streamlit.runtime.pages_manager import PagesManager
+    from streamlit.testing.v1 import app_test
+
+    class NavigationPages(PagesManager):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(app_test, "PagesManager", NavigationPages)
+
+
+def open_page(page: str, run_id: str | None = None, **state) -> AppTest:
+    """Run the app once (it opens on Train), then switch to an audit page with `state` preset."""
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
     if run_id:
         at.session_state[SELECTED_RUN] = run_id
@@ -200,6 +215,20 @@ def test_evaluate_headline_matches_analysis(store, truths):
         for name in ("precision", "recall", "F1"):
             shown = metric(at, f"{average.capitalize()} {name}").value
             assert shown == f"{expected[f'{average}_{name.lower()}']:.4f}"
+
+
+def test_audit_pages_use_the_shared_run_selector(store, truths):
+    truth = truths["one_epoch"]
+    at = open_page("evaluate")
+    selector = at.sidebar.selectbox(key="common_run_widget")
+    assert len(selector.options) == 3  # the three finished runs of this store
+    selector.set_value(truth.run_id)
+    rerun(at)
+    assert metric(at, "Test accuracy").value == f"{np.mean(truth.pred == truth.labels):.2%}"
+    at.switch_page("pages/gallery.py")
+    rerun(at)
+    errors = int(np.sum(truth.pred != truth.labels))
+    assert f"**{errors:,} misclassified test images**" in [m.value for m in at.markdown]
 
 
 def test_evaluate_confusion_matrix_counts_and_normalised(store, truths):
@@ -553,3 +582,11 @@ def test_shipped_run_on_every_page(shipped, test_set):
     assert metric(at, "Parameters").value == "61,706"
     at = open_page("predict")
     assert metric(at, "Prediction for test image #0").value == str(int(probs[0].argmax()))
+
+
+def test_a_damaged_snapshot_leaves_the_rest_of_evaluate_standing(store, truths):
+    truth = truths["two_epochs"]
+    (store / truth.run_id / "epochs" / "epoch_0001.npz").write_bytes(b"not a zip file")
+    at = open_page("evaluate", truth.run_id)
+    assert metric(at, "Test accuracy").value == f"{np.mean(truth.pred == truth.labels):.2%}"
+    assert any("epoch 1 snapshot is damaged" in w.value for w in at.warning)

@@ -4,6 +4,7 @@ import numpy as np
 import streamlit as st
 
 from core import analysis
+from core.store import StoreError
 from dashboard import audit_data as data
 from dashboard import common
 from dashboard import figures_audit as figures
@@ -127,6 +128,14 @@ def per_class_section(predictions: data.Predictions, names: list[str]) -> None:
 def epoch_section(run_id: str, predictions: data.Predictions, names: list[str],
                   images: data.TestImages | None) -> None:
     st.subheader("Epoch by epoch")
+    try:
+        epoch_view(run_id, predictions, names, images)
+    except StoreError as exc:  # a damaged epoch snapshot: the rest of the page still stands
+        st.warning(str(exc))
+
+
+def epoch_view(run_id: str, predictions: data.Predictions, names: list[str],
+               images: data.TestImages | None) -> None:
     saved = data.epochs(run_id)
     if not saved:
         st.caption("This run saved no epoch snapshots.")

@@ -3,6 +3,7 @@
 import numpy as np
 import streamlit as st
 
+from core.store import StoreError
 from dashboard import audit_data as data
 from dashboard import common
 from dashboard import figures_audit as figures
@@ -107,7 +108,11 @@ def details(info, predictions: data.Predictions, names: list[str], images: data.
                                                        title="C1 feature maps (6 × 28×28)", cell_height=170),
                             key="gallery_c1_maps")
         if data.epochs(info.run_id):
-            history = data.history(info.run_id, predictions.labels, index)
+            try:
+                history = data.history(info.run_id, predictions.labels, index)
+            except StoreError as exc:
+                st.warning(str(exc))
+                return
             right = history.loc[history["correct"], "epoch"].tolist()
             st.plotly_chart(figures.history_figure(history, names, label), key="gallery_history")
             st.caption(f"Right after epochs {', '.join(map(str, right)) or 'none'}; "
