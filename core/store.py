@@ -439,6 +439,9 @@ class RunStore:
         if not RUN_ID_PATTERN.match(entry.name):
             info.problems.append("folder name is not a valid run id")
             return info
+        if entry.resolve().parent != self.root.resolve():
+            info.problems.append(f"a link that escapes the store folder {self.root}")
+            return info
         if not os.access(entry, os.R_OK | os.X_OK):
             info.problems.append("run folder is not readable (permission denied)")
             return info
@@ -455,12 +458,15 @@ class RunStore:
         except (StoreError, OSError, ValueError) as exc:
             info.problems.append(str(exc).replace(f"run {entry.name!r}: ", "").replace(f"run {entry.name!r} ", ""))
             info.status = "damaged"
-        _, metric_problems = self._read_metric_records(entry.name) if info.status not in ACTIVE else ([], [])
-        info.problems.extend(metric_problems)
-        if info.status in ("completed", "stopped") and info.meta.get("model_saved", True):
-            problem = self._model_problem(entry / MODEL_FILE)
-            if problem:
-                info.problems.append(problem)
+        try:  # the folder can vanish while it is listed (deleted in another session)
+            _, metric_problems = self._read_metric_records(entry.name) if info.status not in ACTIVE else ([], [])
+            info.problems.extend(metric_problems)
+            if info.status in ("completed", "stopped") and info.meta.get("model_saved", True):
+                problem = self._model_problem(entry / MODEL_FILE)
+                if problem:
+                    info.problems.append(problem)
+        except (StoreError, OSError) as exc:
+            info.problems.append(str(exc))
         return info
 
     def rename(self, run_id: str, new_name: str) -> None:
