@@ -193,5 +193,6 @@ def followed_run(runs: list[RunInfo]) -> RunInfo | None:
     queued = [r for r in usable if r.status == "queued"]
     if queued:
         return min(queued, key=lambda r: (_when(r, "created"), r.run_id))
-    trained = [r for r in usable if r.meta.get("started")]  # a run stopped while queued has no curves
+    # A run stopped while queued has no curves; one that failed before it started still has its error to show.
+    trained = [r for r in usable if r.meta.get("started") or r.status == "failed"]
     return max(trained, key=lambda r: (_when(r, "ended", "updated", "created"), r.run_id), default=None)
