@@ -8,7 +8,9 @@ import dataclasses
 import json
 import os
 import re
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from core.config import CHOICES, PRESETS, TrainConfig, preset
@@ -109,7 +111,20 @@ def cmd_train(args, store: RunStore) -> int:
         callbacks.append(_ProgressBar())
     run_id = store.create_run(config, name=args.name)
     print(f"run {run_id}", file=sys.stderr)
-    result = train(config, store, run_id=run_id, callbacks=callbacks, dataset=data)
+    stop = threading.Event()
+
+    def on_interrupt(signum, frame):  # first Ctrl+C: stop like the dashboard's Stop; second: abort
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        print("\nstopping after the current batches; the run ends as stopped (Ctrl+C again to abort)",
+              file=sys.stderr)
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        result = train(config, store, run_id=run_id, callbacks=callbacks, dataset=data, stop_event=stop)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     status = store.read_status(run_id)
     payload = {"run_id": run_id, "status": result.status, "error": result.error,
                "data_source": status.get("source_detail"), "duration_s": round(result.duration, 1),

@@ -133,3 +133,30 @@ def test_predict_bad_index_and_bad_image(trained, tmp_path):
     junk.write_bytes(b"this is not an image")
     result = cli("predict", payload["run_id"], str(junk), runs_dir=runs, check=False)
     assert result.returncode == 2 and "junk.png" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_ctrl_c_stops_a_terminal_run_gracefully(tmp_path):
+    import signal
+    import time
+
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "core", "train", "--data-source", "sample", "--train-subset", "15000",
+         "--epochs", "20", "--json", "--runs-dir", str(tmp_path)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 300
+    metrics = None
+    while time.monotonic() < deadline and process.poll() is None:
+        found = list(tmp_path.glob("*/metrics.jsonl"))
+        if found and found[0].read_text().count('"batch"') >= 1:
+            metrics = found[0]
+            break
+        time.sleep(0.2)
+    assert metrics is not None, "training never streamed a batch"
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr[-1000:]
+    payload = json.loads(stdout)
+    assert payload["status"] == "stopped" and payload["test_metrics"]["n"] == 10000
+    assert "Traceback" not in stderr
+    assert json.loads((metrics.parent / "status.json").read_text())["status"] == "stopped"
