@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import importlib
+import sys
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core import analysis
 from core.data import CLASS_NAMES, DataError, load_test_set
 from core.store import RunInfo, RunStore, StoreError
 from dashboard import common
+from dashboard import figures_audit
 
 # Reference results the Evaluate page compares against.
 SEED_ARTICLE_ACCURACY = 0.9926  # the seed article's LeNet-5 on the MNIST test set
@@ -35,7 +37,7 @@ class Predictions:
 
     probs: np.ndarray  # float32 (N, n_classes)
     labels: np.ndarray  # int64 (N,)
-    metrics: dict  # core.analysis.summary_metrics
+    metrics: dict  # core.analysis().summary_metrics
     source: str  # shown under the headline, e.g. "the saved model" or "the epoch 3 snapshot"
 
     @property
@@ -48,6 +50,16 @@ class TestImages:
     images: np.ndarray  # uint8 (N, 28, 28), the test set as stored
     labels: np.ndarray  # int64 (N,)
     detail: str  # which source the images came from
+
+
+def analysis():
+    """core.analysis, imported on first use. It loads TensorFlow, which takes seconds in a fresh server
+    process; pages call this right after drawing their title, so the wait shows a spinner, not a blank page."""
+    module = sys.modules.get("core.analysis")
+    if module is None:
+        with st.spinner("Loading TensorFlow (once per server process)…"):
+            module = importlib.import_module("core.analysis")
+    return module
 
 
 def _root() -> str:
@@ -121,6 +133,22 @@ def thumbnail(image28: np.ndarray, scale: int = THUMBNAIL_SCALE) -> np.ndarray:
     return np.kron(np.asarray(image28, np.uint8), np.ones((scale, scale), np.uint8))
 
 
+def thumbnails(images: TestImages, indices, scale: int = THUMBNAIL_SCALE) -> list[bytes]:
+    """Test images as PNG files, encoded once: a page of 60 thumbnails otherwise re-encodes on every rerun."""
+    return [_png(images.detail, int(i), scale, images.images[i]) for i in indices]
+
+
+@st.cache_data(max_entries=4096, show_spinner=False)
+def _png(detail: str, index: int, scale: int, _image: np.ndarray) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(thumbnail(_image, scale)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 # ---------------------------------------------------------------- predictions and metrics
 
 
@@ -154,7 +182,7 @@ def predictions(info: RunInfo) -> tuple[Predictions | None, str | None]:
         if evaluation is not None:
             metrics, probs, labels = evaluation
             if not {"accuracy", "macro_f1"} <= set(metrics):
-                metrics = analysis.summary_metrics(labels, probs)
+                metrics = analysis().summary_metrics(labels, probs)
             return Predictions(probs, labels, metrics, "the saved model"), None
         saved = epochs(info.run_id)
         if not saved:
@@ -174,30 +202,30 @@ def predictions(info: RunInfo) -> tuple[Predictions | None, str | None]:
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def _summary(probs: np.ndarray, labels: np.ndarray) -> dict:
-    return analysis.summary_metrics(labels, probs)
+    return analysis().summary_metrics(labels, probs)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def confusion_counts(probs: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarray:
-    return analysis.confusion(labels, probs.argmax(axis=1), n_classes)
+    return analysis().confusion(labels, probs.argmax(axis=1), n_classes)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def class_report(probs: np.ndarray, labels: np.ndarray, names: list[str]) -> pd.DataFrame:
-    return analysis.class_report(labels, probs.argmax(axis=1), names)
+    return analysis().class_report(labels, probs.argmax(axis=1), names)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def errors(probs: np.ndarray, labels: np.ndarray, sort_by: str = "confidence",
            true_class: int | None = None, pred_class: int | None = None) -> pd.DataFrame:
-    return analysis.misclassified(labels, probs, sort_by, true_class, pred_class)
+    return analysis().misclassified(labels, probs, sort_by, true_class, pred_class)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def cell_images(probs: np.ndarray, labels: np.ndarray, true_class: int, pred_class: int) -> pd.DataFrame:
     """The test images of one confusion-matrix cell; an error cell most confident first, the diagonal least."""
     if true_class != pred_class:
-        return analysis.misclassified(labels, probs, "confidence", true_class, pred_class)
+        return analysis().misclassified(labels, probs, "confidence", true_class, pred_class)
     pred = probs.argmax(axis=1)
     index = np.flatnonzero((labels == true_class) & (pred == true_class))
     table = pd.DataFrame({"index": index, "true": true_class, "pred": pred_class,
@@ -207,7 +235,7 @@ def cell_images(probs: np.ndarray, labels: np.ndarray, true_class: int, pred_cla
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def suspects(probs: np.ndarray, labels: np.ndarray, top: int, min_confidence: float) -> pd.DataFrame:
-    return analysis.suspected_label_errors(labels, probs, top, min_confidence)
+    return analysis().suspected_label_errors(labels, probs, top, min_confidence)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -240,13 +268,13 @@ def epoch_changes(run_id: str, epoch: int, labels: np.ndarray) -> dict[str, np.n
     position = saved.index(epoch)
     if position == 0:
         return None
-    return analysis.epoch_changes(labels, snapshot_probs(run_id, saved[position - 1]), snapshot_probs(run_id, epoch))
+    return analysis().epoch_changes(labels, snapshot_probs(run_id, saved[position - 1]), snapshot_probs(run_id, epoch))
 
 
 def history(run_id: str, labels: np.ndarray, index: int) -> pd.DataFrame:
     """One test image's prediction after every saved epoch (epoch numbers as saved)."""
     saved = epochs(run_id)
-    table = analysis.correctness_history(labels, [snapshot_probs(run_id, e) for e in saved], index)
+    table = analysis().correctness_history(labels, [snapshot_probs(run_id, e) for e in saved], index)
     return table.assign(epoch=saved)
 
 
@@ -273,12 +301,12 @@ def model(info: RunInfo):
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def feature_maps(root: str, run_id: str, version: tuple, image32: np.ndarray, _model) -> dict[str, np.ndarray]:
-    return analysis.feature_maps(_model, image32)
+    return analysis().feature_maps(_model, image32)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def predict_one(root: str, run_id: str, version: tuple, image32: np.ndarray, _model) -> np.ndarray:
-    return analysis.predict_probs(_model, image32[None])[0]
+    return analysis().predict_probs(_model, image32[None])[0]
 
 
 def maps_for(info: RunInfo, loaded_model, image32: np.ndarray) -> dict[str, np.ndarray]:
@@ -287,6 +315,24 @@ def maps_for(info: RunInfo, loaded_model, image32: np.ndarray) -> dict[str, np.n
 
 def probs_for(info: RunInfo, loaded_model, image32: np.ndarray) -> np.ndarray:
     return predict_one(_root(), info.run_id, version(info.run_id), image32, loaded_model)
+
+
+# ---------------------------------------------------------------- figures
+
+
+def figure(builder, *args, **kwargs):
+    """builder(*args, **kwargs) from figures_audit, built once per distinct input.
+
+    Building a Plotly figure validates every property and takes 20-80 ms; a page redraws several
+    on each rerun, so a revisit reuses them. Pages only pass figures to st.plotly_chart, which
+    reads them without changing them, so one shared object per input is safe.
+    """
+    return _figure(builder.__name__, args, kwargs)
+
+
+@st.cache_resource(max_entries=256, show_spinner=False)
+def _figure(name: str, args: tuple, kwargs: dict):
+    return getattr(figures_audit, name)(*args, **kwargs)
 
 
 # ---------------------------------------------------------------- moving between pages
@@ -340,8 +386,8 @@ def pick_digit(prefix: str, images: TestImages | None, with_gallery: bool = Fals
                        "20×20 and centred like MNIST. It stays in memory and is never saved.")
             return None
         try:
-            x28, x32 = analysis.preprocess_digit(upload.getvalue())
-        except analysis.ImageError as exc:
+            x28, x32 = analysis().preprocess_digit(upload.getvalue())
+        except analysis().ImageError as exc:
             st.error(str(exc))
             return None
         return Digit(x28, x32, None, f"upload {upload.name}")

@@ -262,20 +262,29 @@ def kernel_animation(epochs: Sequence[int], history: np.ndarray, height: int = 2
     return figure
 
 
+def map_gap(size: int) -> int:
+    """Pixels between feature maps in a montage: a fifth of a map, room for the next row's numbers."""
+    return max(1, round(size / 5))
+
+
 def feature_map_figure(maps: np.ndarray, columns: int | None = None, title: str | None = None,
                        cell_height: int = 110) -> go.Figure:
-    """A (C, H, W) stack of feature maps in a grid, each stretched to its own range; hover shows raw values."""
+    """A (C, H, W) stack of feature maps in a grid, each stretched to its own range; hover shows raw values.
+
+    z and customdata are montages with map_gap(H) between maps; customdata[..., 1] holds the raw values.
+    """
     maps = np.asarray(maps, dtype=float)
     count, tile_h, tile_w = maps.shape
     columns = columns or min(count, 8)
     rows = int(np.ceil(count / columns))
+    gap = map_gap(tile_h)
     low = maps.min(axis=(1, 2), keepdims=True)
     span = maps.max(axis=(1, 2), keepdims=True) - low
     shown = np.divide(maps - low, span, out=np.zeros_like(maps), where=span > 0)
-    raw = montage(maps, columns)
-    number = montage(np.arange(1, count + 1)[:, None, None] * np.ones_like(maps), columns)
+    raw = montage(maps, columns, gap)
+    number = montage(np.arange(1, count + 1)[:, None, None] * np.ones_like(maps), columns, gap)
     return _montage_figure(
-        montage(shown, columns), np.stack([number, raw], axis=-1), count, (tile_h, tile_w), columns, 1,
+        montage(shown, columns, gap), np.stack([number, raw], axis=-1), count, (tile_h, tile_w), columns, gap,
         [str(i + 1) for i in range(count)], {"zmin": 0, "zmax": 1, "colorscale": MAP_SCALE, "showscale": False},
         "map %{customdata[0]:.0f}: %{customdata[1]:.3f}<extra></extra>", title,
         cell_height * rows + (60 if title else 25))

@@ -17,6 +17,7 @@ from core import analysis
 from core.data import load_test_set
 from core.model import C3_TABLE, summary_rows
 from core.store import RunStore
+from dashboard.figures_audit import map_gap
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "dashboard" / "app.py"
@@ -385,7 +386,7 @@ def test_gallery_tile_opens_its_details(store, truths, test_set):
     maps = analysis.feature_maps(truth.model, test_set[0][index])["c1_conv"]
     raw = np.asarray(figure(at, "gallery_c1_maps")["data"][0]["customdata"], dtype=float)[..., 1]
     for i in range(6):
-        np.testing.assert_allclose(tile(raw, i, (28, 28), 6), maps[i], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(tile(raw, i, (28, 28), 6, map_gap(28)), maps[i], rtol=1e-4, atol=1e-5)
     history = analysis.correctness_history(truth.labels, [truth.snapshots[e][0] for e in truth.epochs], index)
     trace = figure(at, "gallery_history")["data"][0]
     assert list(trace["x"]) == truth.epochs
@@ -450,7 +451,8 @@ def test_inside_feature_maps_of_a_test_image(store, truths, test_set):
         raw = np.asarray(figure(at, f"inside_map_{layer}")["data"][0]["customdata"], dtype=float)[..., 1]
         assert maps[layer].shape == (count, size, size)
         for i in range(count):
-            np.testing.assert_allclose(tile(raw, i, (size, size), columns), maps[layer][i], rtol=1e-4, atol=1e-5)
+            np.testing.assert_allclose(tile(raw, i, (size, size), columns, map_gap(size)), maps[layer][i],
+                                       rtol=1e-4, atol=1e-5)
     for layer, units in (("c5_dense", 120), ("f6_dense", 84)):
         bars = figure(at, f"inside_map_{layer}")["data"][0]["y"]
         assert len(bars) == units
@@ -578,6 +580,11 @@ def test_shipped_run_on_every_page(shipped, test_set):
     assert f"**{len(errors):,} misclassified test images**" in [m.value for m in at.markdown]
     at.session_state["gallery_view"] = "Suspected label errors"
     check_suspects(rerun(at), y_test, probs)
+    first = int(analysis.suspected_label_errors(y_test, probs, 1)["index"].iloc[0])
+    at.button(key=f"gallery_suspect_open_{first}").click()
+    rerun(at)
+    assert at.session_state["gallery_view"] == "Misclassified"
+    assert f"#### Test image #{first}:" in text_of(block(at, "gallery_details"))
     at = open_page("inside")
     assert metric(at, "Parameters").value == "61,706"
     at = open_page("predict")

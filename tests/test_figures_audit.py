@@ -159,11 +159,13 @@ def test_feature_map_figure_shows_each_map_stretched_and_hovers_raw_values():
     trace = figure.data[0]
     z = np.asarray(trace.z, dtype=float)
     custom = np.asarray(trace.customdata, dtype=float)
+    gap = figures.map_gap(10)
+    assert z.shape == (2 * 10 + gap, 8 * 10 + 7 * gap)
     for i in range(16):
-        shown = tile(z, i, (10, 10), 8)
+        shown = tile(z, i, (10, 10), 8, gap)
         assert shown.min() == 0 and shown.max() == 1
-        np.testing.assert_allclose(tile(custom[..., 1], i, (10, 10), 8), maps[i])
-        assert (tile(custom[..., 0], i, (10, 10), 8) == i + 1).all()
+        np.testing.assert_allclose(tile(custom[..., 1], i, (10, 10), 8, gap), maps[i])
+        assert (tile(custom[..., 0], i, (10, 10), 8, gap) == i + 1).all()
 
 
 def test_feature_map_figure_of_a_constant_map_is_black():

@@ -3,7 +3,6 @@
 import numpy as np
 import streamlit as st
 
-from core import analysis
 from core.store import StoreError
 from dashboard import audit_data as data
 from dashboard import common
@@ -58,7 +57,7 @@ def confusion_section(predictions: data.Predictions, names: list[str], images: d
     with matrix:
         normalize = st.toggle("Row-normalised (share of each true class)", key=NORMALIZE)
         cell = st.session_state.get(CELL)
-        figure = figures.confusion_matrix_figure(counts, names, normalize=normalize, selected=cell)
+        figure = data.figure(figures.confusion_matrix_figure, counts, names, normalize=normalize, selected=cell)
         st.plotly_chart(figure, key=CHART, on_select=on_chart_select, selection_mode="points",
                         config={"displayModeBar": False})
         st.caption("Rows are true classes, columns predicted. The grey diagonal holds the correct predictions, "
@@ -71,7 +70,7 @@ def confusion_section(predictions: data.Predictions, names: list[str], images: d
 
 def confused_pairs(counts: np.ndarray, names: list[str]) -> None:
     st.markdown("**Most confused pairs**")
-    pairs = analysis.most_confused_pairs(counts, names, top=8)
+    pairs = data.analysis().most_confused_pairs(counts, names, top=8)
     if pairs.empty:
         st.caption("No errors: every test image is classified correctly.")
     for row in pairs.itertuples():
@@ -113,16 +112,17 @@ def thumbnails(images: data.TestImages | None, indices: list[int], captions: lis
     if images is None:
         st.write("Test indices: " + ", ".join(str(i) for i in indices))
         return
-    st.image([data.thumbnail(images.images[i]) for i in indices], caption=captions, output_format="PNG")
+    st.image(data.thumbnails(images, indices), caption=captions)
 
 
 def per_class_section(predictions: data.Predictions, names: list[str]) -> None:
     st.subheader("Per class")
     report = data.class_report(predictions.probs, predictions.labels, names)
     left, right = st.columns([2, 3])
-    left.dataframe(report, key="evaluate_class_table", height=38 + 35 * len(report),
-                   column_config={c: st.column_config.NumberColumn(format="%.4f") for c in ("precision", "recall", "f1")})
-    right.plotly_chart(figures.class_metrics_figure(report, height=38 + 35 * len(report)), key="evaluate_class_chart")
+    height = 38 + 35 * len(report)  # every row, the averages included, without a scroll bar
+    scores = {c: st.column_config.NumberColumn(format="%.4f") for c in ("precision", "recall", "f1")}
+    left.dataframe(report, key="evaluate_class_table", height=height, column_config=scores)
+    right.plotly_chart(data.figure(figures.class_metrics_figure, report, height=height), key="evaluate_class_chart")
 
 
 def epoch_section(run_id: str, predictions: data.Predictions, names: list[str],
@@ -157,11 +157,12 @@ def epoch_view(run_id: str, predictions: data.Predictions, names: list[str],
     delta = f"{(accuracy - accuracies[position - 1]) * 100:+.2f} pp" if position else None
     left.metric(f"Test accuracy after epoch {epoch}", f"{accuracy:.2%}", delta=delta,
                 delta_description=f"vs epoch {saved[position - 1]}" if position else None)
-    left.plotly_chart(figures.epoch_accuracy_figure(saved, accuracies, epoch), key="evaluate_epoch_accuracy")
+    left.plotly_chart(data.figure(figures.epoch_accuracy_figure, saved, accuracies, epoch),
+                      key="evaluate_epoch_accuracy")
     counts = data.confusion_counts(probs, labels, len(names))
-    right.plotly_chart(figures.confusion_matrix_figure(counts, names, height=420,
-                                                       title=f"Confusion matrix after epoch {epoch}"),
-                       key="evaluate_epoch_confusion", config={"displayModeBar": False})
+    matrix = data.figure(figures.confusion_matrix_figure, counts, names, height=420,
+                         title=f"Confusion matrix after epoch {epoch}")
+    right.plotly_chart(matrix, key="evaluate_epoch_confusion", config={"displayModeBar": False})
     changes = data.epoch_changes(run_id, epoch, labels)
     if changes is None:
         st.caption("The first saved epoch has no previous epoch to compare with.")
@@ -187,6 +188,7 @@ def main() -> None:
         return
     st.title("Evaluate")
     st.caption(f"Run **{info.name}** · {info.status}")
+    data.analysis()
     predictions, problem = data.predictions(info)
     if predictions is None:
         st.info(problem)

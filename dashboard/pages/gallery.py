@@ -23,6 +23,12 @@ def open_tile(index: int) -> None:
     st.session_state[data.GALLERY_OPEN] = index
 
 
+def open_in_grid(index: int) -> None:
+    """The suspects' Details button: the details panel lives above the grid of the first tab."""
+    open_tile(index)
+    st.session_state[VIEW] = VIEWS[0]
+
+
 def first_page() -> None:
     st.session_state[data.GALLERY_PAGE] = 1
 
@@ -78,7 +84,7 @@ def tile_grid(shown, names: list[str], images: data.TestImages) -> None:
         columns = st.columns(TILE_COLUMNS)
         for column, row in zip(columns, rows):
             with column:
-                st.image(data.thumbnail(images.images[row.index]), output_format="PNG")
+                st.image(data.thumbnails(images, [row.index])[0])
                 st.button(f"#{row.index} · {names[row.true]}→{names[row.pred]} · {row.confidence:.0%}",
                           key=f"gallery_tile_{row.index}", on_click=open_tile, args=(int(row.index),),
                           width="stretch")
@@ -97,15 +103,15 @@ def details(info, predictions: data.Predictions, names: list[str], images: data.
         picture, bars = st.columns([1, 3])
         picture.image(data.thumbnail(images.images[index], DETAIL_SCALE), caption="28×28 test image",
                       output_format="PNG")
-        bars.plotly_chart(figures.probability_bars(predictions.probs[index], names, true=label,
-                                                   title="Probability of each class"), key="gallery_probs")
+        bars.plotly_chart(data.figure(figures.probability_bars, predictions.probs[index], names, true=label,
+                                      title="Probability of each class"), key="gallery_probs")
         model, problem = data.model(info)
         if model is None:
             st.caption(f"C1 feature maps: {problem}")
         else:
             maps = data.maps_for(info, model, data.as_x32(images.images[index]))
-            st.plotly_chart(figures.feature_map_figure(maps["c1_conv"], columns=6,
-                                                       title="C1 feature maps (6 × 28×28)", cell_height=170),
+            st.plotly_chart(data.figure(figures.feature_map_figure, maps["c1_conv"], columns=6,
+                                        title="C1 feature maps (6 × 28×28)", cell_height=170),
                             key="gallery_c1_maps")
         if data.epochs(info.run_id):
             try:
@@ -114,7 +120,7 @@ def details(info, predictions: data.Predictions, names: list[str], images: data.
                 st.warning(str(exc))
                 return
             right = history.loc[history["correct"], "epoch"].tolist()
-            st.plotly_chart(figures.history_figure(history, names, label), key="gallery_history")
+            st.plotly_chart(data.figure(figures.history_figure, history, names, label), key="gallery_history")
             st.caption(f"Right after epochs {', '.join(map(str, right)) or 'none'}; "
                        f"wrong after {', '.join(map(str, history.loc[~history['correct'], 'epoch'])) or 'none'}.")
 
@@ -137,11 +143,11 @@ def suspects_view(predictions: data.Predictions, names: list[str], images: data.
     for rank, row in enumerate(table.itertuples(), 1):
         with st.container(border=True, key=f"gallery_suspect_{row.index}"):
             cells = st.columns([1.3, 2, 1, 1, 1, 1])
-            cells[0].image(data.thumbnail(images.images[row.index]), caption=f"#{row.index}", output_format="PNG")
+            cells[0].image(data.thumbnails(images, [row.index])[0], caption=f"#{row.index}")
             cells[1].markdown(f"**{rank}. Labelled {names[row.given]}, model says {names[row.pred]}**  \n"
                               f"confidence {row.confidence:.1%} · given label {row.given_prob:.2%} · "
                               f"score {row.score:.3f}")
-            cells[1].button("Details", key=f"gallery_suspect_open_{row.index}", on_click=open_tile,
+            cells[1].button("Details", key=f"gallery_suspect_open_{row.index}", on_click=open_in_grid,
                             args=(int(row.index),))
             example(cells[2], means[row.given], f"mean {names[row.given]}")
             example(cells[3], images.images[typical[row.given]] if typical[row.given] >= 0 else None,
@@ -164,6 +170,7 @@ def main() -> None:
         return
     st.title("Error gallery")
     st.caption(f"Run **{info.name}** · {info.status}")
+    data.analysis()
     predictions, problem = data.predictions(info)
     if predictions is None:
         st.info(problem)

@@ -3,8 +3,6 @@
 import numpy as np
 import streamlit as st
 
-from core import analysis
-from core import model as lenet
 from core.store import StoreError
 from dashboard import audit_data as data
 from dashboard import common
@@ -25,11 +23,14 @@ DENSE_LAYERS = (("c5_dense", "C5: 120 units"), ("f6_dense", "F6: 84 units"))
 def architecture(config_json: str):
     """An untrained model built from the run's config, to show the layers of a run that has no saved model yet."""
     from core.config import TrainConfig
+    from core.model import build_model
 
-    return lenet.build_model(TrainConfig.from_json(config_json))
+    return build_model(TrainConfig.from_json(config_json))
 
 
 def layers_section(info, model) -> None:
+    from core import model as lenet  # here, not at the top: it loads TensorFlow (see audit_data.analysis)
+
     st.subheader("Layers")
     shown = model if model is not None else architecture(info.config.to_json())
     if model is None:
@@ -39,7 +40,7 @@ def layers_section(info, model) -> None:
     left, right = st.columns([3, 1])
     left.dataframe(rows, key="inside_summary", hide_index=True,
                    column_config={"name": "Layer", "type": "Type", "output_shape": "Output shape",
-                                  "params": st.column_config.NumberColumn("Parameters", format="%d")})
+                                  "params": st.column_config.NumberColumn("Parameters", format="localized")})
     right.metric("Parameters", f"{total:,}")
     right.metric("Variant", info.config.variant)
     with st.expander("model.summary()"):
@@ -47,7 +48,7 @@ def layers_section(info, model) -> None:
     if info.config.variant == "lecun1998":
         st.markdown("**C3 connection table** (LeCun et al. 1998, Table I): each C3 map reads only the S2 maps "
                     "marked, which keeps C3 at 1,516 parameters instead of 2,416.")
-        st.plotly_chart(figures.c3_table_figure(lenet.C3_TABLE), key="inside_c3_table",
+        st.plotly_chart(data.figure(figures.c3_table_figure, lenet.C3_TABLE), key="inside_c3_table",
                         config={"displayModeBar": False})
 
 
@@ -61,7 +62,7 @@ def filters_view(info, model, live: bool) -> None:
         st.caption("No epoch has finished yet; the filters appear after the first one.")
         return
     if not saved:
-        kernels, caption = analysis.c1_kernels(model), "the saved model"
+        kernels, caption = data.analysis().c1_kernels(model), "the saved model"
     elif live or len(saved) == 1:
         kernels, caption = history[-1], f"after epoch {saved[-1]}"
     else:
@@ -69,11 +70,11 @@ def filters_view(info, model, live: bool) -> None:
         kernels, caption = history[saved.index(epoch)], f"after epoch {epoch}"
     if live:
         st.caption(f"Training: updates every {LIVE_SECONDS} s. Epochs saved so far: {len(saved)}.")
-    st.plotly_chart(figures.kernel_figure(kernels, title=f"C1 filters {caption}"), key="inside_filters",
-                    config={"displayModeBar": False})
+    st.plotly_chart(data.figure(figures.kernel_figure, kernels, title=f"C1 filters {caption}"),
+                    key="inside_filters", config={"displayModeBar": False})
     if len(saved) > 1:
         with st.expander("Play epoch by epoch (one colour range for all epochs)"):
-            st.plotly_chart(figures.kernel_animation(saved, history), key="inside_filters_animation")
+            st.plotly_chart(data.figure(figures.kernel_animation, saved, history), key="inside_filters_animation")
 
 
 @st.fragment(run_every=LIVE_SECONDS)
@@ -109,17 +110,17 @@ def feature_maps_section(info, model, names: list[str], images: data.TestImages 
     truth = f", true {names[digit.label]}" if digit.label is not None else ""
     picture.image(data.thumbnail(digit.x28, 5), caption=f"{digit.name}{truth}", output_format="PNG")
     picture.markdown(f"Predicted **{names[pred]}** ({probs[pred]:.1%})")
-    output.plotly_chart(figures.probability_bars(probs, names, true=digit.label, height=220,
-                                                 title="Output: softmax over the 10 classes"),
+    output.plotly_chart(data.figure(figures.probability_bars, probs, names, true=digit.label, height=220,
+                                    title="Output: softmax over the 10 classes"),
                         key="inside_output")
     for layer, title, columns, cell_height in MAP_LAYERS:
-        st.plotly_chart(figures.feature_map_figure(maps[layer], columns=columns, title=title,
-                                                   cell_height=cell_height),
+        st.plotly_chart(data.figure(figures.feature_map_figure, maps[layer], columns=columns, title=title,
+                                    cell_height=cell_height),
                         key=f"inside_map_{layer}", config={"displayModeBar": False})
     left, right = st.columns(2)
     for column, (layer, title) in zip((left, right), DENSE_LAYERS):
-        column.plotly_chart(figures.activation_figure(maps[layer], title=title), key=f"inside_map_{layer}",
-                            config={"displayModeBar": False})
+        column.plotly_chart(data.figure(figures.activation_figure, maps[layer], title=title),
+                            key=f"inside_map_{layer}", config={"displayModeBar": False})
 
 
 def main() -> None:
@@ -128,6 +129,7 @@ def main() -> None:
         return
     st.title("Inside the model")
     st.caption(f"Run **{info.name}** · {info.status}")
+    data.analysis()
     model, problem = data.model(info)
     if model is None:
         st.info(problem)

@@ -27,8 +27,8 @@ def show_prediction(info, model, digit: data.Digit, names: list[str]) -> None:
                   delta_color="normal" if digit.label is None or pred == digit.label else "inverse",
                   delta_arrow="off")
         st.markdown(f"Confidence **{probs[pred]:.2%}**")
-        st.plotly_chart(figures.probability_bars(probs, names, true=digit.label, title="Probability of each class"),
-                        key="predict_probs", config={"displayModeBar": False})
+        bars = data.figure(figures.probability_bars, probs, names, true=digit.label, title="Probability of each class")
+        st.plotly_chart(bars, key="predict_probs", config={"displayModeBar": False})
 
 
 def main() -> None:
@@ -38,6 +38,7 @@ def main() -> None:
     st.title("Predict")
     st.caption(f"Run **{info.name}** · {info.status}. Pick a test image or upload a picture of a handwritten "
                "digit; the model's answer and its probability for every class appear below.")
+    data.analysis()
     model, problem = data.model(info)
     if model is None:
         st.info(problem)
