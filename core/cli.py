@@ -41,6 +41,13 @@ def _number(kind):
     return parse
 
 
+def _positive_int(text: str) -> int:
+    value = _number(int)(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"--top={value} must be at least 1")
+    return value
+
+
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
@@ -72,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing = commands.add_parser("list", help="show the runs in the store")
     evaluate = commands.add_parser("evaluate", help="accuracy and the per-class table of a run")
     audit = commands.add_parser("audit", help="suspected label errors: confident disagreements with the label")
-    audit.add_argument("--top", type=_number(int), default=20)
+    audit.add_argument("--top", type=_positive_int, default=20)
     audit.add_argument("--min-confidence", type=_number(float), default=0.9)
     predict = commands.add_parser("predict", help="predict a test image (by index) or an image file")
     summary = commands.add_parser("summary", help="print the run model's summary")
@@ -231,8 +238,6 @@ def cmd_evaluate(args, store: RunStore) -> int:
 def cmd_audit(args, store: RunStore) -> int:
     from core.analysis import suspected_label_errors
 
-    if args.top < 1:
-        raise CliError(f"--top={args.top} must be at least 1")
     if not 0 < args.min_confidence <= 1:
         raise CliError(f"--min-confidence={args.min_confidence} must be in (0, 1]")
     _, probs, y_test = _evaluation(store, args.run)
