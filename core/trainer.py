@@ -90,20 +90,49 @@ def resolve_jit_compile(jit_compile: bool | str) -> bool | str:
     return True if jit_compile == "auto" else jit_compile
 
 
+def as_pixels(x: np.ndarray) -> np.ndarray | None:
+    """x as uint8 grey levels when x is exactly uint8 / 255 (what prepare_images makes), else None."""
+    pixels = np.empty(x.shape, dtype=np.uint8)
+    for start in range(0, len(x), 4096):  # in chunks: no full-size float temporary
+        part = x[start:start + 4096]
+        levels = np.rint(part * np.float32(255))
+        if not np.array_equal(levels.astype(np.uint8).astype(np.float32) / np.float32(255), part):
+            return None
+        pixels[start:start + 4096] = levels
+    return pixels
+
+
 def make_train_dataset(x: np.ndarray, y: np.ndarray, config: TrainConfig):
-    """Shuffle indices, gather whole batches in the graph, optionally augment, prefetch."""
+    """Shuffle indices, gather whole batches in the graph, optionally augment, prefetch.
+
+    The graph holds the images as uint8 and each batch is scaled by 1/255 again: float32 division is
+    exact-rounded, so the batches hold the same float32 values as x, and the copy in the graph takes a
+    quarter of the memory (61 MB instead of 245 MB for the full MNIST).
+    """
     import tensorflow as tf
 
-    images = tf.constant(x)
+    pixels = as_pixels(x)
+    if pixels is None:  # not grey levels / 255: keep the images as they are
+        images = tf.constant(x)
+
+        def gather(idx):
+            return tf.gather(images, idx)
+    else:
+        images = tf.constant(pixels)
+        del pixels
+
+        def gather(idx):
+            return tf.cast(tf.gather(images, idx), tf.float32) / 255.0
+
     labels = tf.constant(y.astype(np.int32))
     indices = tf.data.Dataset.range(len(x)).shuffle(len(x), seed=config.seed, reshuffle_each_iteration=True)
     batches = indices.batch(config.batch_size)
     if config.augment:
         seeds = tf.data.Dataset.random(seed=config.seed, rerandomize_each_iteration=True)
         batches = tf.data.Dataset.zip(batches, seeds).map(
-            lambda idx, s: (_augment_batch(tf.gather(images, idx), s), tf.gather(labels, idx)))
+            lambda idx, s: (_augment_batch(gather(idx), s), tf.gather(labels, idx)))
     else:
-        batches = batches.map(lambda idx: (tf.gather(images, idx), tf.gather(labels, idx)))
+        batches = batches.map(lambda idx: (gather(idx), tf.gather(labels, idx)))
     return batches.prefetch(tf.data.AUTOTUNE)
 
 
