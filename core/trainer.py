@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import platform
@@ -244,6 +245,10 @@ def _train(config, store, run_id, stop_event, callbacks, streaming, jit_compile,
         jit_compile=resolve_jit_compile(jit_compile),
     )
     train_data = make_train_dataset(data.x_train, data.y_train, config)
+    n_train = len(data.x_train)
+    if dataset is None:  # nobody else holds them: the graph has its own copy, free the float32 training images
+        data = dataclasses.replace(data, x_train=np.empty((0, *data.x_train.shape[1:]), data.x_train.dtype),
+                                   y_train=np.empty(0, data.y_train.dtype))  # not [:0]: a view keeps the array
     validation = (data.x_val, data.y_val) if len(data.x_val) else None
     control = _Control(stop_event)
     all_callbacks = [control.callback]
@@ -251,7 +256,7 @@ def _train(config, store, run_id, stop_event, callbacks, streaming, jit_compile,
         from core.callback import StreamingCallback
 
         all_callbacks.append(StreamingCallback(store, run_id, data.x_test, data.y_test,
-                                               batch_size=config.batch_size, n_train=len(data.x_train)))
+                                               batch_size=config.batch_size, n_train=n_train))
     all_callbacks.extend(callbacks)
     if stop_event is not None and stop_event.is_set():  # stopped while loading data or building
         store.write_status(run_id, status="stopped", ended=now_iso(), phase="stopped", model_saved=False,
