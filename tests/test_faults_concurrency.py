@@ -1,0 +1,260 @@
+"""Fault suite, concurrency: two sessions pressing Train at once, a run deleted while another session shows
+it, Stop twice and after the end, a reload during the last epoch, the dashboard's training process killed,
+and a terminal training while the dashboard trains. No case may corrupt a run or leave one active for ever."""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from core.config import TrainConfig
+from core.store import ACTIVE, RunStore, now_iso, owner
+from dashboard import sidebar, worker
+from test_faults_support import ROOT, SHIPPED_ID, copy_shipped, run_cli
+
+CASES = [
+    "two sessions press Train at the same moment",
+    "a run deleted in one session while another shows it (audit page)",
+    "a run deleted in one session while another manages it (Runs page)",
+    "Stop pressed twice on a running run",
+    "Stop on a queued run, twice",
+    "Stop after the run has ended",
+    "the Train page reloaded during the last epoch",
+    "the dashboard's training process killed while it holds a run",
+    "a terminal trains while the dashboard trains",
+]
+FORM = {"data_source": "sample", "train_subset": 600, "validation_split": 0.1, "batch_size": 64, "epochs": 2}
+GATE = threading.Event()  # the gated trainer's runs end when the test opens it
+
+
+class GatedTrainer:
+    """Stands in for the dashboard's training process: a run is 'running' at epoch 2 of 2 until GATE opens."""
+
+    def start(self) -> None:
+        pass
+
+    def __call__(self, config, store: RunStore, run_id: str, stop_event: threading.Event) -> str:
+        store.write_status(run_id, status="running", started=now_iso(), phase="training", epochs=2,
+                           steps_per_epoch=9, batch_size=64, n_train=540, **owner())
+        store.append_metrics(run_id, [
+            {"type": "epoch", "epoch": 1, "loss": 1.2, "accuracy": 0.6, "time": 1.0, "learning_rate": 0.001},
+            {"type": "batch", "epoch": 2, "batch": 5, "step": 14, "loss": 0.9, "accuracy": 0.7, "time": 1.5}])
+        while not GATE.wait(0.02):
+            if stop_event.is_set():
+                store.write_status(run_id, status="stopped", phase="stopped", ended=now_iso(), epochs_done=1,
+                                   model_saved=False)
+                return "stopped"
+        store.append_metrics(run_id, [{"type": "epoch", "epoch": 2, "loss": 0.8, "accuracy": 0.75, "time": 2.0}])
+        store.write_status(run_id, status="completed", phase="completed", ended=now_iso(), epochs_done=2,
+                           test_accuracy=0.9, duration=2.0, model_saved=False)
+        return "completed"
+
+
+@pytest.fixture
+def gated(lenet_runs, offline_sources, monkeypatch):
+    """The dashboard's JobManager trains with GatedTrainer; every run is final when the test ends."""
+    GATE.clear()
+    monkeypatch.setattr(worker, "TrainingProcess", GatedTrainer)
+    yield lenet_runs
+    GATE.set()
+    store = RunStore(lenet_runs)
+    deadline = time.monotonic() + 10
+    while any(r.active for r in store.list_runs()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [r.run_id for r in store.list_runs() if r.active], "a run was left active"
+
+
+def _wait(predicate, timeout=20.0, what="the condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _session(name: str):
+    from dashboard_apptest import open_app
+
+    at = open_app()
+    for field, value in FORM.items():
+        for kind in ("number_input", "selectbox"):
+            for widget in getattr(at, kind):
+                if widget.key == sidebar.key(field):
+                    widget.set_value(value)
+    at.text_input(key=sidebar.NAME).set_value(name)
+    return at
+
+
+def _statuses(root) -> dict[str, str]:
+    return {info.name: info.status for info in RunStore(root).list_runs()}
+
+
+def test_two_sessions_press_train_at_once(gated):
+    from dashboard_apptest import texts
+
+    alice, bob = _session("alice's run"), _session("bob's run")
+    alice.button(key=sidebar.SUBMIT).click()
+    bob.button(key=sidebar.SUBMIT).click()
+    clicks = [threading.Thread(target=at.run) for at in (alice, bob)]  # both scripts run at the same moment
+    for click in clicks:
+        click.start()
+    for click in clicks:
+        click.join()
+    assert not alice.exception and not bob.exception
+    _wait(lambda: sorted(_statuses(gated).values()) == ["queued", "running"], what="one running, one queued")
+    running = next(name for name, state in _statuses(gated).items() if state == "running")
+    waiting = next(name for name, state in _statuses(gated).items() if state == "queued")
+    for at in (alice, bob):
+        at.run()
+        assert f"**{waiting}** — Queued behind run {running} (position 1 in line)" in texts(at.info)
+    GATE.set()
+    _wait(lambda: set(_statuses(gated).values()) == {"completed"}, what="both runs to complete")
+    runs = RunStore(gated).list_runs()
+    first, second = sorted(runs, key=lambda r: r.meta["started"])
+    assert first.meta["ended"] <= second.meta["started"]  # one after the other, never together
+
+
+def test_stop_twice_on_a_running_and_a_queued_run_and_after_the_end(gated):
+    from dashboard.common import job_manager
+    from dashboard_apptest import texts
+
+    at = _session("first")
+    at.button(key=sidebar.SUBMIT).click().run()
+    at.text_input(key=sidebar.NAME).set_value("second")
+    at.button(key=sidebar.SUBMIT).click().run()
+    store = RunStore(gated)
+    ids = {info.name: info.run_id for info in store.list_runs()}
+    _wait(lambda: store.read_status(ids["first"])["status"] == "running", what="the first run to start")
+    at.run()
+
+    queued = f"train_stop_{ids['second']}"
+    at.button(key=queued).click().run()
+    assert store.read_status(ids["second"])["status"] == "stopped"
+    assert job_manager().stop(ids["second"]) == "already finished"  # the same button, pressed again
+
+    running = f"train_stop_{ids['first']}"
+    button = at.button(key=running)
+    button.click().run()
+    assert at.session_state["train_stop_message"] == (ids["first"], "stopping")
+    assert job_manager().stop(ids["first"]) in ("stopping", "already finished")  # a second press: harmless
+    _wait(lambda: not job_manager().owns(ids["first"]), what="the run to stop")
+    assert job_manager().stop(ids["first"]) == "already finished"
+    at.run()
+    assert not at.exception
+    assert f"train_stop_{ids['first']}" not in [b.key for b in at.button]  # no Stop once it has ended
+    assert {store.read_status(i)["status"] for i in ids.values()} == {"stopped"}
+
+
+def test_reload_during_the_last_epoch_follows_the_run_to_its_end(gated):
+    from dashboard_apptest import open_app
+
+    at = _session("last epoch")
+    at.button(key=sidebar.SUBMIT).click().run()
+    store = RunStore(gated)
+    [run_id] = [info.run_id for info in store.list_runs()]
+    _wait(lambda: store.read_status(run_id)["status"] == "running", what="the run to start")
+    reloaded = open_app()  # a new browser session on the same server, as a reload makes
+    metrics = {m.label: m.value for m in reloaded.metric}
+    assert metrics["Epoch"] == "2/2" and metrics["Batch"] == "5/9"
+    assert "last epoch" in reloaded.subheader[0].value
+    GATE.set()
+    _wait(lambda: store.read_status(run_id)["status"] == "completed", what="the run to complete")
+    reloaded.run()
+    assert not reloaded.exception
+    assert {m.label: m.value for m in reloaded.metric}["Test accuracy"] == "90.00%"
+
+
+def test_a_run_deleted_in_another_session(lenet_runs, offline_sources):
+    from dashboard_apptest import open_app, texts
+
+    copy_shipped(lenet_runs)
+    copy_shipped(lenet_runs, "second-copy")
+    viewer = open_app("pages/evaluate.py")
+    viewer.session_state["common_selected_run"] = "second-copy"
+    viewer.run()
+    manager = open_app("pages/runs.py")
+    manager.selectbox(key="runs_managed_run").set_value("second-copy").run()
+    deleter = open_app("pages/runs.py")
+    deleter.selectbox(key="runs_managed_run").set_value("second-copy").run()
+    deleter.checkbox(key="runs_confirm_delete").check().run()
+    deleter.button[[b.label for b in deleter.button].index("Delete run")].click().run()
+    assert "Deleted run" in texts(deleter.success)
+
+    viewer.run()  # the audit page says the run is gone
+    assert not viewer.exception
+    assert f"run 'second-copy' not found in {lenet_runs}" in texts(viewer.info)
+    manager.text_input(key="runs_new_name").set_value("renamed too late")
+    manager.button[[b.label for b in manager.button].index("Rename")].click().run()
+    assert not manager.exception
+    assert f"run 'second-copy' not found in {lenet_runs}" in texts(manager.error)
+    assert not (lenet_runs / "second-copy").exists()  # renaming a deleted run does not bring a folder back
+    assert RunStore(lenet_runs).read_status(SHIPPED_ID)["name"] == "Seed article recipe (full MNIST)"
+
+
+def test_killed_training_process_fails_the_run_instead_of_leaving_it_queued(lenet_runs, offline_sources):
+    from dashboard.common import job_manager
+    from dashboard_apptest import texts
+
+    at = _session("killed underneath")
+    at.button(key=sidebar.SUBMIT).click().run()
+    store = RunStore(lenet_runs)
+    [run_id] = [info.run_id for info in store.list_runs()]
+    manager = job_manager()
+    _wait(lambda: manager.current() == run_id, what="the run to be handed to the training process")
+    manager._train._process.kill()  # SIGKILL, as the OOM killer would
+    _wait(lambda: store.read_status(run_id)["status"] not in ACTIVE, what="the run to end")
+    status = store.read_status(run_id)
+    assert status["status"] == "failed"
+    assert "the training process ended unexpectedly (exit code -9)" in status["error"]
+    at.run()
+    assert "Training failed: RuntimeError: the training process ended unexpectedly" in texts(at.error)
+
+
+def test_a_terminal_trains_while_the_dashboard_trains(tmp_path, offline_sources):
+    """Both train at the same time (a terminal does not wait for the dashboard), both complete, and each
+    run's files hold only its own records. The dashboard's run pauses after epoch 1 until the terminal's run
+    is training, so the two really overlap however slow the machine is."""
+    import keras
+
+    from core.trainer import train
+
+    from dashboard.worker import JobManager
+
+    runs = tmp_path / "runs"
+    store = RunStore(runs)
+
+    class WaitForTheTerminal(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 0:
+                _wait(lambda: any(r.meta.get("phase") == "training" and r.name == "seed mnist"
+                                  for r in store.list_runs()), 240, "the terminal's run to train")
+
+    manager = JobManager(store, train_fn=lambda c, s, r, e: train(c, s, run_id=r, stop_event=e, jit_compile=False,
+                                                                   callbacks=[WaitForTheTerminal()]).status)
+    dashboard_run = manager.submit(TrainConfig(**FORM), "dashboard run")
+    terminal = subprocess.Popen(
+        [sys.executable, "-m", "core", "train", "--data-source", "sample", "--train-subset", "600",
+         "--validation-split", "0.1", "--epochs", "1", "--json", "--runs-dir", str(runs)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    try:
+        out, _ = terminal.communicate(timeout=300)
+    finally:
+        terminal.kill()
+    cli_run = json.loads(out)["run_id"]
+    assert json.loads(out)["status"] == "completed"
+    _wait(lambda: store.read_status(dashboard_run)["status"] not in ACTIVE, 240, "the dashboard's run")
+    cli_status, dashboard_status = store.read_status(cli_run), store.read_status(dashboard_run)
+    assert dashboard_status["status"] == "completed"
+    assert cli_status["training_started"] < dashboard_status["ended"]  # they overlapped
+    for run_id, epochs, name in ((cli_run, [1], "seed mnist"), (dashboard_run, [1, 2], "dashboard run")):
+        batch, epoch_rows = store.read_metrics(run_id)
+        assert list(epoch_rows["epoch"]) == epochs and batch["epoch"].isin(epochs).all()
+        assert store.read_status(run_id)["name"] == name
+        assert store.read_evaluation(run_id)[0]["n"] == 10000
+        assert not [p.name for p in (runs / run_id).rglob(".*")]

@@ -1,0 +1,233 @@
+"""Fault suite, a damaged run store: each damage shows up with its reason in `python -m core list` and on
+the Runs page, every other run keeps working, nothing is deleted, and the audit pages say what is wrong
+with a run whose files are damaged instead of showing a traceback."""
+
+import json
+import os
+import shutil
+import zipfile
+
+import pytest
+
+from core.store import RunStore
+from test_faults_support import SHIPPED_ID, copy_shipped, run_cli, tree
+
+
+def _no_config(run):
+    (run / "config.json").unlink()
+
+
+def _config_not_json(run):
+    (run / "config.json").write_text('{"epochs": 5,')
+
+
+def _config_from_the_future(run):
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "config_version": 99, "colour_space": "lab"}))
+
+
+def _config_unknown_field(run):
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "colour_space": "lab"}))
+
+
+def _config_out_of_range(run):
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "epochs": 0}))
+
+
+def _no_status(run):
+    (run / "status.json").unlink()
+
+
+def _status_not_json(run):
+    (run / "status.json").write_bytes(b"\x00\x00\x00\x00")
+
+
+def _truncated_metrics(run):
+    with open(run / "metrics.jsonl", "a") as handle:
+        handle.write('{"type": "batch", "epoch": 6, "los')
+
+
+def _garbage_metrics_line(run):
+    lines = (run / "metrics.jsonl").read_text().splitlines(keepends=True)
+    lines.insert(3, "#### not json ####\n")
+    (run / "metrics.jsonl").write_text("".join(lines))
+
+
+def _empty_model(run):
+    (run / "model.keras").write_bytes(b"")
+
+
+def _corrupt_model(run):
+    (run / "model.keras").write_bytes(os.urandom(4096))
+
+
+def _truncated_model(run):
+    data = (run / "model.keras").read_bytes()
+    (run / "model.keras").write_bytes(data[: len(data) // 2])
+
+
+def _stray_file(run):
+    shutil.rmtree(run)
+    run.write_text("someone saved their notes here")
+
+
+def _bad_folder_name(run):
+    run.rename(run.with_name("my run (copy)"))
+
+
+def _unreadable(run):
+    pass  # os.access is patched for this folder in the test: as root, chmod cannot block a read
+
+
+# (name, damage, the reason `list` and the Runs page give, whether the run is still listed as a run)
+DAMAGES = [
+    ("folder without a config", _no_config, "no config.json", False),
+    ("config not JSON", _config_not_json, "config.json is invalid: config is not valid JSON", False),
+    ("config of a future version", _config_from_the_future, "config_version=99 was written by a newer LeNet Lab", False),
+    ("config with an unknown field", _config_unknown_field, "unknown config field(s) ['colour_space']", False),
+    ("config out of range", _config_out_of_range, "epochs=0 is out of range", False),
+    ("no status", _no_status, "no status.json", False),
+    ("status not JSON", _status_not_json, "status.json is unreadable", False),
+    ("truncated last metrics line", _truncated_metrics, "metrics.jsonl ends with a truncated line", True),
+    ("garbage metrics line", _garbage_metrics_line, "metrics.jsonl line 4 is not valid JSON", True),
+    ("zero-byte model", _empty_model, "model.keras is empty (0 bytes)", True),
+    ("corrupt model", _corrupt_model, "model.keras is corrupt (not a .keras archive)", True),
+    ("truncated model", _truncated_model, "model.keras is corrupt (not a .keras archive)", True),
+    ("stray file", _stray_file, "not a run folder: a stray file in the store", False),
+    ("folder name not a run id", _bad_folder_name, "folder name is not a valid run id", False),
+    ("unreadable folder", _unreadable, "run folder is not readable (permission denied)", False),
+]
+DAMAGED_ID = "damaged-run"
+
+
+@pytest.fixture
+def unreadable(monkeypatch):
+    """Make os.access deny the folders named 'unreadable-*', as a folder owned by another user would."""
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, *a, **k: False if "unreadable-" in str(path)
+                        else real_access(path, mode, *a, **k))
+
+
+def _damaged_store(root, name, damage):
+    """The shipped run, untouched, next to a damaged copy; returns the damaged entry's name."""
+    copy_shipped(root)
+    entry_id = "unreadable-run" if damage is _unreadable else DAMAGED_ID
+    run = root / entry_id
+    shutil.copytree(root / SHIPPED_ID, run)
+    damage(run)
+    return "my run (copy)" if damage is _bad_folder_name else entry_id
+
+
+@pytest.mark.parametrize("name,damage,reason,still_a_run", DAMAGES, ids=[d[0] for d in DAMAGES])
+def test_list_shows_the_damage_and_the_other_run_works(capsys, tmp_path, unreadable, name, damage, reason,
+                                                       still_a_run):
+    entry = _damaged_store(tmp_path, name, damage)
+    before = tree(tmp_path)
+    code, out, err = run_cli(capsys, "list", "--json", runs_dir=tmp_path)
+    assert code == 0, err
+    rows = {row["run_id"]: row for row in json.loads(out)}
+    assert reason in rows[entry]["problems"]
+    assert (rows[entry]["status"] == "completed") is still_a_run
+    healthy = rows[SHIPPED_ID]
+    assert healthy["status"] == "completed" and healthy["problems"] is None
+    code, out, err = run_cli(capsys, "list", runs_dir=tmp_path)  # the table a person reads
+    assert code == 0 and entry in out and reason[:30] in " ".join(out.split())
+    code, out, err = run_cli(capsys, "evaluate", SHIPPED_ID, "--json", runs_dir=tmp_path)
+    assert code == 0 and json.loads(out)["metrics"]["accuracy"] == pytest.approx(0.9871)
+    assert tree(tmp_path) == before  # listing never repairs or deletes anything
+
+
+@pytest.fixture
+def every_damage(lenet_runs, unreadable):
+    """One store holding the shipped run and one copy per damage."""
+    copy_shipped(lenet_runs)
+    entries = {}
+    for name, damage, reason, _ in DAMAGES:
+        slug = name.replace(" ", "-").replace("-a-", "-")
+        entry_id = f"unreadable-{slug}" if damage is _unreadable else f"damaged-{slug}"
+        run = lenet_runs / entry_id
+        shutil.copytree(lenet_runs / SHIPPED_ID, run)
+        damage(run)
+        if damage is _bad_folder_name:
+            entry_id = "my run (copy)"
+        entries[entry_id] = reason
+    return entries
+
+
+def test_runs_page_lists_every_damage_with_its_reason(every_damage, lenet_runs, offline_sources):
+    from dashboard_apptest import open_app
+
+    before = tree(lenet_runs)
+    at = open_app("pages/runs.py")
+    [damaged] = [d.value for d in at.dataframe if list(d.value.columns) == ["folder", "reason"]]
+    damaged = damaged.set_index("folder")["reason"].to_dict()
+    table = at.dataframe(key="runs_table").value.set_index("run_id")
+    for entry, reason in every_damage.items():
+        shown = damaged.get(entry) or table["problems"].get(entry)
+        assert shown and reason in shown, (entry, shown)
+    assert table.loc[SHIPPED_ID, "status"] == "completed" and table.isna().loc[SHIPPED_ID, "problems"]
+    assert table.loc[SHIPPED_ID, "test_accuracy"] == pytest.approx(0.9871)
+    assert tree(lenet_runs) == before
+
+
+def test_a_damaged_run_is_deleted_only_when_asked(every_damage, lenet_runs, offline_sources):
+    from dashboard_apptest import open_app, texts
+
+    at = open_app("pages/runs.py")
+    at.selectbox(key="runs_managed_run").set_value("damaged-no-status").run()
+    at.checkbox(key="runs_confirm_delete").check().run()
+    at.button[[b.label for b in at.button].index("Delete run")].click().run()
+    assert not at.exception
+    assert "Deleted run" in texts(at.success)
+    assert not (lenet_runs / "damaged-no-status").exists()
+    assert (lenet_runs / SHIPPED_ID / "model.keras").is_file()
+    assert len(RunStore().list_runs()) == len(every_damage)  # the others are all still there
+
+
+def _not_a_keras_zip(run):
+    """A zip archive, so the quick check passes, that Keras cannot read as a model."""
+    (run / "model.keras").unlink()
+    with zipfile.ZipFile(run / "model.keras", "w") as archive:
+        archive.writestr("config.json", '{"class_name": "Sequential"}')
+
+
+def _broken_results(run):
+    """The model is fine; the stored evaluation and every epoch snapshot are not."""
+    (run / "evaluation.json").write_text("{not json")
+    for snapshot in (run / "epochs").iterdir():
+        snapshot.write_bytes(b"PK\x03\x04 cut short")
+
+
+AUDIT_PAGES = ("evaluate", "gallery", "inside", "predict")
+AUDIT_DAMAGES = [("broken-model", _not_a_keras_zip), ("broken-results", _broken_results)]
+
+
+def _messages(at) -> str:
+    from dashboard_apptest import texts
+
+    return " ".join(texts(getattr(at, kind)) for kind in ("error", "warning", "info", "caption"))
+
+
+@pytest.mark.parametrize("page", AUDIT_PAGES)
+def test_audit_pages_on_damaged_runs_say_what_is_wrong(lenet_runs, offline_sources, page):
+    from dashboard_apptest import open_app
+
+    copy_shipped(lenet_runs)
+    for run_id, damage in AUDIT_DAMAGES:
+        shutil.copytree(lenet_runs / SHIPPED_ID, lenet_runs / run_id)
+        damage(lenet_runs / run_id)
+    at = open_app()
+    at.session_state["common_selected_run"] = "broken-model"
+    at.switch_page(f"pages/{page}.py").run()
+    assert not at.exception, [e.message for e in at.exception]
+    if page in ("inside", "predict"):  # the pages that need the model itself
+        assert "model.keras could not be loaded" in _messages(at)
+    at.session_state["common_selected_run"] = "broken-results"
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    if page in ("evaluate", "gallery"):
+        assert "damaged" in _messages(at)
+    if page == "inside":
+        assert "the epoch 1 snapshot is damaged" in _messages(at)
