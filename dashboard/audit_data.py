@@ -321,7 +321,7 @@ def probs_for(info: RunInfo, loaded_model, image32: np.ndarray) -> np.ndarray:
 
 
 def figure(builder, *args, **kwargs):
-    """builder(*args, **kwargs) from figures_audit, built once per distinct input.
+    """builder(*args, **kwargs) from figures_audit (a figure, or an image array), built once per distinct input.
 
     Building a Plotly figure validates every property and takes 20-80 ms; a page redraws several
     on each rerun, so a revisit reuses them. Pages only pass figures to st.plotly_chart, which

@@ -290,6 +290,28 @@ def feature_map_figure(maps: np.ndarray, columns: int | None = None, title: str 
         cell_height * rows + (60 if title else 25))
 
 
+def feature_map_image(maps: np.ndarray, columns: int, tile_pixels: int = 112) -> np.ndarray:
+    """The image counterpart of feature_map_figure: uint8 (H, W), each map stretched to its own range,
+    enlarged with square pixels to about tile_pixels wide, on a white grid. A browser draws one PNG far
+    faster than a heatmap, so this is the default view; the figure adds hover values."""
+    maps = np.asarray(maps, dtype=float)
+    count, tile_h, tile_w = maps.shape
+    low = maps.min(axis=(1, 2), keepdims=True)
+    span = maps.max(axis=(1, 2), keepdims=True) - low
+    shown = np.divide(maps - low, span, out=np.zeros_like(maps), where=span > 0)
+    scale = max(1, round(tile_pixels / tile_w))
+    big = np.kron(shown, np.ones((1, scale, scale)))
+    tiled = montage(big, columns, gap=max(2, scale // 2))
+    return _grid_image(tiled)
+
+
+def _grid_image(tiled: np.ndarray) -> np.ndarray:
+    """Maps in [0, 1] to black..white; the gaps between them (NaN) white."""
+    image = np.round(np.clip(tiled, 0, 1) * 255)
+    image[np.isnan(tiled)] = 255
+    return image.astype(np.uint8)
+
+
 def activation_figure(values: np.ndarray, title: str | None = None, labels: Sequence[str] | None = None,
                       height: int = 200) -> go.Figure:
     """A dense layer's activations as bars (one per unit)."""

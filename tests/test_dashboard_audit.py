@@ -383,10 +383,7 @@ def test_gallery_tile_opens_its_details(store, truths, test_set):
     label, pred = int(truth.labels[index]), int(truth.pred[index])
     assert f"#### Test image #{index}: true {label}, predicted {pred} (wrong)" in text_of(details)
     np.testing.assert_allclose(figure(at, "gallery_probs")["data"][0]["y"], truth.probs[index], atol=1e-6)
-    maps = analysis.feature_maps(truth.model, test_set[0][index])["c1_conv"]
-    raw = np.asarray(figure(at, "gallery_c1_maps")["data"][0]["customdata"], dtype=float)[..., 1]
-    for i in range(6):
-        np.testing.assert_allclose(tile(raw, i, (28, 28), 6, map_gap(28)), maps[i], rtol=1e-4, atol=1e-5)
+    assert "C1 feature maps: what each of the six 5×5 filters makes of the image" in image_captions(details)
     history = analysis.correctness_history(truth.labels, [truth.snapshots[e][0] for e in truth.epochs], index)
     trace = figure(at, "gallery_history")["data"][0]
     assert list(trace["x"]) == truth.epochs
@@ -445,6 +442,11 @@ def test_inside_summary_and_filters(store, truths):
 def test_inside_feature_maps_of_a_test_image(store, truths, test_set):
     truth = truths["two_epochs"]
     at = open_page("inside", truth.run_id, inside_index=12)
+    assert [m.value for m in at.markdown if m.value.startswith("**C") or m.value.startswith("**S")] == [
+        "**C1: 6 feature maps of 28×28**", "**S2: 6 maps of 14×14**", "**C3: 16 maps of 10×10**",
+        "**S4: 16 maps of 5×5**"]
+    at.toggle(key="inside_interactive").set_value(True)
+    rerun(at)
     maps = analysis.feature_maps(truth.model, test_set[0][12])
     for layer, count, columns, size in (("c1_conv", 6, 6, 28), ("s2_pool", 6, 6, 14),
                                         ("c3_conv", 16, 8, 10), ("s4_pool", 16, 8, 5)):

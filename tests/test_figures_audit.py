@@ -168,6 +168,22 @@ def test_feature_map_figure_shows_each_map_stretched_and_hovers_raw_values():
         assert (tile(custom[..., 0], i, (10, 10), 8, gap) == i + 1).all()
 
 
+def test_feature_map_image_stretches_each_map_on_a_white_grid():
+    maps = np.random.default_rng(4).normal(size=(16, 5, 5))
+    image = figures.feature_map_image(maps, columns=8, tile_pixels=20)
+    scale, gap = 4, 2
+    assert image.dtype == np.uint8
+    for i in range(16):
+        r, c = divmod(i, 8)
+        top, left = r * (5 * scale + gap), c * (5 * scale + gap)
+        block = image[top: top + 5 * scale, left: left + 5 * scale].astype(float)
+        stretched = (maps[i] - maps[i].min()) / (maps[i].max() - maps[i].min())
+        np.testing.assert_allclose(block[::scale, ::scale], np.round(stretched * 255))
+        assert (block == np.kron(block[::scale, ::scale], np.ones((scale, scale)))).all()  # square pixels
+    assert image.shape == (2 * 5 * scale + gap, 8 * 5 * scale + 7 * gap)
+    assert (image[5 * scale: 5 * scale + gap] == 255).all()  # the white gap between the rows
+
+
 def test_feature_map_figure_of_a_constant_map_is_black():
     figure = figures.feature_map_figure(np.zeros((6, 4, 4)))
     assert np.nanmax(np.asarray(figure.data[0].z, dtype=float)) == 0

@@ -110,9 +110,8 @@ def details(info, predictions: data.Predictions, names: list[str], images: data.
             st.caption(f"C1 feature maps: {problem}")
         else:
             maps = data.maps_for(info, model, data.as_x32(images.images[index]))
-            st.plotly_chart(data.figure(figures.feature_map_figure, maps["c1_conv"], columns=6,
-                                        title="C1 feature maps (6 × 28×28)", cell_height=170),
-                            key="gallery_c1_maps")
+            st.image(data.figure(figures.feature_map_image, maps["c1_conv"], 6, 96), output_format="PNG",
+                     caption="C1 feature maps: what each of the six 5×5 filters makes of the image")
         if data.epochs(info.run_id):
             try:
                 history = data.history(info.run_id, predictions.labels, index)

@@ -9,6 +9,7 @@ from dashboard import common
 from dashboard import figures_audit as figures
 
 FILTER_EPOCH = "inside_filter_epoch"
+INTERACTIVE = "inside_interactive"
 LIVE_SECONDS = 2
 MAP_LAYERS = (  # (layer, title, columns in the grid, pixel height of one row)
     ("c1_conv", "C1: 6 feature maps of 28×28", 6, 170),
@@ -113,10 +114,17 @@ def feature_maps_section(info, model, names: list[str], images: data.TestImages 
     output.plotly_chart(data.figure(figures.probability_bars, probs, names, true=digit.label, height=220,
                                     title="Output: softmax over the 10 classes"),
                         key="inside_output")
+    interactive = st.toggle("Interactive maps: hover shows each activation (slower to draw)", key=INTERACTIVE)
+    st.caption("Each map is stretched to its own range, black (lowest) to white (highest); maps are "
+               "numbered left to right, top to bottom.")
     for layer, title, columns, cell_height in MAP_LAYERS:
-        st.plotly_chart(data.figure(figures.feature_map_figure, maps[layer], columns=columns, title=title,
-                                    cell_height=cell_height),
-                        key=f"inside_map_{layer}", config={"displayModeBar": False})
+        if interactive:
+            st.plotly_chart(data.figure(figures.feature_map_figure, maps[layer], columns=columns, title=title,
+                                        cell_height=cell_height),
+                            key=f"inside_map_{layer}", config={"displayModeBar": False})
+        else:
+            st.markdown(f"**{title}**")
+            st.image(data.figure(figures.feature_map_image, maps[layer], columns), output_format="PNG")
     left, right = st.columns(2)
     for column, (layer, title) in zip((left, right), DENSE_LAYERS):
         column.plotly_chart(data.figure(figures.activation_figure, maps[layer], title=title),
