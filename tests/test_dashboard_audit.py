@@ -599,3 +599,23 @@ def test_a_damaged_snapshot_leaves_the_rest_of_evaluate_standing(store, truths):
     at = open_page("evaluate", truth.run_id)
     assert metric(at, "Test accuracy").value == f"{np.mean(truth.pred == truth.labels):.2%}"
     assert any("epoch 1 snapshot is damaged" in w.value for w in at.warning)
+
+
+def test_a_fashion_run_is_not_compared_with_mnist_results(store, truths):
+    """Another dataset: no deltas against MNIST's references, its class names, and (since the test
+    images found for it do not carry the labels it was evaluated on) test indices instead of thumbnails."""
+    from core.data import CLASS_NAMES
+
+    truth = truths["two_epochs"]
+    runs = RunStore(store)
+    config = runs.read_config(truth.run_id).replace(dataset="fashion_mnist", data_source="auto")
+    runs.write_config(truth.run_id, config)
+    runs.write_status(truth.run_id, class_names=list(CLASS_NAMES["fashion_mnist"]))
+    at = open_page("evaluate", truth.run_id, evaluate_cell=(0, 0))
+    assert metric(at, "Test accuracy").value == f"{np.mean(truth.pred == truth.labels):.2%}"
+    assert not metric(at, "Test accuracy").delta and not metric(at, "Errors").delta
+    assert any("so this fashion_mnist run is not compared with them" in c.value for c in at.caption)
+    assert any(w.value.startswith("The test images could not be loaded") for w in at.warning)
+    assert "Test indices: " in text_of(block(at, "evaluate_cell_gallery"))
+    ticks = figure(at, "evaluate_confusion_chart")["layout"]["xaxis"]["ticktext"]
+    assert ticks == list(CLASS_NAMES["fashion_mnist"])
