@@ -37,7 +37,7 @@ class Predictions:
 
     probs: np.ndarray  # float32 (N, n_classes)
     labels: np.ndarray  # int64 (N,)
-    metrics: dict  # core.analysis().summary_metrics
+    metrics: dict  # as core.analysis.summary_metrics returns them
     source: str  # shown under the headline, e.g. "the saved model" or "the epoch 3 snapshot"
 
     @property
