@@ -552,11 +552,14 @@ def test_predict_rejects_a_bad_upload(store, truths, name, content):
 # ----- an empty store and the shipped run ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("page", PAGES)
-def test_empty_store(lenet_runs, offline_sources, page):
-    at = open_page(page)
-    assert [i.value for i in at.info] == ["No run to show yet. Train one on the Train page, or with `python -m core train`."]
-    assert not at.get("plotly_chart")
+def test_empty_store(lenet_runs, offline_sources):
+    at = open_page(PAGES[0])
+    for page in PAGES:
+        at.switch_page(f"pages/{page}.py")
+        rerun(at)
+        assert [i.value for i in at.info] == [
+            "No run to show yet. Train one on the Train page, or with `python -m core train`."], page
+        assert not at.get("plotly_chart") and not at.get("image"), page
 
 
 @pytest.fixture
