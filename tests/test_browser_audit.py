@@ -122,13 +122,17 @@ def test_clicking_a_cell_shows_its_images_then_the_gallery(page, finished_store)
     cell = page.locator(CELL_GALLERY)
     heading = f"True {true_class}, predicted {pred_class}: {count:,} misclassified images"
     cell.get_by_text(heading).wait_for()
-    captions = cell.locator("[data-testid=stImageCaption]").all_inner_texts()
+    caption_nodes = cell.locator("[data-testid=stImageCaption]")
+    caption_nodes.nth(min(count, 40) - 1).wait_for()
+    captions = caption_nodes.all_inner_texts()
     assert [int(re.match(r"#(\d+)", c).group(1)) for c in captions] == expected[:40]
 
     cell.get_by_role("button", name="Open in the error gallery").click()
     page.get_by_role("heading", name="Error gallery").wait_for()
     page.get_by_text(f"{count:,} misclassified test images").wait_for()
     assert page.url.endswith("/gallery")
-    tiles = page.locator("[class*='st-key-gallery_tile_'] button").all_inner_texts()
+    tile_buttons = page.locator("[class*='st-key-gallery_tile_'] button")
+    tile_buttons.nth(min(count, 40) - 1).wait_for()  # the grid renders after the count on a busy machine
+    tiles = tile_buttons.all_inner_texts()
     assert [int(re.match(r"#(\d+)", t).group(1)) for t in tiles] == expected[:40]
     assert all(f" · {true_class}→{pred_class} · " in t for t in tiles)
