@@ -54,7 +54,7 @@ def test_streaming_quick(tmp_path):
     assert_machine(result)
 
 
-@pytest.mark.parametrize("recipe", ["seed", "best"])
+@pytest.mark.parametrize("recipe", ["best"])  # the seed recipe runs the same code without augmentation
 def test_accuracy_quick(tmp_path, recipe):
     accuracy.main(["--quick", "--recipe", recipe, "--results-dir", str(tmp_path)])
     result = read(tmp_path, f"accuracy_{recipe}")
