@@ -59,7 +59,33 @@ def analysis():
     if module is None:
         with st.spinner("Loading TensorFlow (once per server process)…"):
             module = importlib.import_module("core.analysis")
+    _skip_keras_gc_after_reruns()
     return module
+
+
+SCRIPT_THREAD = "ScriptRunner.scriptThread"  # the name Streamlit gives the thread that runs a page
+
+
+def _skip_keras_gc_after_reruns() -> None:
+    """Once Keras is imported, Streamlit calls keras.backend.clear_session() after every script run
+    (ScriptRunner's _clean_problem_modules), and clear_session ends with a full gc.collect(): about
+    0.4 s of CPU with TensorFlow loaded, on every rerun of every page. Keep the reset, skip that
+    collection when Streamlit's script thread asks for it; other callers are unchanged."""
+    import threading
+
+    import keras
+
+    clear_session = keras.backend.clear_session
+    if getattr(clear_session, "keeps_memory_on_reruns", False):
+        return
+
+    def clear_session_without_gc_on_reruns(free_memory=True):
+        if threading.current_thread().name == SCRIPT_THREAD:
+            free_memory = False
+        return clear_session(free_memory=free_memory)
+
+    clear_session_without_gc_on_reruns.keeps_memory_on_reruns = True
+    keras.backend.clear_session = clear_session_without_gc_on_reruns
 
 
 def _root() -> str:
