@@ -21,6 +21,7 @@ MAP_SCALE = "Greys_r"
 
 # The invisible markers over the confusion matrix carry (true, predicted, count) so a click names its cell.
 CELL_TRACE = "cells"
+DIAGONAL_SHAPE = "diagonal"
 
 
 def _row_normalised(cm: np.ndarray) -> np.ndarray:
@@ -35,11 +36,14 @@ def confusion_matrix_figure(
     selected: tuple[int, int] | None = None,
     title: str | None = None,
     height: int = 520,
+    clickable: bool = True,
 ) -> go.Figure:
     """Counts (or row-normalised rates) with the diagonal masked in grey, so the errors carry the colour.
 
-    Traces: 0 = the heatmap of every cell (its z is the matrix shown), 1 = the grey diagonal
-    drawn over it, 2 = one invisible square marker per cell that makes cells clickable.
+    Traces: 0 = the heatmap of every cell (its z is the matrix shown, its text the off-diagonal
+    numbers), 1 = one invisible square marker per cell that makes cells clickable (left out when
+    clickable is False). The diagonal is covered by grey rectangle shapes with grey annotations:
+    cheaper for the browser than a second heatmap.
     """
     counts = np.asarray(cm)
     n = len(class_names)
@@ -61,27 +65,20 @@ def confusion_matrix_figure(
     figure = go.Figure()
     figure.add_trace(go.Heatmap(
         z=z, x=positions, y=positions, zmin=0, zmax=zmax, colorscale=ERROR_SCALE,
-        text=text, texttemplate="%{text}", textfont={"size": 11}, hoverinfo="skip", name="errors",
+        text=np.where(off_diagonal, text, ""), texttemplate="%{text}", textfont={"size": 11},
+        hoverinfo="skip" if clickable else None, name="errors",
+        hovertemplate=None if clickable else "true %{y}, predicted %{x}: %{z}<extra></extra>",
         colorbar={"title": {"text": "share of row" if normalize else "images"}, "thickness": 12},
     ))
-    diagonal = np.where(off_diagonal, np.nan, 0.0)
-    figure.add_trace(go.Heatmap(
-        z=diagonal, x=positions, y=positions, colorscale=[[0, DIAGONAL_FILL], [1, DIAGONAL_FILL]],
-        showscale=False, text=np.where(off_diagonal, "", text), texttemplate="%{text}",
-        textfont={"color": DIAGONAL_TEXT, "size": 11}, hoverinfo="skip", name="correct",
-    ))
-    true_idx, pred_idx = (a.ravel() for a in np.meshgrid(positions, positions, indexing="ij"))
-    rates = _row_normalised(counts)
-    # customdata per cell: (true index, predicted index, count, share of the true class)
-    customdata = np.stack([true_idx, pred_idx, counts.ravel(), rates.ravel()], axis=1).astype(float)
-    cell_names = [f"true {names[t]}, predicted {names[p]}" for t, p in zip(true_idx, pred_idx)]
-    figure.add_trace(go.Scatter(
-        x=pred_idx, y=true_idx, mode="markers", name=CELL_TRACE, text=cell_names,
-        marker={"symbol": "square", "size": max(12, int(height * 0.8 / max(n, 1))), "color": "rgba(0,0,0,0)"},
-        selected={"marker": {"opacity": 1}}, unselected={"marker": {"opacity": 1}},
-        customdata=customdata, showlegend=False,
-        hovertemplate="%{text}<br>" + cell_format + "<extra></extra>",
-    ))
+    # The diagonal: grey squares drawn over the heatmap, their numbers in grey on top.
+    for i in range(n):
+        figure.add_shape(type="rect", x0=i - 0.5, x1=i + 0.5, y0=i - 0.5, y1=i + 0.5, layer="above",
+                         fillcolor=DIAGONAL_FILL, line={"width": 0}, name=DIAGONAL_SHAPE)
+    figure.update_layout(annotations=[
+        {"x": i, "y": i, "text": text[i, i], "showarrow": False, "font": {"color": DIAGONAL_TEXT, "size": 11}}
+        for i in range(n)])
+    if clickable:
+        _add_cell_markers(figure, counts, names, height, cell_format)
     if selected is not None:
         row, col = selected
         figure.add_shape(type="rect", x0=col - 0.5, x1=col + 0.5, y0=row - 0.5, y1=row + 0.5,
@@ -94,6 +91,25 @@ def confusion_matrix_figure(
         clickmode="event+select", dragmode=False, plot_bgcolor="white",
     )
     return figure
+
+
+def _add_cell_markers(figure: go.Figure, counts: np.ndarray, names: list[str], height: int, cell_format: str) -> None:
+    """One invisible square marker per cell, carrying (true, predicted, count, share) for hover and clicks:
+    st.plotly_chart reports no selection for clicks on a heatmap (streamlit#8760)."""
+    n = len(names)
+    positions = np.arange(n)
+    true_idx, pred_idx = (a.ravel() for a in np.meshgrid(positions, positions, indexing="ij"))
+    rates = _row_normalised(counts)
+    # customdata per cell: (true index, predicted index, count, share of the true class)
+    customdata = np.stack([true_idx, pred_idx, counts.ravel(), rates.ravel()], axis=1).astype(float)
+    cell_names = [f"true {names[t]}, predicted {names[p]}" for t, p in zip(true_idx, pred_idx)]
+    figure.add_trace(go.Scatter(
+        x=pred_idx, y=true_idx, mode="markers", name=CELL_TRACE, text=cell_names,
+        marker={"symbol": "square", "size": max(12, int(height * 0.8 / max(n, 1))), "color": "rgba(0,0,0,0)"},
+        selected={"marker": {"opacity": 1}}, unselected={"marker": {"opacity": 1}},
+        customdata=customdata, showlegend=False,
+        hovertemplate="%{text}<br>" + cell_format + "<extra></extra>",
+    ))
 
 
 def selected_cell(event) -> tuple[int, int] | None:

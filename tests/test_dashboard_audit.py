@@ -254,7 +254,7 @@ def test_evaluate_cell_shows_exactly_its_images(store, truths):
     shown = [int(caption.split(" ")[0][1:]) for caption in image_captions(cell)]
     assert shown == expected["index"].tolist()[:40]
     # The selected cell is outlined in the matrix.
-    (outline,) = figure(at, "evaluate_confusion_chart")["layout"]["shapes"]
+    (outline,) = [s for s in figure(at, "evaluate_confusion_chart")["layout"]["shapes"] if s.get("name") != "diagonal"]
     assert (outline["x0"] + 0.5, outline["y0"] + 0.5) == (pred_class, true_class)
 
 
@@ -302,10 +302,20 @@ def test_evaluate_cell_opens_the_gallery_with_its_filters(store, truths):
     assert [b.key for b in tile_buttons(at)] == [f"gallery_tile_{i}" for i in expected["index"][:40]]
 
 
+def test_evaluate_draws_only_the_open_tab(store, truths):
+    truth = truths["two_epochs"]
+    at = open_page("evaluate", truth.run_id)
+    report = analysis.class_report(truth.labels, truth.pred, NAMES)
+    shown = at.table[0].value
+    for column in ("precision", "recall", "f1", "support"):
+        np.testing.assert_allclose(shown[column].to_numpy(dtype=float), report[column].to_numpy(dtype=float))
+    assert not has_figure(at, "evaluate_epoch_confusion") and not at.select_slider
+
+
 def test_evaluate_epoch_scrubber(store, truths):
     truth = truths["two_epochs"]
     assert truth.epochs == [1, 2]
-    at = open_page("evaluate", truth.run_id)
+    at = open_page("evaluate", truth.run_id, evaluate_view="Epoch by epoch")
     first, second = (truth.snapshots[e][0] for e in (1, 2))
     accuracy = [float(np.mean(p.argmax(axis=1) == truth.labels)) for p in (first, second)]
     shown = metric(at, "Test accuracy after epoch 2")
@@ -327,7 +337,7 @@ def test_evaluate_epoch_scrubber(store, truths):
 
 def test_evaluate_run_with_one_epoch(store, truths):
     truth = truths["one_epoch"]
-    at = open_page("evaluate", truth.run_id)
+    at = open_page("evaluate", truth.run_id, evaluate_view="Epoch by epoch")
     assert metric(at, "Test accuracy").value == f"{np.mean(truth.pred == truth.labels):.2%}"
     assert not at.select_slider
     captions = [c.value for c in at.caption]
@@ -419,11 +429,12 @@ def check_suspects(at: AppTest, labels: np.ndarray, probs: np.ndarray, min_confi
 def test_inside_summary_and_filters(store, truths):
     truth = truths["two_epochs"]
     at = open_page("inside", truth.run_id)
-    table = at.dataframe[0].value
+    table = at.table[0].value
     rows = summary_rows(truth.model)
-    assert table["name"].tolist() == [r["name"] for r in rows]
-    assert table["output_shape"].tolist() == [r["output_shape"] for r in rows]
-    assert table["params"].tolist() == [r["params"] for r in rows]
+    assert table.index.tolist() == [r["name"] for r in rows]
+    assert table["Type"].tolist() == [r["type"] for r in rows]
+    assert table["Output shape"].tolist() == [r["output_shape"] for r in rows]
+    assert table["Parameters"].tolist() == [r["params"] for r in rows]
     assert metric(at, "Parameters").value == "61,706"
     assert "Total params: 61,706" in at.code[0].value
     kernels = analysis.c1_kernels(truth.model)
@@ -435,6 +446,9 @@ def test_inside_summary_and_filters(store, truths):
     shown = z(at, "inside_filters")
     for i in range(6):
         np.testing.assert_allclose(tile(shown, i, (5, 5), 6), truth.snapshots[1][1][i], rtol=1e-6)
+    assert not has_figure(at, "inside_filters_animation")
+    at.toggle(key="inside_animation").set_value(True)
+    rerun(at)
     assert len(figure(at, "inside_filters_animation")["frames"]) == 2
     assert not has_figure(at, "inside_c3_table")
 
@@ -599,7 +613,7 @@ def test_shipped_run_on_every_page(shipped, test_set):
 def test_a_damaged_snapshot_leaves_the_rest_of_evaluate_standing(store, truths):
     truth = truths["two_epochs"]
     (store / truth.run_id / "epochs" / "epoch_0001.npz").write_bytes(b"not a zip file")
-    at = open_page("evaluate", truth.run_id)
+    at = open_page("evaluate", truth.run_id, evaluate_view="Epoch by epoch")
     assert metric(at, "Test accuracy").value == f"{np.mean(truth.pred == truth.labels):.2%}"
     assert any("epoch 1 snapshot is damaged" in w.value for w in at.warning)
 

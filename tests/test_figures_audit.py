@@ -51,36 +51,29 @@ def test_diagonal_is_masked_grey_and_annotated(labels_and_predictions):
     y_true, y_pred = labels_and_predictions
     cm = confusion_matrix(y_true, y_pred, labels=range(10))
     figure = figures.confusion_matrix_figure(cm, NAMES)
-    diagonal = np.asarray(figure.data[1].z, dtype=float)
-    assert np.isnan(diagonal[~np.eye(10, dtype=bool)]).all()
-    assert (diagonal.diagonal() == 0).all()
-    assert figure.data[1].showscale is False
-    assert figure.data[1].textfont.color == figures.DIAGONAL_TEXT
-    text = np.asarray(figure.data[1].text)
-    assert [int(t) for t in text.diagonal()] == cm.diagonal().tolist()
-    # Off the diagonal the heatmap writes each non-zero count and leaves empty cells blank.
+    grey = [s for s in figure.layout.shapes if s.name == figures.DIAGONAL_SHAPE]
+    assert [(s.x0 + 0.5, s.y0 + 0.5) for s in grey] == [(i, i) for i in range(10)]
+    assert all(s.fillcolor == figures.DIAGONAL_FILL and s.layer == "above" for s in grey)
+    assert [(a.x, a.y, int(a.text)) for a in figure.layout.annotations] == [(i, i, cm[i, i]) for i in range(10)]
+    assert all(a.font.color == figures.DIAGONAL_TEXT for a in figure.layout.annotations)
+    # The heatmap writes each non-zero error count, and leaves the diagonal and empty cells blank.
     errors_text = np.asarray(figure.data[0].text)
-    for t, p in zip(*np.nonzero(~np.eye(10, dtype=bool))):
-        assert errors_text[t, p] == (str(cm[t, p]) if cm[t, p] else "")
+    for t in range(10):
+        for p in range(10):
+            assert errors_text[t, p] == (str(cm[t, p]) if cm[t, p] and t != p else "")
 
 
-def test_cell_markers_name_every_cell(labels_and_predictions):
+def test_a_matrix_that_is_not_clicked_has_no_cell_markers(labels_and_predictions):
     y_true, y_pred = labels_and_predictions
     cm = confusion_matrix(y_true, y_pred, labels=range(10))
-    cells = figures.confusion_matrix_figure(cm, NAMES).data[2]
-    assert cells.name == figures.CELL_TRACE
-    data = np.asarray(cells.customdata)
-    assert len(data) == 100
-    for (true, pred, count, rate), x, y in zip(data, cells.x, cells.y):
-        assert (x, y) == (pred, true)
-        assert count == cm[int(true), int(pred)]
-        assert rate == pytest.approx(cm[int(true), int(pred)] / cm[int(true)].sum())
+    figure = figures.confusion_matrix_figure(cm, NAMES, clickable=False)
+    assert len(figure.data) == 1 and figure.data[0].hovertemplate
 
 
 def test_selected_cell_is_outlined():
     cm = np.arange(9).reshape(3, 3)
     figure = figures.confusion_matrix_figure(cm, ["a", "b", "c"], selected=(2, 0))
-    (shape,) = figure.layout.shapes
+    (shape,) = [s for s in figure.layout.shapes if s.name != figures.DIAGONAL_SHAPE]
     assert (shape.x0, shape.x1, shape.y0, shape.y1) == (-0.5, 0.5, 1.5, 2.5)
 
 

@@ -1,6 +1,7 @@
 """Inside the model: the layers, C1's filters epoch by epoch (live while training), and one image's feature maps."""
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 
 from core.store import StoreError
@@ -10,6 +11,7 @@ from dashboard import figures_audit as figures
 
 FILTER_EPOCH = "inside_filter_epoch"
 INTERACTIVE = "inside_interactive"
+ANIMATION = "inside_animation"
 LIVE_SECONDS = 2
 MAP_LAYERS = (  # (layer, title, columns in the grid, pixel height of one row)
     ("c1_conv", "C1: 6 feature maps of 28×28", 6, 170),
@@ -39,9 +41,9 @@ def layers_section(info, model) -> None:
     rows = lenet.summary_rows(shown)
     total = sum(row["params"] for row in rows)
     left, right = st.columns([3, 1])
-    left.dataframe(rows, key="inside_summary", hide_index=True,
-                   column_config={"name": "Layer", "type": "Type", "output_shape": "Output shape",
-                                  "params": st.column_config.NumberColumn("Parameters", format="localized")})
+    table = pd.DataFrame(rows).set_index("name").rename_axis("Layer")
+    left.table(table.rename(columns={"type": "Type", "output_shape": "Output shape", "params": "Parameters"})
+               .style.format("{:,}", subset=["Parameters"]))
     right.metric("Parameters", f"{total:,}")
     right.metric("Variant", info.config.variant)
     with st.expander("model.summary()"):
@@ -74,7 +76,8 @@ def filters_view(info, model, live: bool) -> None:
     st.plotly_chart(data.figure(figures.kernel_figure, kernels, title=f"C1 filters {caption}"),
                     key="inside_filters", config={"displayModeBar": False})
     if len(saved) > 1:
-        with st.expander("Play epoch by epoch (one colour range for all epochs)"):
+        # A toggle, not an expander: a collapsed expander's chart is still drawn by the browser.
+        if st.toggle("Play epoch by epoch (one colour range for all epochs)", key=ANIMATION):
             st.plotly_chart(data.figure(figures.kernel_animation, saved, history), key="inside_filters_animation")
 
 
