@@ -73,7 +73,7 @@ def confusion_matrix_figure(
     # The diagonal: grey squares drawn over the heatmap, their numbers in grey on top.
     for i in range(n):
         figure.add_shape(type="rect", x0=i - 0.5, x1=i + 0.5, y0=i - 0.5, y1=i + 0.5, layer="above",
-                         fillcolor=DIAGONAL_FILL, line={"width": 0}, name=DIAGONAL_SHAPE)
+                         fillcolor=DIAGONAL_FILL, line={"width": 1, "color": DIAGONAL_FILL}, name=DIAGONAL_SHAPE)
     figure.update_layout(annotations=[
         {"x": i, "y": i, "text": text[i, i], "showarrow": False, "font": {"color": DIAGONAL_TEXT, "size": 11}}
         for i in range(n)])
