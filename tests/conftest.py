@@ -1,5 +1,7 @@
 """Shared fixtures. Each block says who uses it; append new fixtures below the others."""
 
+import contextlib
+import os
 import shutil
 
 import pytest
@@ -91,3 +93,48 @@ def audit_trained_runs(tmp_path_factory):
         assert result.status == "completed", result.error
         run_ids[key] = result.run_id
     return root, run_ids
+
+
+# ----- browser tests: one real `streamlit run dashboard/app.py` on a free local port ------------------
+
+
+@contextlib.contextmanager
+def streamlit_server(store, log_path):
+    """Run the dashboard on its own store; yields its URL once /_stcore/health answers, stops it after."""
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log = open(log_path, "w")
+    env = {**os.environ, "LENET_RUNS": str(store), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.port", str(port),
+         "--server.headless", "true"], cwd=Path(__file__).resolve().parent.parent, env=env, stdout=log,
+        stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    try:
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
+                    if reply.read() == b"ok":
+                        break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"streamlit did not start; see {log.name}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()

@@ -5,20 +5,15 @@ Starts `streamlit run dashboard/app.py` on a free port over a store holding one 
 Debian's Chromium with Playwright.
 """
 
-import os
 import re
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from core import analysis
+from conftest import streamlit_server
 from core.store import RunStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,12 +29,6 @@ pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
                                        "to run the browser tests")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def finished_store(audit_trained_runs, tmp_path_factory):
     """(store root, run id): a copy of the two-epoch audit run, alone in its store."""
@@ -52,32 +41,8 @@ def finished_store(audit_trained_runs, tmp_path_factory):
 @pytest.fixture(scope="module")
 def server(finished_store):
     store, _ = finished_store
-    port = free_port()
-    log = open(store.parent / "streamlit_audit.log", "w")
-    env = {**os.environ, "LENET_RUNS": str(store), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.port", str(port),
-         "--server.headless", "true"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
-                if reply.read() == b"ok":
-                    break
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"streamlit did not start; see {log.name}")
-        time.sleep(0.3)
-    yield url
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
+    with streamlit_server(store, store.parent / "streamlit_audit.log") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

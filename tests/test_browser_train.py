@@ -10,17 +10,14 @@ import json
 import os
 import platform
 import re
-import socket
 import statistics
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import streamlit_server
 from core.store import RunStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,42 +35,12 @@ pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
                                        "to run the browser tests")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """(url, run store) of a real Streamlit server running the app on its own empty store."""
     runs = tmp_path_factory.mktemp("browser_runs")
-    port = free_port()
-    log = open(runs.parent / "streamlit.log", "w")
-    env = {**os.environ, "LENET_RUNS": str(runs), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.port", str(port),
-         "--server.headless", "true"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
-                if reply.read() == b"ok":
-                    break
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"streamlit did not start; see {log.name}")
-        time.sleep(0.3)
-    yield url, runs
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
+    with streamlit_server(runs, runs.parent / "streamlit.log") as url:
+        yield url, runs
 
 
 @pytest.fixture(scope="module")
