@@ -35,6 +35,7 @@ class StreamingCallback(keras.callbacks.Callback):
         self.train_start = time.perf_counter()
         self.last_write = 0.0
         self.step = 0
+        self.last_snapshot = None  # (epoch, float32 probabilities) of the newest evaluation, for the trainer
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch_start = time.perf_counter()
@@ -73,7 +74,8 @@ class StreamingCallback(keras.callbacks.Callback):
                 "time": round(time.perf_counter() - self.train_start, 3)}])
             return
         eval_start = time.perf_counter()
-        probs = self.model.predict(self.x_eval, batch_size=self.eval_batch_size, verbose=0)
+        probs = np.asarray(self.model.predict(self.x_eval, batch_size=self.eval_batch_size, verbose=0),
+                           dtype=np.float32)
         record = {
             "type": "epoch",
             "epoch": epoch + 1,
@@ -93,3 +95,4 @@ class StreamingCallback(keras.callbacks.Callback):
         self.store.save_epoch_snapshot(self.run_id, epoch + 1, probs, np.transpose(kernel[:, :, 0, :], (2, 0, 1)))
         record["eval_time"] = round(time.perf_counter() - eval_start, 3)
         self.store.append_metrics(self.run_id, [record])
+        self.last_snapshot = (epoch + 1, probs)

@@ -118,7 +118,9 @@ def prepare_images(x: np.ndarray) -> np.ndarray:
         raise DataError(f"prepare_images: expected images of shape (N, 28, 28), got {x.shape}")
     pad = (PADDED_SIZE - IMAGE_SIZE) // 2
     out = np.zeros((x.shape[0], PADDED_SIZE, PADDED_SIZE, 1), dtype=np.float32)
-    out[:, pad : pad + IMAGE_SIZE, pad : pad + IMAGE_SIZE, 0] = x.astype(np.float32) / np.float32(255)
+    inner = out[:, pad : pad + IMAGE_SIZE, pad : pad + IMAGE_SIZE, 0]
+    inner[...] = x  # converted straight into the output and divided in place: no full-size float temporaries
+    np.divide(inner, np.float32(255), out=inner)
     return out
 
 

@@ -84,11 +84,21 @@ def _augment_batch(images, seed):
         fill_value=0.0, interpolation="BILINEAR", fill_mode="CONSTANT")
 
 
+def onednn_enabled() -> bool:
+    """Whether TensorFlow was asked for its oneDNN kernels (core/__init__.py asks unless the user said no)."""
+    return os.environ.get("TF_ENABLE_ONEDNN_OPTS", "").strip().lower() in ("1", "true", "on", "yes")
+
+
 def resolve_jit_compile(jit_compile: bool | str) -> bool | str:
-    """'auto' means XLA. Keras' own 'auto' turns XLA off on machines without a GPU, but LeNet-5's whole train
-    step fused by XLA costs about 40% less CPU time than TensorFlow's per-op kernels here (bench/RESULTS.md).
-    Keras still falls back to no XLA, with a warning, where the model cannot use it (op determinism on)."""
-    return True if jit_compile == "auto" else jit_compile
+    """'auto' means TensorFlow's oneDNN kernels without XLA when oneDNN is on, else XLA.
+
+    Measured on a 2-core AVX2 CPU (bench/RESULTS.md), LeNet-5's train step runs ~2.7k images/s with the
+    default Eigen kernels, ~4.5k fused by XLA and ~7k with oneDNN; XLA compiles its own convolutions and so
+    cannot use oneDNN, and its compile adds ~10 s to the first epoch. Keras' own 'auto' would mean no XLA
+    on every machine without a GPU, which is why 'auto' is resolved here."""
+    if jit_compile == "auto":
+        return not onednn_enabled()
+    return jit_compile
 
 
 def as_pixels(x: np.ndarray) -> np.ndarray | None:
@@ -252,11 +262,13 @@ def _train(config, store, run_id, stop_event, callbacks, streaming, jit_compile,
     validation = (data.x_val, data.y_val) if len(data.x_val) else None
     control = _Control(stop_event)
     all_callbacks = [control.callback]
+    streamer = None
     if streaming:
         from core.callback import StreamingCallback
 
-        all_callbacks.append(StreamingCallback(store, run_id, data.x_test, data.y_test,
-                                               batch_size=config.batch_size, n_train=n_train))
+        streamer = StreamingCallback(store, run_id, data.x_test, data.y_test, batch_size=config.batch_size,
+                                     n_train=n_train)
+        all_callbacks.append(streamer)
     all_callbacks.extend(callbacks)
     if stop_event is not None and stop_event.is_set():  # stopped while loading data or building
         store.write_status(run_id, status="stopped", ended=now_iso(), phase="stopped", model_saved=False,
@@ -293,7 +305,10 @@ def _train(config, store, run_id, stop_event, callbacks, streaming, jit_compile,
     if model_epoch is not None:
         store.write_status(run_id, phase="saving")
         store.save_model(run_id, model)
-        test_metrics = _evaluate(store, run_id, model, data)
+        # A completed run's model is the last epoch's, which the streaming callback has just evaluated.
+        snapshot = streamer.last_snapshot if streamer is not None and status == "completed" else None
+        reuse = snapshot[1] if snapshot is not None and snapshot[0] == model_epoch == config.epochs else None
+        test_metrics = _evaluate(store, run_id, model, data, probs=reuse)
     duration = time.perf_counter() - started
     store.write_status(
         run_id, status=status, ended=now_iso(), error=error, phase=status, duration=duration,
@@ -304,10 +319,11 @@ def _train(config, store, run_id, stop_event, callbacks, streaming, jit_compile,
     return TrainResult(run_id, status, test_metrics, error, duration)
 
 
-def _evaluate(store: RunStore, run_id: str, model, data) -> dict:
+def _evaluate(store: RunStore, run_id: str, model, data, probs: np.ndarray | None = None) -> dict:
     from core.analysis import predict_probs, summary_metrics
 
-    probs = predict_probs(model, data.x_test)
+    if probs is None:
+        probs = predict_probs(model, data.x_test)
     metrics = summary_metrics(data.y_test, probs)
     store.save_evaluation(run_id, metrics, probs, data.y_test)
     return metrics

@@ -44,6 +44,45 @@ def test_tiny_training_writes_a_complete_run(finished):
     np.testing.assert_allclose(model.get_layer("c1_conv").kernel.numpy()[:, :, 0, :].transpose(2, 0, 1), kernels)
 
 
+def test_final_evaluation_is_the_saved_models_own_predictions(finished):
+    """The trainer reuses the last epoch's evaluation; it must be what the saved model predicts."""
+    from core.analysis import predict_probs
+    from core.data import load_test_set
+
+    store, result = finished
+    _, test_probs, labels = store.read_evaluation(result.run_id)
+    x_test, y_test, _, _ = load_test_set(source="sample")
+    np.testing.assert_array_equal(labels, y_test)
+    np.testing.assert_allclose(test_probs, predict_probs(store.load_model(result.run_id), x_test), atol=1e-6)
+    snapshot, _ = store.read_epoch_snapshot(result.run_id, TINY.epochs)
+    np.testing.assert_allclose(snapshot, test_probs, atol=1e-3)  # the snapshot is stored as float16
+
+
+@pytest.mark.parametrize("env, expected", [(None, "1"), ("0", "0")])
+def test_core_asks_for_onednn_unless_told_otherwise(env, expected):
+    """core/__init__ switches TensorFlow's oneDNN kernels on before TensorFlow loads, keeping a user's value."""
+    import os
+    import subprocess
+    import sys
+
+    environ = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    if env is not None:
+        environ["TF_ENABLE_ONEDNN_OPTS"] = env
+    code = "import os, core; print(os.environ.get('TF_ENABLE_ONEDNN_OPTS'))"
+    out = subprocess.run([sys.executable, "-c", code], env=environ, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == expected
+
+
+def test_auto_jit_means_onednn_without_xla_else_xla(monkeypatch):
+    from core.trainer import resolve_jit_compile
+
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "1")
+    assert resolve_jit_compile("auto") is False
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
+    assert resolve_jit_compile("auto") is True
+    assert resolve_jit_compile(False) is False and resolve_jit_compile(True) is True
+
+
 def test_same_seed_gives_the_same_final_metrics(finished, tmp_path):
     store, first = finished
     again = train(TINY, RunStore(tmp_path), name="again")
