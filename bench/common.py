@@ -92,6 +92,15 @@ def epoch_clock():
     return EpochClock()
 
 
+def onednn_on() -> bool | None:
+    """Whether this process's TensorFlow runs its oneDNN kernels (None if TensorFlow cannot say)."""
+    try:
+        from tensorflow.python.util import _pywrap_util_port  # private, but the only place TensorFlow tells
+        return bool(_pywrap_util_port.IsMklEnabled())
+    except (ImportError, AttributeError):
+        return None
+
+
 def machine() -> dict:
     """What the figures were measured on; load averages show how busy the shared machine was."""
     import keras
@@ -124,6 +133,11 @@ def run_worker(module: str, payload: dict, isolate: bool, worker_fn) -> dict:
         return worker_fn(payload)
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
                TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
+    for key, value in payload.get("env", {}).items():  # None: unset, so TensorFlow uses its own default
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
     proc = subprocess.run([sys.executable, "-m", module, WORKER_FLAG, json.dumps(payload)], cwd=REPO, env=env,
                           capture_output=True, text=True)
     for line in reversed(proc.stdout.splitlines()):
@@ -139,6 +153,33 @@ def worker_main(argv, worker_fn) -> bool:
     payload = json.loads(argv[argv.index(WORKER_FLAG) + 1])
     print(RESULT_PREFIX + json.dumps(worker_fn(payload)), flush=True)
     return True
+
+
+def interleaved_runs(module: str, sides, pairs: int, payload_for, isolate: bool, worker_fn, summarise) -> list[dict]:
+    """Run the sides alternately, pair after pair (a, b, a, b, ...), so a burst of load hits every side.
+
+    payload_for(side) gives a run's payload; summarise(run) adds its figures (steady_images_per_s at least)."""
+    runs = []
+    for pair in range(pairs):
+        for side in sides:
+            run = run_worker(module, payload_for(side), isolate, worker_fn)
+            run.update(pair=pair, side=side, **summarise(run))
+            runs.append(run)
+            print(f"pair {pair + 1}/{pairs} {side:12s}: steady {run['steady_images_per_s']:8.0f} img/s", flush=True)
+    return runs
+
+
+def run_of(runs: list[dict], pair: int, side: str) -> dict | None:
+    return next((r for r in runs if r["pair"] == pair and r["side"] == side), None)
+
+
+def steady_speed(run: dict) -> dict:
+    """Images per wall second and per CPU second over epochs 2.. (epoch 1 includes tracing and compiling)."""
+    steady = run["epochs"][1:]
+    if not steady:
+        return {"steady_images_per_s": None, "steady_images_per_cpu_s": None}
+    return {"steady_images_per_s": run["images"] * len(steady) / sum(e["wall"] for e in steady),
+            "steady_images_per_cpu_s": run["images"] * len(steady) / sum(e["cpu"] for e in steady)}
 
 
 def temp_store():

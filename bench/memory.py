@@ -33,6 +33,7 @@ def proc_status_mb(field: str) -> float:
 
 
 def worker(payload: dict) -> dict:
+    import core  # noqa: F401 - first, as `python -m core` and the dashboard's worker load it (TF's kernels)
     import keras  # noqa: F401 - imported before the first reading, as in a server that has already loaded it
 
     from core.trainer import train

@@ -47,13 +47,9 @@ def worker(payload: dict) -> dict:
 
 
 def summarise(run: dict) -> dict:
-    steady = run["epochs"][1:]
-    wall = sum(e["wall"] for e in steady)
-    cpu = sum(e["cpu"] for e in steady)
-    out = {"steady_images_per_s": run["images"] * len(steady) / wall,
-           "steady_images_per_cpu_s": run["images"] * len(steady) / cpu}
+    out = common.steady_speed(run)
     if run["side"] == "streaming":
-        out["eval_share"] = sum(run["eval_seconds"][1:]) / wall
+        out["eval_share"] = sum(run["eval_seconds"][1:]) / sum(e["wall"] for e in run["epochs"][1:])
     return out
 
 
@@ -70,17 +66,12 @@ def main(argv=None) -> dict:
     path = common.data_path(args)
     pairs = 1 if args.quick else args.pairs
     machine = common.machine()
-    runs = []
-    for pair in range(pairs):
-        for side in SIDES:
-            run = common.run_worker("bench.streaming", {"side": side, "data": path, "epochs": args.epochs},
-                                    not args.quick, worker)
-            run.update(pair=pair, **summarise(run))
-            runs.append(run)
-            print(f"pair {pair + 1}/{pairs} {side:9s}: steady {run['steady_images_per_s']:8.0f} img/s", flush=True)
+    runs = common.interleaved_runs("bench.streaming", SIDES, pairs,
+                                   lambda side: {"side": side, "data": path, "epochs": args.epochs},
+                                   not args.quick, worker, summarise)
     overheads = []
     for pair in range(pairs):
-        silent, streaming = (next(r for r in runs if r["pair"] == pair and r["side"] == s) for s in SIDES)
+        silent, streaming = (common.run_of(runs, pair, side) for side in SIDES)
         overheads.append({
             "wall": 1 - streaming["steady_images_per_s"] / silent["steady_images_per_s"],
             "cpu": 1 - streaming["steady_images_per_cpu_s"] / silent["steady_images_per_cpu_s"],
@@ -105,7 +96,7 @@ def main(argv=None) -> dict:
     common.print_table(
         "Streaming overhead on epochs 2.. (positive = streaming is slower)",
         ["pair", "silent img/s", "streaming img/s", "overhead", "overhead per CPU-s", "eval+snapshot share"],
-        [[n + 1, runs[2 * n]["steady_images_per_s"], runs[2 * n + 1]["steady_images_per_s"],
+        [[n + 1, *(common.run_of(runs, n, side)["steady_images_per_s"] for side in SIDES),
           f"{o['wall']:+.1%}", f"{o['cpu']:+.1%}", f"{o['eval_share']:.1%}"] for n, o in enumerate(overheads)])
     print(f"median overhead {measured:+.1%}, per CPU-second {measured_cpu:+.1%} (target <= {TARGET_OVERHEAD:.0%}): "
           f"{'meets' if result['meets_target'] else 'MISSES'} the target")

@@ -4,13 +4,17 @@
     python bench/throughput.py --data /path/to/mnist.npz   # full MNIST, 3 interleaved pairs, 2 epochs each
     python bench/throughput.py --quick                     # tiny sample, one pair, in this process
 
-Both sides train the seed recipe (LeNet-5 seed variant, Adam 1e-3, batch 64) on the same arrays:
+Every side trains the seed recipe (LeNet-5 seed variant, Adam 1e-3, batch 64) on the same arrays:
 - plain:   build_model(TrainConfig()) compiled with Adam(1e-3), sparse_categorical_crossentropy and
            metrics=["accuracy"], default compile options, then model.fit(x, y, batch_size=64) on numpy
-           arrays (verbose=0: the article's progress bar would only slow the baseline down);
-- trainer: core.trainer.train() with streaming=True and its defaults, writing to a temporary run store.
-Each run is a fresh process and the sides alternate (plain, trainer, plain, trainer, ...), so a burst of
-load from other users hits both sides. Images/s comes from each epoch's wall time, measured by a
+           arrays (verbose=0: the article's progress bar would only slow the baseline down), in a process
+           with TensorFlow's own defaults, as the article's reader runs it (TF_ENABLE_ONEDNN_OPTS unset,
+           TensorFlow imported before core);
+- trainer: core.trainer.train() with streaming=True and its defaults, writing to a temporary run store;
+- plain+oneDNN (not part of the ratio): the plain side with TF_ENABLE_ONEDNN_OPTS=1, which shows how much
+           of the ratio is TensorFlow's oneDNN kernels (core switches them on) and how much the trainer.
+Each run is a fresh process and the sides alternate (plain, trainer, plain+oneDNN, plain, ...), so a burst
+of load from other users hits every side. Images/s comes from each epoch's wall time, measured by a
 callback placed after the streaming one, so the per-epoch test-set evaluation and snapshot count.
 "Steady" is epochs 2.. (no compile warm-up); "first" is epoch 1, which includes tracing and compiling.
 The figure is the median over pairs of trainer images/s / plain images/s.
@@ -27,11 +31,15 @@ from bench import common  # noqa: E402
 
 NAME = "throughput"
 TARGET_RATIO = 3.0
-SIDES = ("plain", "trainer")
+SIDES = ("plain", "trainer", "plain+oneDNN")
+SIDE_ENV = {"plain": {"TF_ENABLE_ONEDNN_OPTS": None}, "plain+oneDNN": {"TF_ENABLE_ONEDNN_OPTS": "1"},
+            "trainer": {}}
 
 
 def worker(payload: dict) -> dict:
-    import keras
+    if payload["side"] == "trainer":
+        import core  # noqa: F401  first, as `python -m core` and the dashboard load it: it picks TF's kernels
+    import keras  # plain: TensorFlow loads before core, as in the article, so core leaves its defaults alone
 
     from core.config import TrainConfig
     from core.model import build_model
@@ -39,7 +47,7 @@ def worker(payload: dict) -> dict:
     config = common.data_config(payload["data"], epochs=payload["epochs"], seed=payload["seed"])
     data = common.load_data(config)
     clock = common.epoch_clock()
-    if payload["side"] == "plain":
+    if payload["side"].startswith("plain"):
         keras.utils.set_random_seed(config.seed)
         model = build_model(TrainConfig(seed=config.seed))
         model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
@@ -55,19 +63,12 @@ def worker(payload: dict) -> dict:
         if result.status != "completed":
             raise RuntimeError(f"trainer run ended {result.status}: {result.error}")
         jit = None
-    return {"side": payload["side"], "images": len(data.x_train), "epochs": clock.epochs, "jit_compile": jit}
+    return {"side": payload["side"], "images": len(data.x_train), "epochs": clock.epochs, "jit_compile": jit,
+            "onednn": common.onednn_on()}
 
 
 def summarise(run: dict) -> dict:
-    epochs, n = run["epochs"], run["images"]
-    steady = epochs[1:]
-    steady_wall = sum(e["wall"] for e in steady)
-    steady_cpu = sum(e["cpu"] for e in steady)
-    return {
-        "first_epoch_images_per_s": n / epochs[0]["wall"],
-        "steady_images_per_s": n * len(steady) / steady_wall if steady else None,
-        "steady_images_per_cpu_s": n * len(steady) / steady_cpu if steady else None,
-    }
+    return {"first_epoch_images_per_s": run["images"] / run["epochs"][0]["wall"], **common.steady_speed(run)}
 
 
 def main(argv=None) -> dict:
@@ -82,19 +83,15 @@ def main(argv=None) -> dict:
         args.epochs = 2
     path = common.data_path(args)
     pairs = 1 if args.quick else args.pairs
+    sides = SIDES[:2] if args.quick else SIDES  # --quick runs in this process: one TensorFlow, one setting
     machine = common.machine()
-    runs = []
-    for pair in range(pairs):
-        for side in SIDES:
-            payload = {"side": side, "data": path, "epochs": args.epochs, "seed": 42}
-            run = common.run_worker("bench.throughput", payload, not args.quick, worker)
-            run.update(pair=pair, **summarise(run))
-            runs.append(run)
-            print(f"pair {pair + 1}/{pairs} {side:7s}: first epoch {run['first_epoch_images_per_s']:8.0f} img/s, "
-                  f"steady {run['steady_images_per_s'] or 0:8.0f} img/s", flush=True)
+    runs = common.interleaved_runs(
+        "bench.throughput", sides, pairs,
+        lambda side: {"side": side, "data": path, "epochs": args.epochs, "seed": 42, "env": SIDE_ENV[side]},
+        not args.quick, worker, summarise)
     ratios = []
     for pair in range(pairs):
-        plain, trainer = (next(r for r in runs if r["pair"] == pair and r["side"] == s) for s in SIDES)
+        plain, trainer = (common.run_of(runs, pair, side) for side in SIDES[:2])
         ratios.append({key: trainer[key] / plain[key] if trainer[key] and plain[key] else None
                        for key in ("steady_images_per_s", "first_epoch_images_per_s", "steady_images_per_cpu_s")})
     measured = common.median(r["steady_images_per_s"] for r in ratios)
@@ -109,14 +106,17 @@ def main(argv=None) -> dict:
         "meets_target": measured is not None and measured >= TARGET_RATIO,
         "plain_images_per_s": common.median(r["steady_images_per_s"] for r in runs if r["side"] == "plain"),
         "trainer_images_per_s": common.median(r["steady_images_per_s"] for r in runs if r["side"] == "trainer"),
+        "plain_onednn_images_per_s": common.median(r["steady_images_per_s"] for r in runs
+                                                   if r["side"] == "plain+oneDNN"),
         "pairs": pairs, "epochs": args.epochs, "batch_size": 64,
         "runs": runs, "machine": machine,
     }
     common.write_result(args, NAME, result)
     common.print_table(
         "Training throughput (steady = epochs 2.., first = epoch 1 with compile)",
-        ["pair", "plain img/s", "trainer img/s", "ratio steady", "ratio first", "ratio per CPU-s"],
-        [[n + 1, runs[2 * n]["steady_images_per_s"], runs[2 * n + 1]["steady_images_per_s"],
+        ["pair", "plain img/s", "trainer img/s", "plain+oneDNN img/s", "ratio steady", "ratio first",
+         "ratio per CPU-s"],
+        [[n + 1, *((common.run_of(runs, n, side) or {}).get("steady_images_per_s") for side in SIDES),
           r["steady_images_per_s"], r["first_epoch_images_per_s"], r["steady_images_per_cpu_s"]]
          for n, r in enumerate(ratios)])
     print(f"median steady ratio {measured:.2f}x (target >= {TARGET_RATIO:g}x): "
