@@ -12,16 +12,16 @@ from dashboard import common  # noqa: E402
 st.set_page_config(page_title="LeNet Lab", page_icon="🔢", layout="wide")
 common.startup()  # once per server: the training queue, then runs whose process died marked "interrupted"
 
-PAGES = Path(__file__).resolve().parent / "pages"
+VIEWS = Path(__file__).resolve().parent / "views"
 train_pages = [
-    st.Page(PAGES / "train.py", title="Train", icon="🏋️", default=True),
-    st.Page(PAGES / "runs.py", title="Runs", icon="🗂️"),
+    st.Page(VIEWS / "train.py", title="Train", icon="🏋️", default=True),
+    st.Page(VIEWS / "runs.py", title="Runs", icon="🗂️"),
 ]
 audit_pages = [
-    st.Page(PAGES / "evaluate.py", title="Evaluate", icon="🎯"),
-    st.Page(PAGES / "gallery.py", title="Error gallery", icon="🖼️"),
-    st.Page(PAGES / "inside.py", title="Inside the model", icon="🔬"),
-    st.Page(PAGES / "predict.py", title="Predict", icon="✍️"),
+    st.Page(VIEWS / "evaluate.py", title="Evaluate", icon="🎯"),
+    st.Page(VIEWS / "gallery.py", title="Error gallery", icon="🖼️"),
+    st.Page(VIEWS / "inside.py", title="Inside the model", icon="🔬"),
+    st.Page(VIEWS / "predict.py", title="Predict", icon="✍️"),
 ]
 page = st.navigation({"Training": train_pages, "Audit": audit_pages})
 if page.url_path in {p.url_path for p in audit_pages}:

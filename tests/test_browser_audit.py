@@ -53,13 +53,7 @@ def page(server):
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1200})
         page.set_default_timeout(60_000)
-        # Until app.py has called st.navigation once, a fresh server treats dashboard/pages/ as a
-        # Streamlit v1 pages folder: a deep link like /evaluate, or a click in that first sidebar,
-        # runs the page file without app.py's run selector. The titled links ("Error gallery", not
-        # "gallery") appear once app.py's navigation is in place.
-        page.goto(server)
-        page.get_by_role("link", name="Error gallery").wait_for(timeout=FIRST_RENDER)
-        page.get_by_role("link", name="Evaluate").click()
+        page.goto(f"{server}/evaluate")
         page.locator(f"{MATRIX} .nsewdrag").wait_for(timeout=FIRST_RENDER)
         yield page
         browser.close()

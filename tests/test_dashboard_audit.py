@@ -80,25 +80,6 @@ def store(audit_trained_runs, tiny_trained_run, lenet_runs, offline_sources):
     return lenet_runs
 
 
-@pytest.fixture(autouse=True)
-def app_py_runs_every_time(monkeypatch):
-    """Make AppTest run app.py on every page, as the real server does.
-
-    AppTest resets Streamlit's "uses a v1 pages folder" flag before each run, and dashboard/pages/
-    is named like one, so after the first run a switched-to page file would run on its own, without
-    app.py's navigation and shared run selector. st.navigation clears the flag on a real server.
-    """
-    from streamlit.runtime.pages_manager import PagesManager
-    from streamlit.testing.v1 import app_test
-
-    class NavigationPages(PagesManager):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(app_test, "PagesManager", NavigationPages)
-
-
 def open_page(page: str, run_id: str | None = None, **state) -> AppTest:
     """Run the app once (it opens on Train), then switch to an audit page with `state` preset."""
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
@@ -106,7 +87,7 @@ def open_page(page: str, run_id: str | None = None, **state) -> AppTest:
         at.session_state[SELECTED_RUN] = run_id
     for key, value in state.items():
         at.session_state[key] = value
-    at.switch_page(f"pages/{page}.py").run()
+    at.switch_page(f"views/{page}.py").run()
     assert not at.exception, [e.message for e in at.exception]
     return at
 
@@ -226,7 +207,7 @@ def test_audit_pages_use_the_shared_run_selector(store, truths):
     selector.set_value(truth.run_id)
     rerun(at)
     assert metric(at, "Test accuracy").value == f"{np.mean(truth.pred == truth.labels):.2%}"
-    at.switch_page("pages/gallery.py")
+    at.switch_page("views/gallery.py")
     rerun(at)
     errors = int(np.sum(truth.pred != truth.labels))
     assert f"**{errors:,} misclassified test images**" in [m.value for m in at.markdown]
@@ -569,7 +550,7 @@ def test_predict_rejects_a_bad_upload(store, truths, name, content):
 def test_empty_store(lenet_runs, offline_sources):
     at = open_page(PAGES[0])
     for page in PAGES:
-        at.switch_page(f"pages/{page}.py")
+        at.switch_page(f"views/{page}.py")
         rerun(at)
         assert [i.value for i in at.info] == [
             "No run to show yet. Train one on the Train page, or with `python -m core train`."], page

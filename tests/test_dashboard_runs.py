@@ -11,7 +11,7 @@ from core.store import RunStore
 from dashboard import figures_training as figures
 from dashboard_apptest import chart, open_app, texts
 
-RUNS = "pages/runs.py"
+RUNS = "views/runs.py"
 pytestmark = pytest.mark.usefixtures("offline_sources")
 
 

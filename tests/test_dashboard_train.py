@@ -234,7 +234,7 @@ def test_training_from_the_form_queues_a_second_run_and_completes(lenet_runs):
     at = open_app()
     assert "ui run" in at.subheader[0].value
     assert at.metric[0].label == "Test accuracy"
-    at.switch_page("pages/runs.py").run()
+    at.switch_page("views/runs.py").run()
     table = at.dataframe[0].value
     assert table.set_index("run_id").loc[first, "status"] == "completed"
     assert table.set_index("run_id").loc[second, "status"] == "stopped"

@@ -174,12 +174,12 @@ def test_a_run_deleted_in_another_session(lenet_runs, offline_sources):
 
     copy_shipped(lenet_runs)
     copy_shipped(lenet_runs, "second-copy")
-    viewer = open_app("pages/evaluate.py")
+    viewer = open_app("views/evaluate.py")
     viewer.session_state["common_selected_run"] = "second-copy"
     viewer.run()
-    manager = open_app("pages/runs.py")
+    manager = open_app("views/runs.py")
     manager.selectbox(key="runs_managed_run").set_value("second-copy").run()
-    deleter = open_app("pages/runs.py")
+    deleter = open_app("views/runs.py")
     deleter.selectbox(key="runs_managed_run").set_value("second-copy").run()
     deleter.checkbox(key="runs_confirm_delete").check().run()
     deleter.button[[b.label for b in deleter.button].index("Delete run")].click().run()

@@ -284,7 +284,7 @@ def predict_page(lenet_runs, offline_sources):
 
     copy_shipped(lenet_runs)
     before = tree(lenet_runs)
-    at = open_app("pages/predict.py")
+    at = open_app("views/predict.py")
     at.radio(key="predict_source").set_value("An uploaded picture").run()
     yield at
     assert tree(lenet_runs) == before  # an upload is never written into the store

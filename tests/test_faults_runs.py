@@ -206,7 +206,7 @@ def test_store_root_that_is_a_file_dashboard(tmp_path, monkeypatch, offline_sour
     at.button(key=sidebar.SUBMIT).click().run()
     assert not at.exception
     assert f"Not started: the run store {root} is a file, not a folder" in texts(at.sidebar.error)
-    at.switch_page("pages/runs.py").run()
+    at.switch_page("views/runs.py").run()
     assert not at.exception and f"cannot read the run store {root}" in texts(at.error)
 
 

@@ -164,7 +164,7 @@ def test_rename_in_the_runs_page_refuses_a_bad_name(lenet_runs, offline_sources)
     from dashboard_apptest import open_app, texts
 
     copy_shipped(lenet_runs)
-    at = open_app("pages/runs.py")
+    at = open_app("views/runs.py")
     for bad in ("nul\x00", "\t"):
         at.text_input(key="runs_new_name").set_value(bad)
         at.button[[b.label for b in at.button].index("Rename")].click().run()

@@ -160,7 +160,7 @@ def test_runs_page_lists_every_damage_with_its_reason(every_damage, lenet_runs, 
     from dashboard_apptest import open_app
 
     before = tree(lenet_runs)
-    at = open_app("pages/runs.py")
+    at = open_app("views/runs.py")
     [damaged] = [d.value for d in at.dataframe if list(d.value.columns) == ["folder", "reason"]]
     damaged = damaged.set_index("folder")["reason"].to_dict()
     table = at.dataframe(key="runs_table").value.set_index("run_id")
@@ -175,7 +175,7 @@ def test_runs_page_lists_every_damage_with_its_reason(every_damage, lenet_runs, 
 def test_a_damaged_run_is_deleted_only_when_asked(every_damage, lenet_runs, offline_sources):
     from dashboard_apptest import open_app, texts
 
-    at = open_app("pages/runs.py")
+    at = open_app("views/runs.py")
     at.selectbox(key="runs_managed_run").set_value("damaged-no-status").run()
     at.checkbox(key="runs_confirm_delete").check().run()
     at.button[[b.label for b in at.button].index("Delete run")].click().run()
@@ -220,7 +220,7 @@ def test_audit_pages_on_damaged_runs_say_what_is_wrong(lenet_runs, offline_sourc
         damage(lenet_runs / run_id)
     at = open_app()
     at.session_state["common_selected_run"] = "broken-model"
-    at.switch_page(f"pages/{page}.py").run()
+    at.switch_page(f"views/{page}.py").run()
     assert not at.exception, [e.message for e in at.exception]
     if page in ("inside", "predict"):  # the pages that need the model itself
         assert "model.keras could not be loaded" in _messages(at)

@@ -17,7 +17,7 @@ VIEWS = ("Per class", "Epoch by epoch")
 CHART = "evaluate_confusion_chart"
 THUMBNAILS_PER_PAGE = 40
 CHANGES_SHOWN = 30
-GALLERY_PAGE = "pages/gallery.py"
+GALLERY_PAGE = "views/gallery.py"
 
 
 def headline(predictions: data.Predictions, dataset: str) -> None:

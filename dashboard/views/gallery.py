@@ -16,7 +16,7 @@ TILE_COLUMNS = 8
 DETAIL_SCALE = 6
 VIEWS = ("Misclassified", "Suspected label errors")
 SORTS = {"confidence": "Most confident first", "loss": "Highest loss first"}
-INSIDE_PAGE = "pages/inside.py"
+INSIDE_PAGE = "views/inside.py"
 
 
 def open_tile(index: int) -> None:

@@ -9,7 +9,7 @@ from dashboard import figures_training as figures
 LIVE_INTERVAL = 0.5  # seconds between reruns of the live fragment; batch records arrive every 0.25 s at most
 SMOOTHING = "train_smoothing"
 STOP_MESSAGE = "train_stop_message"
-EVALUATE_PAGE = "pages/evaluate.py"
+EVALUATE_PAGE = "views/evaluate.py"
 STATUS_ICONS = {"queued": "⏳", "running": "🏃", "completed": "✅", "stopped": "⏹️", "failed": "❌",
                 "interrupted": "⚠️"}
 
