@@ -5,6 +5,7 @@
     python bench/accuracy.py --recipe best --data /path/to/mnist.npz   # the preset, timed -> accuracy_best.json
     python bench/accuracy.py --recipe seed --quick                     # tiny sample, 1 epoch, in this process
     python bench/accuracy.py --recipe best --from-run RUNS/RUN_ID      # record a finished run of the preset
+    python bench/accuracy.py --recipe seed --with-plain --data ...     # also the article's own plain fit
 
 Each seed trains in a fresh process with core.trainer.train() and the trainer's defaults (streaming on, as a
 user gets it); the figure is the final test accuracy on the 10,000 MNIST test images. For the best recipe
@@ -12,6 +13,9 @@ the training time is the trainer's own train_time (model.fit, including compilin
 evaluation), next to the machine's load average, since other users' jobs on the same 2 cores slow it down.
 --from-run records a run already trained with the preset (e.g. by `python -m core train --preset ...`)
 instead of training it again; its config must be the preset's on the file source.
+--with-plain (seed recipe) also trains, for each seed and in its own fresh process with TensorFlow's
+defaults, the article's code itself (plain model.fit on numpy arrays), so the trainer's accuracy can be
+told apart from what the recipe gives.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ RECIPES = {
 
 
 def worker(payload: dict) -> dict:
+    if payload.get("side") == "plain":
+        return plain_worker(payload)
     from core.config import preset
     from core.trainer import train
 
@@ -64,6 +70,19 @@ def worker(payload: dict) -> dict:
         "load_average_before": load_before, "load_average_after": common.load_average(),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "pid": os.getpid(),
     }
+
+
+def plain_worker(payload: dict) -> dict:
+    import keras  # noqa: F401  before core, as in the article: TensorFlow keeps its default kernels
+
+    config = common.data_config(payload["data"], epochs=1 if payload["data"] is None else 5, seed=payload["seed"])
+    data = common.load_data(config)
+    wall_start = time.perf_counter()
+    model = common.plain_fit(data, config)
+    train_time = time.perf_counter() - wall_start
+    _, accuracy = model.evaluate(data.x_test, data.y_test, batch_size=2048, verbose=0)
+    return {"side": "plain", "seed": config.seed, "test_accuracy": float(accuracy), "train_time_s": train_time,
+            "load_average_before": None, "load_average_after": common.load_average()}
 
 
 def finished_run(folder: str, recipe: str) -> dict:
@@ -98,7 +117,11 @@ def main(argv=None) -> dict:
     p.add_argument("--recipe", choices=sorted(RECIPES), default="seed")
     p.add_argument("--seeds", type=int, nargs="+", help="override the recipe's seeds")
     p.add_argument("--from-run", help="a finished run folder of the recipe's preset: record it, train nothing")
+    p.add_argument("--with-plain", action="store_true",
+                   help="seed recipe: also train the article's plain model.fit for each seed, for comparison")
     args = p.parse_args(argv)
+    if args.with_plain and args.recipe != "seed":
+        sys.exit("--with-plain compares the seed recipe only")
     path = None if args.from_run else common.data_path(args)
     preset_name, target_accuracy, time_limit, seeds = RECIPES[args.recipe]
     seeds = args.seeds or (seeds[:1] if args.quick else seeds)
@@ -107,10 +130,16 @@ def main(argv=None) -> dict:
     if args.from_run:
         seeds = ()
         runs.append(finished_run(args.from_run, args.recipe))
+    plain_runs = []
     for seed in seeds:
         run = common.run_worker("bench.accuracy", {"recipe": args.recipe, "data": path, "seed": seed},
                                 not args.quick, worker)
         runs.append(run)
+        if args.with_plain:
+            plain_runs.append(common.run_worker("bench.accuracy", {"side": "plain", "data": path, "seed": seed},
+                                                not args.quick, worker))
+            print(f"seed {seed}: the article's plain fit: test accuracy {plain_runs[-1]['test_accuracy']:.4f}",
+                  flush=True)
         print(f"seed {seed}: test accuracy {run['test_accuracy']:.4f}, training {run['train_time_s']:.0f} s "
               f"(load average {run['load_average_before'][0]:.1f} -> {run['load_average_after'][0]:.1f})", flush=True)
     accuracies = [r["test_accuracy"] for r in runs]
@@ -128,6 +157,9 @@ def main(argv=None) -> dict:
         "train_time_s": train_time,
         "meets_target": meets, "seeds": [r["seed"] for r in runs], "runs": runs, "machine": machine,
     }
+    if plain_runs:
+        result["plain_fit"] = {"accuracy": common.median(r["test_accuracy"] for r in plain_runs),
+                               "accuracies": [r["test_accuracy"] for r in plain_runs], "runs": plain_runs}
     common.write_result(args, f"accuracy_{args.recipe}", result)
     common.print_table(f"Test accuracy, {preset_name} recipe",
                        ["seed", "test accuracy", "train time s", "load avg before", "load avg after"],
@@ -135,6 +167,9 @@ def main(argv=None) -> dict:
                          (r["load_average_before"] or [None])[0], (r["load_average_after"] or [None])[0]] for r in runs])
     print(f"median {accuracy:.4f} (min {min(accuracies):.4f}, max {max(accuracies):.4f}); "
           f"target {result['target']}: {'meets' if meets else 'MISSES'} it")
+    if plain_runs:
+        print(f"the article's plain fit, same seeds: median {result['plain_fit']['accuracy']:.4f} "
+              f"({', '.join(f'{a:.4f}' for a in result['plain_fit']['accuracies'])})")
     return result
 
 

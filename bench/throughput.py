@@ -39,21 +39,13 @@ SIDE_ENV = {"plain": {"TF_ENABLE_ONEDNN_OPTS": None}, "plain+oneDNN": {"TF_ENABL
 def worker(payload: dict) -> dict:
     if payload["side"] == "trainer":
         import core  # noqa: F401  first, as `python -m core` and the dashboard load it: it picks TF's kernels
-    import keras  # plain: TensorFlow loads before core, as in the article, so core leaves its defaults alone
-
-    from core.config import TrainConfig
-    from core.model import build_model
+    import keras  # noqa: F401  plain: TensorFlow loads before core, as in the article: TF's defaults stay
 
     config = common.data_config(payload["data"], epochs=payload["epochs"], seed=payload["seed"])
     data = common.load_data(config)
     clock = common.epoch_clock()
     if payload["side"].startswith("plain"):
-        keras.utils.set_random_seed(config.seed)
-        model = build_model(TrainConfig(seed=config.seed))
-        model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
-                      metrics=["accuracy"])
-        model.fit(data.x_train, data.y_train, batch_size=64, epochs=config.epochs, verbose=0, callbacks=[clock])
-        jit = bool(model.jit_compile)
+        jit = bool(common.plain_fit(data, config, [clock]).jit_compile)
     else:
         from core.trainer import train
 

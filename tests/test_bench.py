@@ -71,6 +71,16 @@ def test_accuracy_quick(tmp_path, recipe):
     assert_machine(result)
 
 
+def test_accuracy_quick_with_the_articles_plain_fit(tmp_path):
+    accuracy.main(["--quick", "--recipe", "seed", "--with-plain", "--results-dir", str(tmp_path)])
+    result = read(tmp_path, "accuracy_seed")
+    plain = result["plain_fit"]
+    assert len(plain["runs"]) == 1 and plain["runs"][0]["side"] == "plain"
+    assert plain["runs"][0]["seed"] == result["runs"][0]["seed"]
+    assert 0.05 < plain["accuracy"] <= 1 and plain["accuracy"] == plain["runs"][0]["test_accuracy"]
+    assert positive(plain["runs"][0]["train_time_s"])
+
+
 def test_memory_quick(tmp_path):
     memory.main(["--quick", "--results-dir", str(tmp_path)])
     result = read(tmp_path, "memory")
