@@ -226,6 +226,22 @@ def predictions(info: RunInfo) -> tuple[Predictions | None, str | None]:
     return Predictions(probs, images.labels, metrics, f"the epoch {saved[-1]} snapshot"), None
 
 
+def current_predictions(title: str) -> tuple[RunInfo, Predictions] | None:
+    """The opening of a page about the chosen run's test predictions: its title and run caption, then
+    (run, predictions); None, with a message shown, when there is no run or no predictions yet."""
+    info = common.current_run()
+    if info is None:
+        return None
+    st.title(title)
+    st.caption(f"Run **{info.name}** · {info.status}")
+    analysis()  # before reading: the TensorFlow import shows a spinner under the title
+    found, problem = predictions(info)
+    if found is None:
+        st.info(problem)
+        return None
+    return info, found
+
+
 @st.cache_data(max_entries=32, show_spinner=False)
 def _summary(probs: np.ndarray, labels: np.ndarray) -> dict:
     return analysis().summary_metrics(labels, probs)

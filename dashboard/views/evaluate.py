@@ -5,7 +5,6 @@ import streamlit as st
 
 from core.store import StoreError
 from dashboard import audit_data as data
-from dashboard import common
 from dashboard import figures_audit as figures
 
 NORMALIZE = "evaluate_normalize"
@@ -188,16 +187,10 @@ def epoch_view(run_id: str, predictions: data.Predictions, names: list[str],
 
 
 def main() -> None:
-    info = common.current_run()
-    if info is None:
+    opened = data.current_predictions("Evaluate")
+    if opened is None:
         return
-    st.title("Evaluate")
-    st.caption(f"Run **{info.name}** · {info.status}")
-    data.analysis()
-    predictions, problem = data.predictions(info)
-    if predictions is None:
-        st.info(problem)
-        return
+    info, predictions = opened
     names = data.class_names(info)
     images, image_problem = data.test_images(info, predictions.labels)
     if images is None:

@@ -5,7 +5,6 @@ import streamlit as st
 
 from core.store import StoreError
 from dashboard import audit_data as data
-from dashboard import common
 from dashboard import figures_audit as figures
 
 VIEW = "gallery_view"
@@ -164,16 +163,10 @@ def example(slot, image, caption: str) -> None:
 
 
 def main() -> None:
-    info = common.current_run()
-    if info is None:
+    opened = data.current_predictions("Error gallery")
+    if opened is None:
         return
-    st.title("Error gallery")
-    st.caption(f"Run **{info.name}** · {info.status}")
-    data.analysis()
-    predictions, problem = data.predictions(info)
-    if predictions is None:
-        st.info(problem)
-        return
+    info, predictions = opened
     images, image_problem = data.test_images(info, predictions.labels)
     if images is None:
         st.warning(f"The gallery needs the test images, which could not be loaded: {image_problem}")
