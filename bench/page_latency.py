@@ -56,25 +56,10 @@ def copy_store(source: Path) -> Path:
     return store
 
 
-def run_app_py_every_time() -> None:
-    """AppTest resets Streamlit's v1-pages-folder flag before every run, and dashboard/pages/ looks like
-    one, so a switched-to page would run without app.py; clear the flag as st.navigation does on a server."""
-    from streamlit.runtime.pages_manager import PagesManager
-    from streamlit.testing.v1 import app_test
-
-    class NavigationPages(PagesManager):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            PagesManager.uses_pages_directory = False
-
-    app_test.PagesManager = NavigationPages
-
-
 def measure_apptest(rounds: int) -> dict:
     """Cold: each page's first run in this fresh process. Warm: later visits, cycling through the pages."""
     from streamlit.testing.v1 import AppTest
 
-    run_app_py_every_time()
 
     started = time.perf_counter()
     at = AppTest.from_file(str(APP), default_timeout=600).run()
@@ -82,14 +67,14 @@ def measure_apptest(rounds: int) -> dict:
     results = {}
     for name, _, _ in PAGES:
         started = time.perf_counter()
-        at.switch_page(f"pages/{name}.py").run()
+        at.switch_page(f"views/{name}.py").run()
         results[name] = {"cold": time.perf_counter() - started, "warm": []}
         if at.exception:
             sys.exit(f"{name} raised: {at.exception[0].message}")
     for _ in range(rounds):
         for name, _, _ in PAGES:
             started = time.perf_counter()
-            at.switch_page(f"pages/{name}.py").run()
+            at.switch_page(f"views/{name}.py").run()
             results[name]["warm"].append(time.perf_counter() - started)
     return {"startup": startup, "pages": results}
 
@@ -168,7 +153,7 @@ def measure_browser(store: Path, rounds: int) -> dict:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             started = time.perf_counter()
             page.goto(url)
-            # Wait for app.py's own navigation (titled links); before it, dashboard/pages/ acts as a v1 pages folder.
+            # Startup ends when app.py's navigation is there and the first page has rendered.
             page.get_by_role("link", name="Error gallery").wait_for(timeout=180_000)
             wait_rendered(page, "[data-testid=stMain]")
             startup = time.perf_counter() - started
@@ -228,14 +213,14 @@ def print_table(method: str, summary: dict) -> None:
         print(line + flag)
 
 
-def main() -> None:
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=Path, default=SHIPPED, help="a finished run folder (default: the shipped run)")
     parser.add_argument("--rounds", type=int, default=5, help="warm visits of every page (default 5)")
     parser.add_argument("--browser", action="store_true", help="also measure in Chromium against a real server")
     parser.add_argument("--quick", action="store_true", help="one warm round, AppTest only")
     parser.add_argument("--output", type=Path, default=RESULTS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     rounds = 1 if args.quick else max(1, args.rounds)
     store = copy_store(args.run.resolve())
     os.environ["LENET_RUNS"] = str(store)

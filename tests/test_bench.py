@@ -129,3 +129,17 @@ def test_uint8_pipeline_gives_the_same_batches_as_the_float_images(monkeypatch):
         for (images, labels), (float_images, float_labels) in zip(as_uint8, as_float):
             assert images.dtype == np.float32 and np.array_equal(images, float_images)
             assert np.array_equal(labels, float_labels)
+
+
+def test_page_latency_quick(tmp_path, monkeypatch):
+    from bench import page_latency
+
+    monkeypatch.setenv("LENET_RUNS", str(tmp_path))  # main() points LENET_RUNS at its copy; restored after
+
+    output = tmp_path / "page_latency.json"
+    page_latency.main(["--quick", "--output", str(output)])
+    result = json.loads(output.read_text())
+    assert result["run"] == "seed-article-full-mnist" and result["target_warm_s"] == 1.0
+    assert set(result["apptest"]["pages"]) == {"evaluate", "gallery", "inside", "predict"}
+    for row in result["apptest"]["pages"].values():
+        assert positive(row["cold_s"]) and positive(row["warm_median_s"])
