@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -101,7 +102,10 @@ def load_model(run_id: str, version: tuple):
 def _job_manager(root: str):
     from dashboard.worker import JobManager
 
-    return JobManager(RunStore(root))
+    # The server starts the training process (and so loads TensorFlow) as soon as a page asks for the queue.
+    # LENET_WORKER_PRESTART=0 waits for the first Train instead: the test suite, whose many short-lived
+    # stores would each start a process of several hundred MB, sets it.
+    return JobManager(RunStore(root), prestart=os.environ.get("LENET_WORKER_PRESTART", "1") != "0")
 
 
 def job_manager():

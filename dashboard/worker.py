@@ -150,7 +150,7 @@ class JobManager:
     `train_fn(config, store, run_id, stop_event)` replaces the training process in tests.
     """
 
-    def __init__(self, store: RunStore, train_fn: Callable | None = None):
+    def __init__(self, store: RunStore, train_fn: Callable | None = None, prestart: bool = False):
         self.store = store
         self._train = train_fn or TrainingProcess()
         self._queue: queue.Queue[Job] = queue.Queue()
@@ -159,13 +159,17 @@ class JobManager:
         self._current: Job | None = None
         self._thread = threading.Thread(target=self._loop, name="lenet-train-worker", daemon=True)
         self._thread.start()
+        if prestart and isinstance(self._train, TrainingProcess):
+            # TensorFlow takes seconds to load: load it now, while the user fills in the form, so that
+            # pressing Train starts building the model at once.
+            self._train.start()
 
     # ----- what the pages call -----------------------------------------------------------------
     def submit(self, config: TrainConfig, name: str | None = None) -> str:
         """Create the run as "queued" and put it in line; returns its run id."""
         run_id = self.store.create_run(config, name=name or None, status="queued")
         if isinstance(self._train, TrainingProcess):
-            self._train.start()  # TensorFlow loads while the run waits its turn
+            self._train.start()  # again if the training process has ended since
         job = Job(run_id, config)
         with self._lock:
             self._jobs[run_id] = job

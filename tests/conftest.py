@@ -9,6 +9,11 @@ import pytest
 from core.config import TrainConfig
 from core.store import RunStore
 
+# Dashboards started by the tests load TensorFlow in their training process only when a run is submitted:
+# each test has its own store, so its own queue, and a process of several hundred MB per store would add
+# up. The browser tests' real server turns the prestart back on (streamlit_server).
+os.environ["LENET_WORKER_PRESTART"] = "0"
+
 # ----- dashboard (Train and Runs pages) --------------------------------------------------------
 
 TINY_CONFIG = TrainConfig(data_source="sample", train_subset=600, validation_split=0.1, epochs=1, batch_size=64)
@@ -112,7 +117,7 @@ def streamlit_server(store, log_path):
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     log = open(log_path, "w")
-    env = {**os.environ, "LENET_RUNS": str(store), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {**os.environ, "LENET_RUNS": str(store), "TF_CPP_MIN_LOG_LEVEL": "2", "LENET_WORKER_PRESTART": "1"}
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.port", str(port),
          "--server.headless", "true"], cwd=Path(__file__).resolve().parent.parent, env=env, stdout=log,

@@ -151,3 +151,17 @@ def test_waits_for_a_run_that_a_terminal_is_training(store, monkeypatch):
     assert manager.blocking(run_id) == foreign
     store.write_status(foreign, status="completed")
     wait_for(lambda: status(store, run_id) == "completed")
+
+
+def test_prestart_loads_the_training_process_before_any_submit(tmp_path):
+    """With prestart (the dashboard's default) the training process is up, TensorFlow loading, at once."""
+    manager = JobManager(RunStore(tmp_path), prestart=True)
+    process = manager._train._process
+    try:
+        assert process is not None and process.poll() is None
+        assert "dashboard.worker" in " ".join(process.args)
+    finally:
+        process.stdin.close()  # the child ends when the dashboard's end of its stdin closes
+        process.wait(60)
+    assert process.returncode == 0
+    assert JobManager(RunStore(tmp_path / "other"))._train._process is None  # no prestart: nothing started
