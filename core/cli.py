@@ -129,7 +129,8 @@ def cmd_train(args, store: RunStore) -> int:
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
-        result = train(config, store, run_id=run_id, callbacks=callbacks, dataset=data, stop_event=stop)
+        result = train(config, store, run_id=run_id, callbacks=callbacks, dataset=data, stop_event=stop,
+                       hand_over_dataset=True)  # frees the training images once the input graph holds them
     finally:
         signal.signal(signal.SIGINT, previous)
     status = store.read_status(run_id)

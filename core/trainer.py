@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import platform
@@ -207,8 +206,14 @@ class _Control:
 
 def train(config: TrainConfig, store: RunStore | None = None, *, name: str | None = None,
           run_id: str | None = None, stop_event: threading.Event | None = None, callbacks=(),
-          streaming: bool = True, jit_compile: bool | str = "auto", dataset=None) -> TrainResult:
-    """Train one run end to end. Errors end the run as 'failed' with a message; they are not raised."""
+          streaming: bool = True, jit_compile: bool | str = "auto", dataset=None,
+          hand_over_dataset: bool = False) -> TrainResult:
+    """Train one run end to end. Errors end the run as 'failed' with a message; they are not raised.
+
+    dataset: the data, already loaded (else the trainer loads it from the config). hand_over_dataset: the
+    caller no longer needs dataset's training images, so the trainer empties dataset.x_train and y_train
+    once its input graph has its own copy, as it does with data it loaded itself (the full MNIST's float32
+    training images are 245 MB)."""
     store = store or RunStore()
     if run_id is None:
         run_id = store.create_run(config, name=name, status="queued")
@@ -216,7 +221,8 @@ def train(config: TrainConfig, store: RunStore | None = None, *, name: str | Non
     try:
         store.write_status(run_id, status="running", started=now_iso(), phase="loading data",
                            versions=library_versions(), **owner())
-        return _train(config, store, run_id, stop_event, list(callbacks), streaming, jit_compile, dataset, started)
+        return _train(config, store, run_id, stop_event, list(callbacks), streaming, jit_compile, dataset, started,
+                      hand_over_dataset)
     except Exception as exc:  # the run must end with a readable status, never stuck in "running"
         if isinstance(exc, OSError):  # data problems are DataError; an OSError here is the run store's disk
             message = f"cannot write the run to {store.root}: {exc.strerror or exc}"
@@ -230,7 +236,7 @@ def train(config: TrainConfig, store: RunStore | None = None, *, name: str | Non
         return TrainResult(run_id, "failed", error=message, duration=time.perf_counter() - started)
 
 
-def _train(config, store, run_id, stop_event, callbacks, streaming, jit_compile, dataset, started):
+def _train(config, store, run_id, stop_event, callbacks, streaming, jit_compile, dataset, started, hand_over):
     import keras
 
     from core.data import load_dataset
@@ -256,9 +262,9 @@ def _train(config, store, run_id, stop_event, callbacks, streaming, jit_compile,
     )
     train_data = make_train_dataset(data.x_train, data.y_train, config)
     n_train = len(data.x_train)
-    if dataset is None:  # nobody else holds them: the graph has its own copy, free the float32 training images
-        data = dataclasses.replace(data, x_train=np.empty((0, *data.x_train.shape[1:]), data.x_train.dtype),
-                                   y_train=np.empty(0, data.y_train.dtype))  # not [:0]: a view keeps the array
+    if dataset is None or hand_over:  # nobody else needs them: the graph has its own copy, free the float32 images
+        data.x_train = np.empty((0, *data.x_train.shape[1:]), data.x_train.dtype)  # not [:0]: a view keeps it
+        data.y_train = np.empty(0, data.y_train.dtype)
     validation = (data.x_val, data.y_val) if len(data.x_val) else None
     control = _Control(stop_event)
     all_callbacks = [control.callback]

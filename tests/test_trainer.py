@@ -156,3 +156,19 @@ def test_bad_data_path_fails_the_run_with_a_message(tmp_path):
     assert result.status == "failed" and "missing.npz" in result.error
     assert store.read_status(result.run_id)["status"] == "failed"
     assert json.loads((store.run_dir(result.run_id) / "status.json").read_text())["error"] == result.error
+
+
+def test_handed_over_training_images_are_freed_and_others_kept(tmp_path):
+    """The CLI hands its loaded data over; a caller that does not keeps its arrays untouched."""
+    from core.data import load_dataset
+
+    config = TINY.replace(epochs=1)
+    kept, handed = load_dataset(config), load_dataset(config)
+    n = len(kept.x_train)
+    assert train(config, RunStore(tmp_path), dataset=kept).status == "completed"
+    assert len(kept.x_train) == len(kept.y_train) == n  # still the caller's
+    result = train(config, RunStore(tmp_path), dataset=handed, hand_over_dataset=True)
+    assert result.status == "completed"
+    assert handed.x_train.shape == (0, 32, 32, 1) and len(handed.y_train) == 0
+    assert len(handed.x_test) == 10000  # only the training images are released
+    assert RunStore(tmp_path).read_status(result.run_id)["n_train"] == n
