@@ -15,6 +15,7 @@ if str(ROOT) not in sys.path:  # `streamlit run dashboard/app.py` puts dashboard
 from core.store import CONFIG_FILE, METRICS_FILE, STATUS_FILE, RunInfo, RunStore, StoreError  # noqa: E402
 
 SELECTED_RUN = "common_selected_run"  # session-state key of the run the audit pages look at
+RUN_WIDGET = "common_run_widget"  # the selector that shows it
 
 
 def store() -> RunStore:
@@ -37,7 +38,10 @@ def run_label(info: RunInfo) -> str:
 
 
 def run_selector(location=st.sidebar) -> RunInfo | None:
-    """The one run selector shared by the audit pages (app.py draws it); the choice persists across pages."""
+    """The one run selector shared by the audit pages (app.py draws it); the choice persists across pages.
+
+    The choice lives in SELECTED_RUN, which links from other pages set too (select_run); the widget only
+    shows it, so its own remembered value never overrides a choice made elsewhere."""
     choices = [r for r in list_runs() if not r.damaged]
     if not choices:
         st.session_state[SELECTED_RUN] = None
@@ -45,11 +49,22 @@ def run_selector(location=st.sidebar) -> RunInfo | None:
     ids = [r.run_id for r in choices]
     current = st.session_state.get(SELECTED_RUN)
     if current not in ids:
+        if current:  # chosen earlier, and deleted or damaged since (perhaps in another tab or a terminal)
+            try:
+                store().read_status(current)  # raises "run ... not found in ..." for a deleted run
+                reason = f"run {current!r} is damaged (the Runs page lists why)"
+            except StoreError as exc:
+                reason = str(exc)
+            location.info(f"{reason}; showing another run.")
         current = _default_run(choices)
+    st.session_state[SELECTED_RUN] = st.session_state[RUN_WIDGET] = current
     labels = {r.run_id: run_label(r) for r in choices}
-    chosen = location.selectbox("Run", ids, index=ids.index(current), format_func=labels.get, key="common_run_widget")
-    st.session_state[SELECTED_RUN] = chosen
-    return next(r for r in choices if r.run_id == chosen)
+    location.selectbox("Run", ids, format_func=labels.get, key=RUN_WIDGET, on_change=_widget_chose)
+    return next(r for r in choices if r.run_id == current)
+
+
+def _widget_chose() -> None:
+    st.session_state[SELECTED_RUN] = st.session_state[RUN_WIDGET]
 
 
 def current_run() -> RunInfo | None:

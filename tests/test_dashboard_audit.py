@@ -638,3 +638,14 @@ def test_reruns_skip_the_full_garbage_collection_of_keras_clear_session(monkeypa
     assert collections == []
     keras.backend.clear_session()  # any other caller still frees memory
     assert len(collections) == 1
+
+
+def test_a_run_chosen_by_a_link_beats_what_the_selector_remembers(store, truths):
+    """Links (select_run) set the shared choice; the selector widget must show it, not its old value."""
+    at = open_page("evaluate")
+    selector = at.sidebar.selectbox(key="common_run_widget")
+    other = next(t for t in truths.values() if t.run_id != selector.value)
+    at.session_state["common_selected_run"] = other.run_id  # what dashboard.common.select_run does
+    rerun(at)
+    assert at.sidebar.selectbox(key="common_run_widget").value == other.run_id
+    assert metric(at, "Test accuracy").value == f"{np.mean(other.pred == other.labels):.2%}"
