@@ -37,13 +37,16 @@ def header(info: RunInfo, status: dict) -> None:
     st.caption(f"Run `{info.run_id}` · **{state}**{detail}")
 
 
-def queue_panel(runs: list[RunInfo], followed: RunInfo) -> None:
-    """Runs waiting in line, each with the run it waits behind and a Stop button."""
+def queue_panel(runs: list[RunInfo], followed: RunInfo, followed_status: str) -> None:
+    """Runs waiting in line, each with the run it waits behind and a Stop button.
+
+    followed_status is the followed run's status read after the listing: the run may have started in
+    between, and then the progress panel, not this one, shows it (and its Stop button)."""
     manager = common.job_manager()
     names = {r.run_id: r.name for r in runs}
     waiting = sorted((r for r in runs if r.status == "queued" and r.run_id != followed.run_id),
                      key=lambda r: (r.meta.get("created", ""), r.run_id))
-    if followed.status == "queued":
+    if followed_status == "queued":
         waiting.insert(0, followed)
     for info in waiting:
         blocking = manager.blocking(info.run_id) if manager.owns(info.run_id) else None
@@ -130,7 +133,7 @@ def live_view() -> None:
         st.warning(str(exc))
         return
     header(followed, status)
-    queue_panel(runs, followed)
+    queue_panel(runs, followed, status["status"])
     if status["status"] == "running":
         progress_panel(followed, status, batch, epoch)
     elif status["status"] not in ACTIVE:
