@@ -186,6 +186,29 @@ def interleaved_runs(module: str, sides, pairs: int, payload_for, isolate: bool,
     return runs
 
 
+def paired_args(argv, description: str, pairs: int, epochs: int, sides: str):
+    """(args, data path, pairs) for a benchmark of interleaved pairs; --quick means one pair of 2 epochs."""
+    p = parser(description)
+    p.add_argument("--pairs", type=int, default=pairs, help=f"interleaved {sides} pairs (full mode)")
+    p.add_argument("--epochs", type=int, default=epochs, help="epochs per run; epoch 1 is the compile warm-up")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.epochs = 2
+    return args, data_path(args), 1 if args.quick else args.pairs
+
+
+def trainer_run(config, data, name: str, streaming: bool, callbacks):
+    """core.trainer.train() into a temporary run store; returns the run's epoch records (a DataFrame)."""
+    from core.trainer import train
+
+    folder, store = temp_store()
+    with folder:
+        result = train(config, store, name=name, streaming=streaming, dataset=data, callbacks=list(callbacks))
+        if result.status != "completed":
+            raise RuntimeError(f"trainer run ended {result.status}: {result.error}")
+        return store.read_metrics(result.run_id)[1]
+
+
 def run_of(runs: list[dict], pair: int, side: str) -> dict | None:
     return next((r for r in runs if r["pair"] == pair and r["side"] == side), None)
 

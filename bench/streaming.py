@@ -29,19 +29,11 @@ SIDES = ("silent", "streaming")
 
 
 def worker(payload: dict) -> dict:
-    from core.trainer import train
-
     config = common.data_config(payload["data"], epochs=payload["epochs"], seed=42)
     data = common.load_data(config)
     clock = common.epoch_clock()
-    folder, store = common.temp_store()
-    with folder:
-        result = train(config, store, name=f"bench {NAME}", streaming=payload["side"] == "streaming",
-                       dataset=data, callbacks=[clock])
-        if result.status != "completed":
-            raise RuntimeError(f"trainer run ended {result.status}: {result.error}")
-        _, epoch_rows = store.read_metrics(result.run_id)
-        eval_times = epoch_rows["eval_time"].tolist() if "eval_time" in epoch_rows else []
+    epoch_rows = common.trainer_run(config, data, f"bench {NAME}", payload["side"] == "streaming", [clock])
+    eval_times = epoch_rows["eval_time"].tolist() if "eval_time" in epoch_rows else []
     return {"side": payload["side"], "images": len(data.x_train), "epochs": clock.epochs,
             "eval_seconds": [float(t) for t in eval_times]}
 
@@ -57,14 +49,7 @@ def main(argv=None) -> dict:
     argv = sys.argv[1:] if argv is None else list(argv)
     if common.worker_main(argv, worker):
         return {}
-    p = common.parser(__doc__.splitlines()[1])
-    p.add_argument("--pairs", type=int, default=4, help="interleaved silent/streaming pairs (full mode)")
-    p.add_argument("--epochs", type=int, default=3, help="epochs per run; epoch 1 is the compile warm-up")
-    args = p.parse_args(argv)
-    if args.quick:
-        args.epochs = 2
-    path = common.data_path(args)
-    pairs = 1 if args.quick else args.pairs
+    args, path, pairs = common.paired_args(argv, __doc__.splitlines()[1], pairs=4, epochs=3, sides="silent/streaming")
     machine = common.machine()
     runs = common.interleaved_runs("bench.streaming", SIDES, pairs,
                                    lambda side: {"side": side, "data": path, "epochs": args.epochs},

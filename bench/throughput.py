@@ -47,13 +47,7 @@ def worker(payload: dict) -> dict:
     if payload["side"].startswith("plain"):
         jit = bool(common.plain_fit(data, config, [clock]).jit_compile)
     else:
-        from core.trainer import train
-
-        folder, store = common.temp_store()
-        with folder:
-            result = train(config, store, name=f"bench {NAME}", streaming=True, dataset=data, callbacks=[clock])
-        if result.status != "completed":
-            raise RuntimeError(f"trainer run ended {result.status}: {result.error}")
+        common.trainer_run(config, data, f"bench {NAME}", True, [clock])
         jit = None
     return {"side": payload["side"], "images": len(data.x_train), "epochs": clock.epochs, "jit_compile": jit,
             "onednn": common.onednn_on()}
@@ -67,14 +61,7 @@ def main(argv=None) -> dict:
     argv = sys.argv[1:] if argv is None else list(argv)
     if common.worker_main(argv, worker):
         return {}
-    p = common.parser(__doc__.splitlines()[1])
-    p.add_argument("--pairs", type=int, default=3, help="interleaved plain/trainer pairs (full mode)")
-    p.add_argument("--epochs", type=int, default=2, help="epochs per run; epoch 1 is the compile warm-up")
-    args = p.parse_args(argv)
-    if args.quick:
-        args.epochs = 2
-    path = common.data_path(args)
-    pairs = 1 if args.quick else args.pairs
+    args, path, pairs = common.paired_args(argv, __doc__.splitlines()[1], pairs=3, epochs=2, sides="plain/trainer")
     sides = SIDES[:2] if args.quick else SIDES  # --quick runs in this process: one TensorFlow, one setting
     machine = common.machine()
     runs = common.interleaved_runs(

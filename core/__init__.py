@@ -1,4 +1,4 @@
-"""LeNet Lab core: data, models, config, trainer, streaming callback and run store, analysis."""
+"""LeNet Lab core: data, models, config, trainer, streaming callback, run store and analysis."""
 
 import os
 import sys
