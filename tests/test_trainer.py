@@ -172,3 +172,42 @@ def test_handed_over_training_images_are_freed_and_others_kept(tmp_path):
     assert handed.x_train.shape == (0, 32, 32, 1) and len(handed.y_train) == 0
     assert len(handed.x_test) == 10000  # only the training images are released
     assert RunStore(tmp_path).read_status(result.run_id)["n_train"] == n
+
+
+def test_train_creates_no_variable_while_tracing_so_the_step_is_traced_once(tmp_path):
+    """Keras creates the optimizer's and the metrics' variables in the first trace, which makes TensorFlow
+    trace the train step a second time (~0.8 s before the first point); the trainer builds them first."""
+    import tensorflow as tf
+
+    made_in_graph = []
+
+    def creator(next_creator, **kwargs):
+        if not tf.executing_eagerly():
+            made_in_graph.append(kwargs.get("name"))
+        return next_creator(**kwargs)
+
+    with tf.variable_creator_scope(creator):
+        result = train(TINY.replace(epochs=1), RunStore(tmp_path))
+    assert result.status == "completed"
+    assert made_in_graph == []
+
+
+def test_training_state_built_first_traces_the_step_once_and_leaves_the_metrics_clean():
+    import keras
+
+    from core.model import build_model
+    from core.trainer import build_training_state
+
+    keras.utils.set_random_seed(0)
+    model = build_model(TINY)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"],
+                  steps_per_execution=4, jit_compile=False)
+    build_training_state(model)
+    traces, step = [], model.train_step
+    model.train_step = lambda data: traces.append(1) or step(data)
+    x = np.random.default_rng(0).random((256, 32, 32, 1), np.float32)
+    y = np.arange(256) % 10
+    logs = model.fit(x, y, batch_size=64, epochs=1, verbose=0).history
+    assert len(traces) == 1
+    # The metrics hold only the fit's own 256 images, not the zero image that built them.
+    assert logs["accuracy"][0] * 256 == pytest.approx(round(logs["accuracy"][0] * 256), abs=1e-3)
