@@ -87,7 +87,7 @@ def confusion_matrix_figure(
     figure.update_xaxes(title_text="Predicted class", side="top", range=[-0.5, n - 0.5], **axis)
     figure.update_yaxes(title_text="True class", autorange="reversed", scaleanchor="x", constrain="domain", **axis)
     figure.update_layout(
-        title=title, height=height, margin={"l": 10, "r": 10, "t": 60 if title else 40, "b": 10},
+        title=title, height=height, margin={"l": 70, "r": 85, "t": 95 if title else 75, "b": 10},
         clickmode="event+select", dragmode=False, plot_bgcolor="white",
     )
     return figure
@@ -143,7 +143,7 @@ def probability_bars(probs: np.ndarray, class_names: Sequence[str], true: int | 
         text=[f"{p:.1%}" if p >= 0.005 else "" for p in probs], textposition="outside",
         hovertemplate="class %{x}: %{y:.2%}<extra></extra>",
     ))
-    figure.update_layout(title=title, height=height, margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 10},
+    figure.update_layout(title=title, height=height, margin={"l": 85, "r": 10, "t": 40 if title else 10, "b": 70},
                          showlegend=False, plot_bgcolor="white")
     figure.update_yaxes(range=[0, 1.15], tickformat=".0%", title_text="probability", gridcolor="#eef0f4")
     figure.update_xaxes(type="category", title_text="class")
@@ -158,7 +158,7 @@ def class_metrics_figure(report, height: int = 320) -> go.Figure:
         figure.add_trace(go.Bar(x=[str(c) for c in classes], y=report.loc[classes, column], name=column,
                                 marker_color=colour, hovertemplate=f"class %{{x}}: {column} %{{y:.3f}}<extra></extra>"))
     low = float(report.loc[classes, ["precision", "recall", "f1"]].min().min()) if classes else 0.0
-    figure.update_layout(barmode="group", height=height, margin={"l": 10, "r": 10, "t": 10, "b": 10},
+    figure.update_layout(barmode="group", height=height, margin={"l": 75, "r": 10, "t": 55, "b": 65},
                          legend={"orientation": "h", "y": 1.12}, plot_bgcolor="white")
     figure.update_yaxes(range=[max(0.0, low - 0.05), 1.0], title_text="score", gridcolor="#eef0f4")
     figure.update_xaxes(type="category", title_text="class")
@@ -174,7 +174,7 @@ def epoch_accuracy_figure(epochs: Sequence[int], accuracies: Sequence[float], se
         value = accuracies[list(epochs).index(selected)]
         figure.add_trace(go.Scatter(x=[selected], y=[value], mode="markers", marker={"size": 14, "color": WRONG},
                                     hoverinfo="skip", name="shown"))
-    figure.update_layout(height=height, margin={"l": 10, "r": 10, "t": 10, "b": 10}, showlegend=False,
+    figure.update_layout(height=height, margin={"l": 90, "r": 20, "t": 10, "b": 70}, showlegend=False,
                          plot_bgcolor="white")
     figure.update_xaxes(title_text="epoch", dtick=1)
     figure.update_yaxes(title_text="test accuracy", tickformat=".1%", gridcolor="#eef0f4")
@@ -191,7 +191,7 @@ def history_figure(history, class_names: Sequence[str], label: int, height: int 
         text=[names[p] for p in history["pred"]], textposition="top center",
         hovertemplate="epoch %{x}: predicted %{text} (%{y:.1%})<extra></extra>",
     ))
-    figure.update_layout(height=height, margin={"l": 10, "r": 10, "t": 30, "b": 10}, plot_bgcolor="white",
+    figure.update_layout(height=height, margin={"l": 85, "r": 10, "t": 30, "b": 70}, plot_bgcolor="white",
                          title={"text": f"predicted class per epoch (true: {names[label]})", "font": {"size": 13}})
     figure.update_xaxes(title_text="epoch", dtick=1)
     figure.update_yaxes(title_text="confidence", range=[0, 1.15], tickformat=".0%", gridcolor="#eef0f4")
@@ -231,7 +231,8 @@ def _montage_figure(z: np.ndarray, customdata: np.ndarray, count: int, shape: tu
         annotations.append({"x": c * (tile_w + gap) + (tile_w - 1) / 2, "y": r * (tile_h + gap) - 0.5,
                             "text": label, "showarrow": False, "yanchor": "bottom", "font": {"size": 10}})
     figure.update_layout(title=title, height=height, annotations=annotations, plot_bgcolor="white",
-                         margin={"l": 5, "r": 5, "t": 60 if title else 25, "b": 5})
+                         margin={"l": 5, "r": 90 if heatmap.get("showscale", True) else 5, "t": 60 if title else 25,
+                                 "b": 5})
     figure.update_xaxes(visible=False, constrain="domain")
     figure.update_yaxes(visible=False, autorange="reversed", scaleanchor="x", constrain="domain")
     return figure
@@ -273,7 +274,7 @@ def kernel_animation(epochs: Sequence[int], history: np.ndarray, height: int = 2
         updatemenus=[{"type": "buttons", "showactive": False, "x": 0, "y": 0, "xanchor": "left", "yanchor": "top",
                       "pad": {"t": 10}, "buttons": [{"label": "▶ play", "method": "animate", "args": [
                           None, {"frame": {"duration": 600, "redraw": True}, "fromcurrent": False}]}]}],
-        margin={"l": 5, "r": 5, "t": 25, "b": 80}, height=height + 80,
+        margin={"l": 5, "r": 90, "t": 25, "b": 95}, height=height + 95,
     )
     return figure
 
@@ -336,7 +337,8 @@ def activation_figure(values: np.ndarray, title: str | None = None, labels: Sequ
     colours = [ACCENT if v >= 0 else WRONG for v in values]
     figure = go.Figure(go.Bar(x=x, y=values, marker_color=colours,
                               hovertemplate="unit %{x}: %{y:.3f}<extra></extra>"))
-    figure.update_layout(title=title, height=height, margin={"l": 10, "r": 10, "t": 35 if title else 10, "b": 10},
+    figure.update_layout(title=title, height=height, margin={"l": 85 if labels is not None else 45, "r": 10,
+                                                             "t": 35 if title else 10, "b": 70 if labels is not None else 20},
                          plot_bgcolor="white", bargap=0.1)
     figure.update_yaxes(gridcolor="#eef0f4")
     figure.update_xaxes(type="category" if labels is not None else "linear", showticklabels=labels is not None)
@@ -354,5 +356,5 @@ def c3_table_figure(table: np.ndarray, height: int = 240) -> go.Figure:
     ))
     figure.update_xaxes(title_text="C3 map", side="top", type="category")
     figure.update_yaxes(title_text="S2 map", autorange="reversed", type="category")
-    figure.update_layout(height=height, margin={"l": 10, "r": 10, "t": 40, "b": 10}, plot_bgcolor="white")
+    figure.update_layout(height=height, margin={"l": 70, "r": 10, "t": 70, "b": 10}, plot_bgcolor="white")
     return figure

@@ -54,7 +54,7 @@ def _two_panels(left: str, right: str) -> go.Figure:
     return go.Figure(layout=dict(
         xaxis=dict(domain=[0.0, 0.45]), xaxis2=dict(domain=[0.55, 1.0], anchor="y2"), yaxis2=dict(anchor="x2"),
         annotations=[dict(title, text=left, x=0.225, xanchor="center"), dict(title, text=right, x=0.775, xanchor="center")],
-        height=320, margin=dict(t=40, b=40, l=50, r=20)))
+        height=320, margin=dict(t=40, b=70, l=60, r=20)))
 
 
 def _axes(col: int) -> dict:
@@ -99,7 +99,8 @@ def epoch_figure(epoch: pd.DataFrame, revision: str = "") -> go.Figure:
                                         **_axes(col)))
     tick = 1 if len(epoch) <= 20 else None
     figure.update_layout(xaxis=dict(title="epoch", dtick=tick), xaxis2=dict(title="epoch", dtick=tick),
-                         yaxis2_tickformat=".0%", uirevision=revision, legend=dict(orientation="h", y=-0.25))
+                         yaxis2_tickformat=".0%", uirevision=revision, legend=dict(orientation="h", y=-0.25),
+                         margin_b=95)
     return figure
 
 
@@ -191,7 +192,7 @@ def overlay_figure(curves: dict[str, pd.DataFrame], metric: str) -> go.Figure:
         return _empty_figure(metric, f"No {metric} recorded for the selected runs")
     longest = max(len(epoch) for epoch in curves.values() if epoch is not None)
     figure.update_layout(height=380, xaxis=dict(title="epoch", dtick=1 if longest <= 20 else None), yaxis_title=metric,
-                         margin=dict(t=30, b=40), showlegend=True, legend=dict(orientation="h", y=-0.2))
+                         margin=dict(t=30, b=100, l=90, r=20), showlegend=True, legend=dict(orientation="h", y=-0.2))
     if "accuracy" in metric:
         figure.update_yaxes(tickformat=".1%")
     return figure
@@ -220,7 +221,7 @@ def hparams_figure(table: pd.DataFrame) -> go.Figure:
                   colorbar=dict(title="test acc.", tickformat=".1%")),
         dimensions=dimensions,
     ))
-    figure.update_layout(height=420, margin=dict(t=60, b=30, l=60, r=60))
+    figure.update_layout(height=420, margin=dict(t=60, b=30, l=60, r=115))
     return figure
 
 
@@ -233,7 +234,7 @@ def hparam_scatter(table: pd.DataFrame, hyperparameter: str) -> go.Figure:
                                   marker=dict(size=11, color=COLORS["test"]), text=rows["name"],
                                   hovertemplate="%{text}<br>" + hyperparameter + " %{x}<br>test accuracy %{y:.2%}"))
     figure.update_layout(height=380, xaxis_title=hyperparameter, yaxis_title="test accuracy",
-                         yaxis_tickformat=".1%", margin=dict(t=30, b=40))
+                         yaxis_tickformat=".1%", margin=dict(t=30, b=90, l=90, r=50))
     if hyperparameter == "learning_rate":
         figure.update_xaxes(type="log")
     return figure

@@ -95,3 +95,27 @@ def test_clicking_a_cell_shows_its_images_then_the_gallery(page, finished_store)
     tiles = tile_buttons.all_inner_texts()
     assert [int(re.match(r"#(\d+)", t).group(1)) for t in tiles] == expected[:40]
     assert all(f" · {true_class}→{pred_class} · " in t for t in tiles)
+
+
+# Each chart's margins as Plotly ended up drawing it, next to the margins its figure asked for.
+GROWN_MARGINS = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(gd => {
+    const key = (gd.closest('[class*="st-key-"]') || {className: ''}).className.match(/st-key-[\\w-]+/);
+    const asked = gd._fullLayout.margin, drawn = gd._fullLayout._size;
+    return [key ? key[0] : '?', ['l', 'r', 't', 'b'].filter(side => drawn[side] > asked[side])];
+}).filter(([key, grown]) => grown.length)"""
+
+
+@pytest.mark.parametrize("title, last_chart", [
+    ("Evaluate", ".st-key-evaluate_class_chart .main-svg"),
+    ("Inside the model", ".st-key-inside_map_f6_dense .main-svg"),
+    ("Predict", ".st-key-predict_probs .main-svg"),
+    ("Train", ".st-key-train_epoch_chart .main-svg"),
+])
+def test_every_chart_is_laid_out_in_one_pass(page, title, last_chart):
+    """A chart whose axis labels, legend or colour bar do not fit its margins makes Plotly grow the margins and
+    draw the whole chart a second time: on the Evaluate page that was a quarter of the browser's work."""
+    page.locator('[data-testid="stSidebarNav"] a', has_text=title).click()
+    page.locator(last_chart).first.wait_for()
+    page.wait_for_timeout(500)  # the other charts of the page finish drawing
+    assert page.evaluate("() => document.querySelectorAll('.js-plotly-plot').length") >= 1
+    assert page.evaluate(GROWN_MARGINS) == []
