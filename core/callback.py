@@ -36,6 +36,31 @@ class StreamingCallback(keras.callbacks.Callback):
         self.last_write = 0.0
         self.step = 0
         self.last_snapshot = None  # (epoch, float32 probabilities) of the newest evaluation, for the trainer
+        self._forward = None  # built at the first epoch end
+
+    def predict_eval(self) -> np.ndarray:
+        """The model's probabilities for the evaluation images, float32.
+
+        Keras recommends calling the model directly for inputs that fit in memory: its predict() adapts the
+        numpy array into a dataset and loops over the batches in Python at every call, which made the
+        epoch-end evaluation of the 10,000 test images take about twice as long (0.39 s against 0.2 s on 2
+        cores). Here the images become one tensor once, and one compiled call runs the model over all of them
+        in eval_batch_size slices, which TensorFlow is free to run in parallel."""
+        import tensorflow as tf
+
+        if len(self.x_eval) == 0:
+            return np.zeros((0, self.model.output_shape[-1]), np.float32)
+        if self._forward is None:
+            images = tf.constant(self.x_eval, dtype=tf.float32)
+            bounds = list(range(0, len(self.x_eval), self.eval_batch_size))
+            model, size = self.model, self.eval_batch_size
+
+            @tf.function
+            def forward(x):
+                return tf.concat([model(x[start:start + size], training=False) for start in bounds], axis=0)
+
+            self._forward = lambda: forward(images)
+        return np.asarray(self._forward(), dtype=np.float32)
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch_start = time.perf_counter()
@@ -74,8 +99,7 @@ class StreamingCallback(keras.callbacks.Callback):
                 "time": round(time.perf_counter() - self.train_start, 3)}])
             return
         eval_start = time.perf_counter()
-        probs = np.asarray(self.model.predict(self.x_eval, batch_size=self.eval_batch_size, verbose=0),
-                           dtype=np.float32)
+        probs = self.predict_eval()
         record = {
             "type": "epoch",
             "epoch": epoch + 1,
