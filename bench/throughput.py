@@ -17,7 +17,10 @@ Each run is a fresh process and the sides alternate (plain, trainer, plain+oneDN
 of load from other users hits every side. Images/s comes from each epoch's wall time, measured by a
 callback placed after the streaming one, so the per-epoch test-set evaluation and snapshot count.
 "Steady" is epochs 2.. (no compile warm-up); "first" is epoch 1, which includes tracing and compiling.
-The figure is the median over pairs of trainer images/s / plain images/s.
+The figure is the median over pairs of trainer images/s / plain images/s. The target counts as met only
+when the per-CPU-second ratio meets it too: a side that another process starves for a whole epoch (it
+happens here: a plain epoch of 40 s wall on 34 CPU-seconds, against 21 s the epoch before) makes the
+wall-clock ratio look better than the trainer is.
 """
 
 from __future__ import annotations
@@ -74,15 +77,17 @@ def main(argv=None) -> dict:
         ratios.append({key: trainer[key] / plain[key] if trainer[key] and plain[key] else None
                        for key in ("steady_images_per_s", "first_epoch_images_per_s", "steady_images_per_cpu_s")})
     measured = common.median(r["steady_images_per_s"] for r in ratios)
+    measured_cpu = common.median(r["steady_images_per_cpu_s"] for r in ratios)
     result = {
         "figure": "Training throughput: trainer (streaming on) / plain model.fit, images per second",
         "target": f">= {TARGET_RATIO:g}x",
         "target_ratio": TARGET_RATIO,
         "ratio": measured,
         "ratio_first_epoch": common.median(r["first_epoch_images_per_s"] for r in ratios),
-        "ratio_cpu": common.median(r["steady_images_per_cpu_s"] for r in ratios),
+        "ratio_cpu": measured_cpu,
         "ratios": ratios,
-        "meets_target": measured is not None and measured >= TARGET_RATIO,
+        # both must agree: one starved epoch of the baseline can double the wall-clock ratio of its pair
+        "meets_target": measured is not None and measured_cpu is not None and min(measured, measured_cpu) >= TARGET_RATIO,
         "plain_images_per_s": common.median(r["steady_images_per_s"] for r in runs if r["side"] == "plain"),
         "trainer_images_per_s": common.median(r["steady_images_per_s"] for r in runs if r["side"] == "trainer"),
         "plain_onednn_images_per_s": common.median(r["steady_images_per_s"] for r in runs
@@ -98,7 +103,7 @@ def main(argv=None) -> dict:
         [[n + 1, *((common.run_of(runs, n, side) or {}).get("steady_images_per_s") for side in SIDES),
           r["steady_images_per_s"], r["first_epoch_images_per_s"], r["steady_images_per_cpu_s"]]
          for n, r in enumerate(ratios)])
-    print(f"median steady ratio {measured:.2f}x (target >= {TARGET_RATIO:g}x): "
+    print(f"median steady ratio {measured:.2f}x, per CPU-second {measured_cpu:.2f}x (target >= {TARGET_RATIO:g}x): "
           f"{'meets' if result['meets_target'] else 'MISSES'} the target")
     return result
 
