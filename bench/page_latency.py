@@ -60,7 +60,6 @@ def measure_apptest(rounds: int) -> dict:
     """Cold: each page's first run in this fresh process. Warm: later visits, cycling through the pages."""
     from streamlit.testing.v1 import AppTest
 
-
     started = time.perf_counter()
     at = AppTest.from_file(str(APP), default_timeout=600).run()
     startup = time.perf_counter() - started
