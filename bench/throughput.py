@@ -8,8 +8,8 @@ Every side trains the seed recipe (LeNet-5 seed variant, Adam 1e-3, batch 64) on
 - plain:   build_model(TrainConfig()) compiled with Adam(1e-3), sparse_categorical_crossentropy and
            metrics=["accuracy"], default compile options, then model.fit(x, y, batch_size=64) on numpy
            arrays (verbose=0: the article's progress bar would only slow the baseline down), in a process
-           with TensorFlow's own defaults, as the article's reader runs it (TF_ENABLE_ONEDNN_OPTS unset,
-           TensorFlow imported before core);
+           with TensorFlow's own defaults, as the article's reader runs it (TF_ENABLE_ONEDNN_OPTS and
+           TF_NUM_INTRAOP_THREADS unset, TensorFlow imported before core);
 - trainer: core.trainer.train() with streaming=True and its defaults, writing to a temporary run store;
 - plain+oneDNN (not part of the ratio): the plain side with TF_ENABLE_ONEDNN_OPTS=1, which shows how much
            of the ratio is TensorFlow's oneDNN kernels (core switches them on) and how much the trainer.
@@ -25,6 +25,7 @@ wall-clock ratio look better than the trainer is.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -35,8 +36,10 @@ from bench import common  # noqa: E402
 NAME = "throughput"
 TARGET_RATIO = 3.0
 SIDES = ("plain", "trainer", "plain+oneDNN")
-SIDE_ENV = {"plain": {"TF_ENABLE_ONEDNN_OPTS": None}, "plain+oneDNN": {"TF_ENABLE_ONEDNN_OPTS": "1"},
-            "trainer": {}}
+# The plain sides get TensorFlow's own thread pools; core asks for one thread per op (the trainer's setting).
+PLAIN_THREADS = {"TF_NUM_INTRAOP_THREADS": None}
+SIDE_ENV = {"plain": {"TF_ENABLE_ONEDNN_OPTS": None, **PLAIN_THREADS},
+            "plain+oneDNN": {"TF_ENABLE_ONEDNN_OPTS": "1", **PLAIN_THREADS}, "trainer": {}}
 
 
 def worker(payload: dict) -> dict:
@@ -53,7 +56,7 @@ def worker(payload: dict) -> dict:
         common.trainer_run(config, data, f"bench {NAME}", True, [clock])
         jit = None
     return {"side": payload["side"], "images": len(data.x_train), "epochs": clock.epochs, "jit_compile": jit,
-            "onednn": common.onednn_on()}
+            "onednn": common.onednn_on(), "intra_op_threads": os.environ.get("TF_NUM_INTRAOP_THREADS")}
 
 
 def summarise(run: dict) -> dict:

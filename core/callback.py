@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 import keras
@@ -9,6 +10,7 @@ import numpy as np
 from sklearn.metrics import accuracy_score, log_loss
 
 from core.store import RunStore
+from core.trainer import usable_cpus
 
 
 def current_learning_rate(model) -> float:
@@ -45,19 +47,22 @@ class StreamingCallback(keras.callbacks.Callback):
         numpy array into a dataset and loops over the batches in Python at every call, which made the
         epoch-end evaluation of the 10,000 test images take about twice as long (0.39 s against 0.2 s on 2
         cores). Here the images become one tensor once, and one compiled call runs the model over all of them
-        in eval_batch_size slices, which TensorFlow is free to run in parallel."""
+        in equal slices of at most eval_batch_size, which TensorFlow runs in parallel."""
         import tensorflow as tf
 
         if len(self.x_eval) == 0:
             return np.zeros((0, self.model.output_shape[-1]), np.float32)
         if self._forward is None:
             images = tf.constant(self.x_eval, dtype=tf.float32)
-            bounds = list(range(0, len(self.x_eval), self.eval_batch_size))
-            model, size = self.model, self.eval_batch_size
+            n, cores = len(self.x_eval), usable_cpus()
+            # Equal slices, as many as a multiple of the cores: with one thread per op, each core takes its share.
+            count = cores * math.ceil(n / (cores * self.eval_batch_size))
+            bounds = [n * i // count for i in range(count + 1)]
+            model = self.model
 
             @tf.function
             def forward(x):
-                return tf.concat([model(x[start:start + size], training=False) for start in bounds], axis=0)
+                return tf.concat([model(x[a:b], training=False) for a, b in zip(bounds, bounds[1:]) if b > a], axis=0)
 
             self._forward = lambda: forward(images)
         return np.asarray(self._forward(), dtype=np.float32)

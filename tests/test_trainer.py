@@ -9,6 +9,7 @@ import pytest
 
 from core.config import TrainConfig
 from core.store import RunStore
+import core.trainer as trainer_module
 from core.trainer import train
 
 TINY = TrainConfig(data_source="sample", train_subset=600, validation_split=0.1, epochs=2, batch_size=64)
@@ -27,6 +28,7 @@ def test_tiny_training_writes_a_complete_run(finished):
     assert status["status"] == "completed" and status["model_saved"] is True
     assert status["data_source"] == "sample" and "bundled sample" in status["source_detail"]
     assert status["versions"]["tensorflow"] and status["parameters"] == 61706
+    assert status["batch_slices"] == trainer_module.batch_slices(TINY.batch_size)
     assert store.read_config(result.run_id).data_source == "sample"  # the source used is recorded
     batch, epoch = store.read_metrics(result.run_id)
     assert epoch["epoch"].tolist() == [1, 2]
@@ -71,6 +73,67 @@ def test_core_asks_for_onednn_unless_told_otherwise(env, expected):
     code = "import os, core; print(os.environ.get('TF_ENABLE_ONEDNN_OPTS'))"
     out = subprocess.run([sys.executable, "-c", code], env=environ, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == expected
+
+
+@pytest.mark.parametrize("env, expected", [(None, "1"), ("4", "4")])
+def test_core_asks_for_one_thread_per_op_unless_told_otherwise(env, expected):
+    """core/__init__ asks TensorFlow for one thread per op (the trainer slices each batch across the cores)."""
+    import os
+    import subprocess
+    import sys
+
+    environ = {k: v for k, v in os.environ.items() if k != "TF_NUM_INTRAOP_THREADS"}
+    if env is not None:
+        environ["TF_NUM_INTRAOP_THREADS"] = env
+    code = "import os, core; print(os.environ.get('TF_NUM_INTRAOP_THREADS'))"
+    out = subprocess.run([sys.executable, "-c", code], env=environ, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == expected
+
+
+def test_batch_slices_one_per_core_only_with_one_thread_per_op(monkeypatch):
+    import core.trainer as trainer
+
+    monkeypatch.setattr(trainer, "usable_cpus", lambda: 8)
+    monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "1")
+    assert trainer.batch_slices(64) == 4  # slices of at least MIN_SLICE_IMAGES
+    assert trainer.batch_slices(256) == 8 and trainer.batch_slices(16) == 1
+    monkeypatch.setattr(trainer, "usable_cpus", lambda: 2)
+    assert trainer.batch_slices(64) == 2
+    monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "2")
+    if trainer.tf_intra_op_threads_setting() != 1:
+        assert trainer.batch_slices(64) == 1
+
+
+@pytest.mark.parametrize("slices", [2, 3])
+def test_sliced_train_step_applies_the_whole_batch_gradient(slices):
+    """The sliced step is the same SGD step as Keras' own, batch by batch, including a short last batch.
+
+    Plain SGD, not Adam: Adam divides by the gradient's own scale, so it would hide a wrongly scaled sum."""
+    import keras
+
+    from core.model import build_model
+    from core.trainer import use_sliced_train_step
+
+    rng = np.random.default_rng(1)
+    x = rng.random((64 * 3 + 37, 32, 32, 1), np.float32)  # the last batch, 37 images, slices unevenly
+    y = rng.integers(0, 10, len(x))
+    fitted = []
+    for sliced in (False, True):
+        keras.utils.set_random_seed(0)
+        model = build_model(TINY)
+        model.compile(optimizer=keras.optimizers.SGD(0.5), loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"], jit_compile=False)
+        if sliced:
+            use_sliced_train_step(model, slices)
+        history = model.fit(x, y, batch_size=64, epochs=2, shuffle=False, verbose=0).history
+        fitted.append((model.get_weights(), history))
+    (plain_weights, plain_history), (sliced_weights, sliced_history) = fitted
+    moved = max(float(np.abs(w - w0).max()) for w, w0 in zip(plain_weights, build_model(TINY).get_weights()))
+    assert moved > 1e-2  # the steps are big enough for a wrong gradient to show
+    for a, b in zip(plain_weights, sliced_weights):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)
+    for key in ("loss", "accuracy"):
+        np.testing.assert_allclose(sliced_history[key], plain_history[key], rtol=1e-5)
 
 
 def test_auto_jit_means_onednn_without_xla_else_xla(monkeypatch):
