@@ -163,12 +163,17 @@ def tf_intra_op_threads_setting() -> int:
     return tf.config.threading.get_intra_op_parallelism_threads()
 
 
-def batch_slices(batch_size: int) -> int:
+def batch_slices(batch_size: int, n_images: int = 0) -> int:
     """How many slices each batch's gradient is computed in: one per usable core when TensorFlow runs each op
-    on one thread (TF_NUM_INTRAOP_THREADS=1, which core/__init__.py asks for), else 1."""
+    on one thread (TF_NUM_INTRAOP_THREADS=1, which core/__init__.py asks for), else 1.
+
+    n_images: the training images per epoch. No slice may be empty (a convolution of 0 images fails), so a
+    short last batch of fewer images than slices lowers the count for the whole run."""
     if os.environ.get("TF_NUM_INTRAOP_THREADS", "").strip() != "1" and tf_intra_op_threads_setting() != 1:
         return 1
-    return max(1, min(usable_cpus(), batch_size // MIN_SLICE_IMAGES))
+    slices = max(1, min(usable_cpus(), batch_size // MIN_SLICE_IMAGES))
+    last = n_images % batch_size
+    return min(slices, last) if last else slices
 
 
 def use_sliced_train_step(model, slices: int) -> None:
@@ -181,7 +186,7 @@ def use_sliced_train_step(model, slices: int) -> None:
     (slice size / batch size) x the gradient of the slice's mean loss, which is what is applied, once per
     batch; the loss and the metrics are computed over the whole batch as Keras does. This is Keras'
     documented way to change what happens in `fit` (a train_step override); the model and its saved file
-    are unchanged."""
+    are unchanged. Every batch must hold at least `slices` images (batch_slices sees to it)."""
     if slices <= 1:
         return
     import keras
@@ -339,10 +344,10 @@ def _train(config, store, run_id, stop_event, callbacks, streaming, jit_compile,
         jit_compile=resolve_jit_compile(jit_compile),
     )
     build_training_state(model)
-    slices = batch_slices(config.batch_size)
+    n_train = len(data.x_train)
+    slices = batch_slices(config.batch_size, n_train)
     use_sliced_train_step(model, slices)
     train_data = make_train_dataset(data.x_train, data.y_train, config)
-    n_train = len(data.x_train)
     if dataset is None or hand_over:  # nobody else needs them: the graph has its own copy, free the float32 images
         data.x_train = np.empty((0, *data.x_train.shape[1:]), data.x_train.dtype)  # not [:0]: a view keeps it
         data.y_train = np.empty(0, data.y_train.dtype)

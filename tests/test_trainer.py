@@ -28,7 +28,7 @@ def test_tiny_training_writes_a_complete_run(finished):
     assert status["status"] == "completed" and status["model_saved"] is True
     assert status["data_source"] == "sample" and "bundled sample" in status["source_detail"]
     assert status["versions"]["tensorflow"] and status["parameters"] == 61706
-    assert status["batch_slices"] == trainer_module.batch_slices(TINY.batch_size)
+    assert status["batch_slices"] == trainer_module.batch_slices(TINY.batch_size, status["n_train"])
     assert store.read_config(result.run_id).data_source == "sample"  # the source used is recorded
     batch, epoch = store.read_metrics(result.run_id)
     assert epoch["epoch"].tolist() == [1, 2]
@@ -98,7 +98,8 @@ def test_batch_slices_one_per_core_only_with_one_thread_per_op(monkeypatch):
     assert trainer.batch_slices(64) == 4  # slices of at least MIN_SLICE_IMAGES
     assert trainer.batch_slices(256) == 8 and trainer.batch_slices(16) == 1
     monkeypatch.setattr(trainer, "usable_cpus", lambda: 2)
-    assert trainer.batch_slices(64) == 2
+    assert trainer.batch_slices(64) == 2 and trainer.batch_slices(64, 64 * 3 + 37) == 2
+    assert trainer.batch_slices(64, 64 * 3 + 1) == 1  # a last batch of 1 image cannot be cut in two
     monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "2")
     if trainer.tf_intra_op_threads_setting() != 1:
         assert trainer.batch_slices(64) == 1
@@ -134,6 +135,19 @@ def test_sliced_train_step_applies_the_whole_batch_gradient(slices):
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)
     for key in ("loss", "accuracy"):
         np.testing.assert_allclose(sliced_history[key], plain_history[key], rtol=1e-5)
+
+
+def test_a_last_batch_smaller_than_the_slices_trains(tmp_path, monkeypatch):
+    """129 training images at batch 64 leave a last batch of 1 image, which cannot be cut into slices."""
+    import core.trainer as trainer
+
+    monkeypatch.setattr(trainer, "usable_cpus", lambda: 2)
+    monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "1")
+    store = RunStore(tmp_path)
+    result = train(TINY.replace(train_subset=129, validation_split=0.0, epochs=1), store)
+    assert result.status == "completed", result.error
+    status = store.read_status(result.run_id)
+    assert status["n_train"] == 129 and status["batch_slices"] == 1
 
 
 def test_auto_jit_means_onednn_without_xla_else_xla(monkeypatch):
