@@ -7,9 +7,9 @@ import time
 import numpy as np
 import pytest
 
+import core.trainer as trainer_module
 from core.config import TrainConfig
 from core.store import RunStore
-import core.trainer as trainer_module
 from core.trainer import train
 
 TINY = TrainConfig(data_source="sample", train_subset=600, validation_split=0.1, epochs=2, batch_size=64)
@@ -91,8 +91,7 @@ def test_core_asks_for_one_thread_per_op_unless_told_otherwise(env, expected):
 
 
 def test_batch_slices_one_per_core_only_with_one_thread_per_op(monkeypatch):
-    import core.trainer as trainer
-
+    trainer = trainer_module
     monkeypatch.setattr(trainer, "usable_cpus", lambda: 8)
     monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "1")
     assert trainer.batch_slices(64) == 4  # slices of at least MIN_SLICE_IMAGES
@@ -101,8 +100,10 @@ def test_batch_slices_one_per_core_only_with_one_thread_per_op(monkeypatch):
     assert trainer.batch_slices(64) == 2 and trainer.batch_slices(64, 64 * 3 + 37) == 2
     assert trainer.batch_slices(64, 64 * 3 + 1) == 1  # a last batch of 1 image cannot be cut in two
     monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "2")
-    if trainer.tf_intra_op_threads_setting() != 1:
-        assert trainer.batch_slices(64) == 1
+    monkeypatch.setattr(trainer, "tf_intra_op_threads_setting", lambda: 0)  # nothing set with tf.config
+    assert trainer.batch_slices(64) == 1
+    monkeypatch.setattr(trainer, "tf_intra_op_threads_setting", lambda: 1)  # one thread set with tf.config
+    assert trainer.batch_slices(64) == 2
 
 
 @pytest.mark.parametrize("slices", [2, 3])
@@ -139,9 +140,7 @@ def test_sliced_train_step_applies_the_whole_batch_gradient(slices):
 
 def test_a_last_batch_smaller_than_the_slices_trains(tmp_path, monkeypatch):
     """129 training images at batch 64 leave a last batch of 1 image, which cannot be cut into slices."""
-    import core.trainer as trainer
-
-    monkeypatch.setattr(trainer, "usable_cpus", lambda: 2)
+    monkeypatch.setattr(trainer_module, "usable_cpus", lambda: 2)
     monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "1")
     store = RunStore(tmp_path)
     result = train(TINY.replace(train_subset=129, validation_split=0.0, epochs=1), store)
