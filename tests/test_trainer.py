@@ -60,38 +60,26 @@ def test_final_evaluation_is_the_saved_models_own_predictions(finished):
     np.testing.assert_allclose(snapshot, test_probs, atol=1e-3)  # the snapshot is stored as float16
 
 
-@pytest.mark.parametrize("env, expected", [(None, "1"), ("0", "0")])
-def test_core_asks_for_onednn_unless_told_otherwise(env, expected):
-    """core/__init__ switches TensorFlow's oneDNN kernels on before TensorFlow loads, keeping a user's value."""
+@pytest.mark.parametrize("variable, env, expected", [
+    ("TF_ENABLE_ONEDNN_OPTS", None, "1"), ("TF_ENABLE_ONEDNN_OPTS", "0", "0"),  # oneDNN kernels
+    ("TF_NUM_INTRAOP_THREADS", None, "1"), ("TF_NUM_INTRAOP_THREADS", "4", "4"),  # one thread per op
+])
+def test_core_sets_its_tensorflow_switches_unless_told_otherwise(variable, env, expected):
+    """core/__init__ sets TensorFlow's switches before TensorFlow loads, keeping a value the user set."""
     import os
     import subprocess
     import sys
 
-    environ = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    environ = {k: v for k, v in os.environ.items() if k != variable}
     if env is not None:
-        environ["TF_ENABLE_ONEDNN_OPTS"] = env
-    code = "import os, core; print(os.environ.get('TF_ENABLE_ONEDNN_OPTS'))"
-    out = subprocess.run([sys.executable, "-c", code], env=environ, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == expected
-
-
-@pytest.mark.parametrize("env, expected", [(None, "1"), ("4", "4")])
-def test_core_asks_for_one_thread_per_op_unless_told_otherwise(env, expected):
-    """core/__init__ asks TensorFlow for one thread per op (the trainer slices each batch across the cores)."""
-    import os
-    import subprocess
-    import sys
-
-    environ = {k: v for k, v in os.environ.items() if k != "TF_NUM_INTRAOP_THREADS"}
-    if env is not None:
-        environ["TF_NUM_INTRAOP_THREADS"] = env
-    code = "import os, core; print(os.environ.get('TF_NUM_INTRAOP_THREADS'))"
+        environ[variable] = env
+    code = f"import os, core; print(os.environ.get({variable!r}))"
     out = subprocess.run([sys.executable, "-c", code], env=environ, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == expected
 
 
 def test_batch_slices_one_per_core_only_with_one_thread_per_op(monkeypatch):
-    trainer = trainer_module
+    trainer = trainer_module  # short name: the test below calls it often
     monkeypatch.setattr(trainer, "usable_cpus", lambda: 8)
     monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "1")
     assert trainer.batch_slices(64) == 4  # slices of at least MIN_SLICE_IMAGES
