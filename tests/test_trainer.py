@@ -137,6 +137,21 @@ def test_a_last_batch_smaller_than_the_slices_trains(tmp_path, monkeypatch):
     assert status["n_train"] == 129 and status["batch_slices"] == 1
 
 
+def test_training_batches_reshuffle_each_epoch_without_tf_data_autotuning():
+    """Autotuning off (its thread stalled each epoch's end for seconds); every epoch still sees each image
+    once, in a new order, from the same seed."""
+    x = np.arange(200, dtype=np.float32).reshape(200, 1, 1, 1) / np.float32(255)
+    y = np.arange(200, dtype=np.int32)
+    dataset = trainer_module.make_train_dataset(x, y, TrainConfig(batch_size=64, seed=5))
+    assert dataset.options().autotune.enabled is False
+    epochs = [np.concatenate([labels.numpy() for _, labels in dataset]) for _ in range(2)]
+    for order in epochs:
+        assert sorted(order) == list(range(200))
+    assert not np.array_equal(epochs[0], epochs[1])
+    again = trainer_module.make_train_dataset(x, y, TrainConfig(batch_size=64, seed=5))
+    assert np.array_equal(np.concatenate([labels.numpy() for _, labels in again]), epochs[0])
+
+
 def test_auto_jit_means_onednn_without_xla_else_xla(monkeypatch):
     from core.trainer import resolve_jit_compile
 
