@@ -29,6 +29,7 @@ def test_tiny_training_writes_a_complete_run(finished):
     assert status["data_source"] == "sample" and "bundled sample" in status["source_detail"]
     assert status["versions"]["tensorflow"] and status["parameters"] == 61706
     assert status["batch_slices"] == trainer_module.batch_slices(TINY.batch_size, status["n_train"])
+    assert status["fused_adam"] is True
     assert store.read_config(result.run_id).data_source == "sample"  # the source used is recorded
     batch, epoch = store.read_metrics(result.run_id)
     assert epoch["epoch"].tolist() == [1, 2]
@@ -124,6 +125,49 @@ def test_sliced_train_step_applies_the_whole_batch_gradient(slices):
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)
     for key in ("loss", "accuracy"):
         np.testing.assert_allclose(sliced_history[key], plain_history[key], rtol=1e-5)
+
+
+@pytest.mark.parametrize("schedule", [False, True])
+def test_fused_adam_takes_keras_adam_steps(schedule):
+    """TensorFlow's Adam kernel gives Keras' Adam steps: weights and both moments, with a constant learning
+    rate and with a schedule. Three steps only: Adam divides by the gradient's own scale, so the float32
+    rounding of a near-zero gradient grows into visible differences over tens of steps."""
+    import keras
+
+    from core.model import build_model
+    from core.trainer import use_fused_adam
+
+    rng = np.random.default_rng(2)
+    x = rng.random((64 * 3, 32, 32, 1), np.float32)
+    y = rng.integers(0, 10, len(x))
+    fitted = []
+    for fused in (False, True):
+        keras.utils.set_random_seed(0)
+        model = build_model(TINY)
+        rate = keras.optimizers.schedules.CosineDecay(1e-2, decay_steps=3) if schedule else 1e-2
+        model.compile(optimizer=keras.optimizers.Adam(rate), loss="sparse_categorical_crossentropy",
+                      jit_compile=False)
+        if fused:
+            assert use_fused_adam(model.optimizer)
+        model.fit(x, y, batch_size=64, epochs=1, shuffle=False, verbose=0)
+        moments = [v.numpy() for v in model.optimizer.variables]  # both moments, the step count, the rate
+        assert len(moments) >= 2 * len(model.trainable_weights)
+        fitted.append((model.get_weights(), moments))
+    (weights, moments), (fused_weights, fused_moments) = fitted
+    moved = max(float(np.abs(w - w0).max()) for w, w0 in zip(weights, build_model(TINY).get_weights()))
+    assert moved > 1e-2  # a step without Adam's bias correction, or with another epsilon, would be off by more
+    for a, b in zip(weights + moments, fused_weights + fused_moments):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)
+
+
+def test_fused_adam_only_replaces_plain_adam():
+    import keras
+
+    from core.trainer import use_fused_adam
+
+    assert use_fused_adam(keras.optimizers.Adam()) is True
+    for other in (keras.optimizers.Adam(amsgrad=True), keras.optimizers.SGD(), keras.optimizers.AdamW()):
+        assert use_fused_adam(other) is False
 
 
 def test_a_last_batch_smaller_than_the_slices_trains(tmp_path, monkeypatch):
