@@ -10,8 +10,8 @@ is a fresh process; the sides alternate (silent, streaming, silent, ...). The fi
 pairs of 1 - (streaming images/s) / (silent images/s) on epochs 2.. (epoch 1 includes compiling). The
 streaming runs also report their own accounting: the seconds spent in the epoch-end evaluation and
 snapshot (eval_time in metrics.jsonl) as a share of their epoch time, a figure that other users' load
-cannot blur as much as a ratio of two runs. The target counts as met only when both the wall-clock and
-the per-CPU-second overheads are within it.
+cannot blur as much as a ratio of two runs. The target counts as met only when the wall-clock and the
+per-CPU-second overheads and that share are all within it.
 """
 
 from __future__ import annotations
@@ -64,16 +64,18 @@ def main(argv=None) -> dict:
         })
     measured = common.median(o["wall"] for o in overheads)
     measured_cpu = common.median(o["cpu"] for o in overheads)
+    eval_share = common.median(o["eval_share"] for o in overheads)
     result = {
         "figure": "Streaming overhead: 1 - images/s with streaming / images/s with streaming=False",
         "target": f"<= {TARGET_OVERHEAD:.0%}",
         "target_overhead": TARGET_OVERHEAD,
         "overhead": measured,
         "overhead_cpu": measured_cpu,
-        "eval_share": common.median(o["eval_share"] for o in overheads),
+        "eval_share": eval_share,
         "overheads": overheads,
-        # both measures must agree: on a busy machine one pair alone can swing the wall figure by 40 points
-        "meets_target": measured is not None and max(measured, measured_cpu) <= TARGET_OVERHEAD,
+        # all three must agree: on a busy machine one pair alone can swing the wall figure by 40 points, and
+        # the evaluation's own share is what streaming costs at the least
+        "meets_target": measured is not None and max(measured, measured_cpu, eval_share) <= TARGET_OVERHEAD,
         "pairs": pairs, "epochs": args.epochs,
         "runs": runs, "machine": machine,
     }
@@ -83,7 +85,8 @@ def main(argv=None) -> dict:
         ["pair", "silent img/s", "streaming img/s", "overhead", "overhead per CPU-s", "eval+snapshot share"],
         [[n + 1, *(common.run_of(runs, n, side)["steady_images_per_s"] for side in SIDES),
           f"{o['wall']:+.1%}", f"{o['cpu']:+.1%}", f"{o['eval_share']:.1%}"] for n, o in enumerate(overheads)])
-    print(f"median overhead {measured:+.1%}, per CPU-second {measured_cpu:+.1%} (target <= {TARGET_OVERHEAD:.0%}): "
+    print(f"median overhead {measured:+.1%}, per CPU-second {measured_cpu:+.1%}, evaluation and snapshot "
+          f"{eval_share:.1%} of an epoch (target <= {TARGET_OVERHEAD:.0%}): "
           f"{'meets' if result['meets_target'] else 'MISSES'} the target")
     return result
 
