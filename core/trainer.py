@@ -123,9 +123,9 @@ def make_train_dataset(x: np.ndarray, y: np.ndarray, config: TrainConfig):
     quarter of the memory (61 MB instead of 245 MB for the full MNIST).
 
     tf.data's autotuning is off and the prefetch buffer fixed. With it on, Keras' switch to a new iterator
-    at each epoch end waits in the old iterator's destructor for the autotuner's thread, which sleeps
-    between its rounds: 0 to ~4 s of idle CPU per epoch on 2 cores, a 6.5 s epoch taking 10 s about half
-    the time (seen with gdb: RootDataset::Iterator::~Iterator waiting on Model::OptimizeLoop). This
+    at the start of each epoch waits in the old iterator's destructor for the autotuner's thread, which
+    sleeps between its rounds: 0 to ~4 s of idle CPU per epoch on 2 cores, a 6.5 s epoch taking 10 s about
+    half the time (seen with gdb: RootDataset::Iterator::~Iterator waiting on Model::OptimizeLoop). This
     pipeline has nothing to tune: one map of a gather and a cast, run in the prefetch thread.
     """
     import tensorflow as tf
