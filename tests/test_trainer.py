@@ -182,7 +182,7 @@ def test_a_last_batch_smaller_than_the_slices_trains(tmp_path, monkeypatch):
 
 
 def test_training_batches_reshuffle_each_epoch_without_tf_data_autotuning():
-    """Autotuning off (its thread stalled each epoch's end for seconds); every epoch still sees each image
+    """Autotuning off (its thread stalled each epoch's start for seconds); every epoch still sees each image
     once, in a new order, from the same seed."""
     x = np.arange(200, dtype=np.float32).reshape(200, 1, 1, 1) / np.float32(255)
     y = np.arange(200, dtype=np.int32)
