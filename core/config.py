@@ -171,8 +171,8 @@ PRESETS: dict[str, TrainConfig] = {
     "Seed article": TrainConfig(validation_split=0.0),
     # Under a minute on 2 CPU cores with the bundled sample.
     "Quick demo": TrainConfig(train_subset=6000, validation_split=0.1, epochs=2, batch_size=128),
-    # Highest test accuracy we reach within five minutes on 2 CPU cores (bench/RESULTS.md: 99.47% median over
-    # 5 seeds, 2-2.5 minutes each). Batch 256 costs less CPU per image than 64, which buys epochs; max
+    # Highest test accuracy we reach within five minutes on 2 CPU cores (bench/RESULTS.md: 99.48% median over
+    # 8 seeds, 2-2.5 minutes each). Batch 256 costs less CPU per image than 64, which buys epochs; max
     # pooling and light dropout on top of the shifts/rotations; SGD with momentum and cosine decay to 0 over
     # the run, which beat Adam 3e-3 here (99.50/99.52% against 99.44/99.37% on seeds 42/43) in no more time.
     "Best accuracy": TrainConfig(
