@@ -10,7 +10,7 @@ import numpy as np
 from sklearn.metrics import accuracy_score, log_loss
 
 from core.store import RunStore
-from core.trainer import usable_cpus
+from core.trainer import batches_done, usable_cpus
 
 
 def current_learning_rate(model) -> float:
@@ -74,7 +74,7 @@ class StreamingCallback(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         logs = logs or {}
-        self.step = self.epoch_step_offset + batch + 1
+        self.step = self.epoch_step_offset + batches_done(batch, self.params)
         now = time.perf_counter()
         if now - self.last_write < self.batch_interval:
             return
@@ -82,7 +82,7 @@ class StreamingCallback(keras.callbacks.Callback):
         self.store.append_metrics(self.run_id, [{
             "type": "batch",
             "epoch": self.epoch_number,
-            "batch": batch + 1,
+            "batch": self.step - self.epoch_step_offset,
             "step": self.step,
             "loss": float(logs.get("loss", np.nan)),
             "accuracy": float(logs.get("accuracy", np.nan)),

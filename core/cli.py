@@ -162,8 +162,11 @@ class _ProgressBar:
 
             def on_train_batch_end(self, batch, logs=None):
                 logs = logs or {}
+                from core.trainer import batches_done
+
                 with contextlib.redirect_stdout(sys.stderr):
-                    self.bar.update(batch + 1, [(k, float(v)) for k, v in logs.items() if k in ("loss", "accuracy")])
+                    self.bar.update(batches_done(batch, self.params),
+                                    [(k, float(v)) for k, v in logs.items() if k in ("loss", "accuracy")])
 
             def on_epoch_end(self, epoch, logs=None):
                 logs = logs or {}

@@ -280,6 +280,17 @@ def build_training_state(model) -> None:
     model.compute_metrics(image, np.zeros(1, np.int32), model(image, training=False))
 
 
+def batches_done(batch: int, params: dict) -> int:
+    """The batches of this epoch done when Keras calls on_train_batch_end(batch).
+
+    With steps_per_execution > 1, Keras reports each call of the compiled loop by its last batch, and it
+    reports the epoch's last call as a full one even when fewer batches were left (235 batches of 4 per
+    call: 4, 8, ..., 232, 236). Counted as is, the live chart's step axis would run ahead by up to
+    steps_per_execution - 1 batches per epoch and the progress would show "batch 236/235"."""
+    steps = params.get("steps")
+    return min(batch + 1, steps) if steps else batch + 1
+
+
 def _finite(arrays) -> bool:
     return all(np.isfinite(a).all() for a in arrays)
 
@@ -300,10 +311,11 @@ class _Control:
                 logs = logs or {}
                 loss = logs.get("loss")
                 if loss is not None and not float(loss) <= LOSS_LIMIT:  # NaN fails every comparison
-                    control.diverged(batch + 1, f"loss became {float(loss):.4g}")
+                    control.diverged(batches_done(batch, self.params), f"loss became {float(loss):.4g}")
                     self.model.stop_training = True
                 elif not _finite(w.numpy() for w in self.model.get_layer("output").weights):  # 850 numbers: cheap
-                    control.diverged(batch + 1, "the output layer's weights became non-finite")
+                    control.diverged(batches_done(batch, self.params),
+                                     "the output layer's weights became non-finite")
                     self.model.stop_training = True
                 elif stop_event is not None and stop_event.is_set():
                     control.stopped = True

@@ -49,6 +49,14 @@ def test_train_prints_run_id_and_test_metrics(tmp_path):
     assert status["name"] == "cli tiny" and status["status"] == "completed"
 
 
+def test_train_progress_bar_never_counts_past_the_epochs_batches(tmp_path):
+    # 2,000 images of 192 are 11 batches, run 5 per call of the compiled loop: Keras reports the last call
+    # as batch 15
+    result = cli("train", "--data-source", "sample", "--train-subset", "2000", "--validation-split", "0",
+                 "--batch-size", "192", "--epochs", "1", runs_dir=tmp_path)
+    assert "11/11" in result.stderr and "15/11" not in result.stderr
+
+
 def test_list_shows_runs_and_damaged_folders(trained):
     runs, payload = trained
     (runs / "broken-run").mkdir(exist_ok=True)

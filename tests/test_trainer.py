@@ -334,3 +334,28 @@ def test_training_state_built_first_traces_the_step_once_and_leaves_the_metrics_
     assert len(traces) == 1
     # The metrics hold only the fit's own 256 images, not the zero image that built them.
     assert logs["accuracy"][0] * 256 == pytest.approx(round(logs["accuracy"][0] * 256), abs=1e-3)
+
+
+def test_batch_records_count_an_epochs_last_short_call_as_it_is(tmp_path):
+    """Keras reports the last call of the compiled loop as a full steps_per_execution; 11 batches of 4 per
+    call are 4, 8, 11 (not 12), and the step axis goes on from 11."""
+    import keras
+
+    from core.callback import StreamingCallback
+    from core.model import build_model
+
+    config = TrainConfig(data_source="sample", validation_split=0.0, batch_size=8, epochs=2)
+    store = RunStore(tmp_path)
+    run_id = store.create_run(config, name="short last call")
+    keras.utils.set_random_seed(1)
+    model = build_model(config)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"],
+                  steps_per_execution=4)
+    rng = np.random.default_rng(0)
+    x, y = rng.random((88, 32, 32, 1), dtype=np.float32), rng.integers(0, 10, 88)
+    streamer = StreamingCallback(store, run_id, x[:20], y[:20], batch_size=8, n_train=88, batch_interval=0.0)
+    model.fit(x, y, batch_size=8, epochs=2, shuffle=False, callbacks=[streamer], verbose=0)
+    batch, epoch = store.read_metrics(run_id)
+    assert batch["batch"].tolist() == [4, 8, 11, 4, 8, 11]
+    assert batch["step"].tolist() == [4, 8, 11, 15, 19, 22]
+    assert epoch["epoch"].tolist() == [1, 2]
