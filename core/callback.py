@@ -74,7 +74,8 @@ class StreamingCallback(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         logs = logs or {}
-        self.step = self.epoch_step_offset + batches_done(batch, self.params)
+        done = batches_done(batch, self.params)
+        self.step = self.epoch_step_offset + done
         now = time.perf_counter()
         if now - self.last_write < self.batch_interval:
             return
@@ -82,7 +83,7 @@ class StreamingCallback(keras.callbacks.Callback):
         self.store.append_metrics(self.run_id, [{
             "type": "batch",
             "epoch": self.epoch_number,
-            "batch": self.step - self.epoch_step_offset,
+            "batch": done,
             "step": self.step,
             "loss": float(logs.get("loss", np.nan)),
             "accuracy": float(logs.get("accuracy", np.nan)),

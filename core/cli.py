@@ -155,6 +155,8 @@ class _ProgressBar:
     def __new__(cls):
         import keras
 
+        from core.trainer import batches_done
+
         class ProgressBar(keras.callbacks.Callback):
             def on_epoch_begin(self, epoch, logs=None):
                 print(f"Epoch {epoch + 1}/{self.params['epochs']}", file=sys.stderr)
@@ -162,8 +164,6 @@ class _ProgressBar:
 
             def on_train_batch_end(self, batch, logs=None):
                 logs = logs or {}
-                from core.trainer import batches_done
-
                 with contextlib.redirect_stdout(sys.stderr):
                     self.bar.update(batches_done(batch, self.params),
                                     [(k, float(v)) for k, v in logs.items() if k in ("loss", "accuracy")])
