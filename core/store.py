@@ -421,15 +421,29 @@ class RunStore:
 
     # ----- listing, renaming, deleting ---------------------------------------------------------
     def list_runs(self) -> list[RunInfo]:
-        """Every entry of the store, newest first; damaged ones carry their reasons and never raise."""
+        """Every entry of the store, newest first (by the creation time its status records, else the folder's
+        modification time); damaged ones carry their reasons and never raise."""
         try:
-            entries = sorted(self.root.iterdir(), key=lambda p: p.name, reverse=True)
+            entries = list(self.root.iterdir())
         except FileNotFoundError:
             return []
         except OSError as exc:
             raise StoreError(f"cannot read the run store {self.root}: {exc.strerror or exc}") from None
-        return [self.inspect(entry) for entry in entries if not entry.name.startswith(".")
-                and entry.name != "README.md"]
+        infos = [self.inspect(entry) for entry in entries if not entry.name.startswith(".")
+                 and entry.name != "README.md"]
+        return sorted(infos, key=lambda info: (self._created(info), info.run_id), reverse=True)
+
+    @staticmethod
+    def _created(info: RunInfo) -> float:
+        """When a run was created, in seconds since the epoch: a run id says nothing about it (the shipped runs
+        have names, not dates)."""
+        with contextlib.suppress(TypeError, ValueError):
+            created = datetime.fromisoformat(info.meta.get("created"))
+            return (created if created.tzinfo else created.replace(tzinfo=timezone.utc)).timestamp()
+        try:
+            return info.path.stat().st_mtime
+        except OSError:  # deleted while listed
+            return 0.0
 
     def inspect(self, entry: Path) -> RunInfo:
         info = RunInfo(run_id=entry.name, path=entry, name=entry.name)

@@ -26,6 +26,16 @@ def test_create_run_writes_config_and_status(store):
     assert info.run_id == run_id and info.name == "first try" and not info.damaged
 
 
+def test_runs_are_listed_newest_first_by_creation_time_not_by_folder_name(store):
+    # The shipped runs have names for ids, not dates: sorting by the id put them above every newer run.
+    ids = {name: store.create_run(TrainConfig(), name=name) for name in ("a", "b", "c")}
+    store.write_status(ids["a"], created="2026-11-28T21:00:00.250+00:00")
+    store.write_status(ids["c"], created="2026-11-28T21:00:00+00:00")
+    store.write_status(ids["b"], created="2026-11-28T08:00:00+00:00")
+    (store.root / "no-status-yet").mkdir()  # damaged, no creation time: its folder's time (now) places it
+    assert [info.name for info in store.list_runs()] == ["no-status-yet", "a", "c", "b"]
+
+
 def test_metrics_append_and_partial_last_line_is_skipped(store):
     run_id = store.create_run(TrainConfig())
     store.append_metrics(run_id, [{"type": "batch", "epoch": 1, "batch": 5, "loss": 2.0},
