@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections import Counter
 from pathlib import Path
 
 import streamlit as st
@@ -37,6 +38,15 @@ def run_label(info: RunInfo) -> str:
     return f"{info.name} ({info.status}{shown})"
 
 
+def unique_labels(runs: list[RunInfo]) -> dict[str, str]:
+    """run_label for each run, with the run id added where two runs would read the same (a preset trained twice
+    under one name). Streamlit's selectbox tells its options apart by their labels: two equal labels would
+    both select the first of them."""
+    labels = {r.run_id: run_label(r) for r in runs}
+    counts = Counter(labels.values())
+    return {run_id: f"{label} · {run_id}" if counts[label] > 1 else label for run_id, label in labels.items()}
+
+
 def run_selector(location=st.sidebar) -> RunInfo | None:
     """The one run selector shared by the audit pages (app.py draws it); the choice persists across pages.
 
@@ -58,7 +68,7 @@ def run_selector(location=st.sidebar) -> RunInfo | None:
             location.info(f"{reason}; showing another run.")
         current = _default_run(choices)
     st.session_state[SELECTED_RUN] = st.session_state[RUN_WIDGET] = current
-    labels = {r.run_id: run_label(r) for r in choices}
+    labels = unique_labels(choices)
     location.selectbox("Run", ids, format_func=labels.get, key=RUN_WIDGET, on_change=_widget_chose)
     return next(r for r in choices if r.run_id == current)
 

@@ -213,6 +213,26 @@ def test_audit_pages_use_the_shared_run_selector(store, truths):
     assert f"**{errors:,} misclassified test images**" in [m.value for m in at.markdown]
 
 
+def test_run_selector_reaches_each_of_two_runs_with_the_same_name(store, truths):
+    # A preset trained twice under one name gives two runs whose labels would read the same; Streamlit's
+    # selectbox tells options apart by label, so the second one could not be chosen.
+    first = truths["one_epoch"].run_id
+    twin = "20261128-211046-twin-of-the-tiny-run-181f"
+    shutil.copytree(store / first, store / twin)
+    RunStore(store).write_status(twin, test_accuracy=RunStore(store).read_status(first)["test_accuracy"])
+    at = open_page("evaluate", run_id=first)
+    selector = at.sidebar.selectbox(key="common_run_widget")
+    assert len(set(selector.options)) == len(selector.options) == 4
+    assert sum(twin in label for label in selector.options) == 1
+    selector.set_value(twin)
+    rerun(at)
+    assert at.session_state[SELECTED_RUN] == twin and at.sidebar.selectbox(key="common_run_widget").value == twin
+    selector = at.sidebar.selectbox(key="common_run_widget")
+    selector.set_value(first)
+    rerun(at)
+    assert at.session_state[SELECTED_RUN] == first
+
+
 def test_evaluate_confusion_matrix_counts_and_normalised(store, truths):
     truth = truths["two_epochs"]
     at = open_page("evaluate", truth.run_id)
