@@ -188,6 +188,20 @@ def epochs(run_id: str) -> list[int]:
     return common.store().epochs_saved(run_id)
 
 
+def readable_epochs(run_id: str) -> tuple[list[int], list[str]]:
+    """The saved epochs whose snapshot can be read, and why each other one cannot: one damaged snapshot
+    leaves out its epoch, not the whole history."""
+    readable, problems = [], []
+    for epoch in epochs(run_id):
+        try:
+            _snapshot(_root(), run_id, epoch)
+        except StoreError as exc:
+            problems.append(f"{exc}; it is left out, the other epochs are shown.")
+        else:
+            readable.append(epoch)
+    return readable, problems
+
+
 def snapshot_probs(run_id: str, epoch: int) -> np.ndarray:
     return _snapshot(_root(), run_id, epoch)[0]
 
@@ -300,28 +314,25 @@ def class_examples(images: np.ndarray, labels: np.ndarray, probs: np.ndarray,
 # ---------------------------------------------------------------- epoch by epoch
 
 
-def epoch_accuracies(run_id: str, labels: np.ndarray) -> list[float]:
-    return [float(np.mean(snapshot_probs(run_id, e).argmax(axis=1) == labels)) for e in epochs(run_id)]
+def epoch_accuracies(run_id: str, labels: np.ndarray, saved: list[int]) -> list[float]:
+    return [float(np.mean(snapshot_probs(run_id, e).argmax(axis=1) == labels)) for e in saved]
 
 
-def epoch_changes(run_id: str, epoch: int, labels: np.ndarray) -> dict[str, np.ndarray] | None:
-    """Test indices fixed and broken by `epoch` relative to the previous saved epoch; None for the first."""
-    saved = epochs(run_id)
+def epoch_changes(run_id: str, epoch: int, labels: np.ndarray, saved: list[int]) -> dict[str, np.ndarray] | None:
+    """Test indices fixed and broken by `epoch` relative to the previous epoch in `saved`; None for the first."""
     position = saved.index(epoch)
     if position == 0:
         return None
     return analysis().epoch_changes(labels, snapshot_probs(run_id, saved[position - 1]), snapshot_probs(run_id, epoch))
 
 
-def history(run_id: str, labels: np.ndarray, index: int) -> pd.DataFrame:
-    """One test image's prediction after every saved epoch (epoch numbers as saved)."""
-    saved = epochs(run_id)
+def history(run_id: str, labels: np.ndarray, index: int, saved: list[int]) -> pd.DataFrame:
+    """One test image's prediction after each epoch of `saved` (epoch numbers as saved)."""
     table = analysis().correctness_history(labels, [snapshot_probs(run_id, e) for e in saved], index)
     return table.assign(epoch=saved)
 
 
-def c1_history(run_id: str) -> tuple[list[int], np.ndarray]:
-    saved = epochs(run_id)
+def c1_history(run_id: str, saved: list[int]) -> tuple[list[int], np.ndarray]:
     kernels = [_snapshot(_root(), run_id, e)[1] for e in saved]
     return saved, (np.stack(kernels) if kernels else np.zeros((0, 6, 5, 5), np.float32))
 

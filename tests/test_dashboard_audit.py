@@ -617,6 +617,25 @@ def test_a_damaged_snapshot_leaves_the_rest_of_evaluate_standing(store, truths):
     at = open_page("evaluate", truth.run_id, evaluate_view="Epoch by epoch")
     assert metric(at, "Test accuracy").value == f"{np.mean(truth.pred == truth.labels):.2%}"
     assert any("epoch 1 snapshot is damaged" in w.value for w in at.warning)
+    # the epoch view leaves out the damaged epoch, not the whole history: epoch 2 is still shown
+    accuracy = np.mean(truth.snapshots[2][0].argmax(axis=1) == truth.labels)
+    assert metric(at, "Test accuracy after epoch 2").value == f"{accuracy:.2%}"
+    assert any("Only epoch 2 can be read" in c.value for c in at.caption)
+    assert has_figure(at, "evaluate_epoch_confusion")
+
+
+def test_a_damaged_snapshot_leaves_the_other_epochs_in_the_image_history_and_filters(store, truths):
+    truth = truths["two_epochs"]
+    (store / truth.run_id / "epochs" / "epoch_0001.npz").write_bytes(b"not a zip file")
+    at = open_page("gallery", truth.run_id)
+    index = int(analysis.misclassified(truth.labels, truth.probs)["index"].iloc[0])
+    at.button(key=f"gallery_tile_{index}").click()
+    rerun(at)
+    assert any("epoch 1 snapshot is damaged" in w.value for w in at.warning)
+    assert list(figure(at, "gallery_history")["data"][0]["x"]) == [2]
+    at = open_page("inside", truth.run_id)
+    assert any("epoch 1 snapshot is damaged" in w.value for w in at.warning)
+    assert figure(at, "inside_filters")["layout"]["title"]["text"] == "C1 filters after epoch 2"
 
 
 def test_a_fashion_run_is_not_compared_with_mnist_results(store, truths):

@@ -140,13 +140,16 @@ def epoch_section(run_id: str, predictions: data.Predictions, names: list[str],
 
 def epoch_view(run_id: str, predictions: data.Predictions, names: list[str],
                images: data.TestImages | None) -> None:
-    saved = data.epochs(run_id)
+    saved, problems = data.readable_epochs(run_id)
+    for problem in problems:
+        st.warning(problem)
     if not saved:
-        st.caption("This run saved no epoch snapshots.")
+        st.caption("This run has no readable epoch snapshots." if problems else "This run saved no epoch snapshots.")
         return
     if len(saved) == 1:
         epoch = saved[0]
-        st.caption(f"Only epoch {epoch} was saved, so there is nothing to scrub through yet.")
+        st.caption(f"Only epoch {epoch} {'can be read' if problems else 'was saved'}, so there is nothing to "
+                   "scrub through yet.")
     else:
         epoch = st.select_slider("Epoch", options=saved, value=saved[-1], key=EPOCH)
     labels = predictions.labels
@@ -154,7 +157,7 @@ def epoch_view(run_id: str, predictions: data.Predictions, names: list[str],
     if len(probs) != len(labels):
         st.warning(f"The epoch {epoch} snapshot holds {len(probs)} predictions, not one per test image.")
         return
-    accuracies = data.epoch_accuracies(run_id, labels)
+    accuracies = data.epoch_accuracies(run_id, labels, saved)
     position = saved.index(epoch)
     accuracy = accuracies[position]
     left, right = st.columns([1, 2])
@@ -167,7 +170,7 @@ def epoch_view(run_id: str, predictions: data.Predictions, names: list[str],
     matrix = data.figure(figures.confusion_matrix_figure, counts, names, height=420,
                          title=f"Confusion matrix after epoch {epoch}", clickable=False)
     right.plotly_chart(matrix, key="evaluate_epoch_confusion", config={"displayModeBar": False})
-    changes = data.epoch_changes(run_id, epoch, labels)
+    changes = data.epoch_changes(run_id, epoch, labels, saved)
     if changes is None:
         st.caption("The first saved epoch has no previous epoch to compare with.")
         return

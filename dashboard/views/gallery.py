@@ -3,7 +3,6 @@
 import numpy as np
 import streamlit as st
 
-from core.store import StoreError
 from dashboard import audit_data as data
 from dashboard import figures_audit as figures
 
@@ -111,12 +110,11 @@ def details(info, predictions: data.Predictions, names: list[str], images: data.
             maps = data.maps_for(info, model, data.as_x32(images.images[index]))
             st.image(data.figure(figures.feature_map_image, maps["c1_conv"], 6, 96), output_format="PNG",
                      caption="C1 feature maps: what each of the six 5×5 filters makes of the image")
-        if data.epochs(info.run_id):
-            try:
-                history = data.history(info.run_id, predictions.labels, index)
-            except StoreError as exc:
-                st.warning(str(exc))
-                return
+        saved, problems = data.readable_epochs(info.run_id)
+        for problem in problems:
+            st.warning(problem)
+        if saved:
+            history = data.history(info.run_id, predictions.labels, index, saved)
             right = history.loc[history["correct"], "epoch"].tolist()
             st.plotly_chart(data.figure(figures.history_figure, history, names, label), key="gallery_history")
             st.caption(f"Right after epochs {', '.join(map(str, right)) or 'none'}; "

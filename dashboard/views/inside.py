@@ -4,7 +4,6 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core.store import StoreError
 from dashboard import audit_data as data
 from dashboard import common
 from dashboard import figures_audit as figures
@@ -56,11 +55,10 @@ def layers_section(info, model) -> None:
 
 
 def filters_view(info, model, live: bool) -> None:
-    try:
-        saved, history = data.c1_history(info.run_id)
-    except StoreError as exc:  # a damaged epoch snapshot: say so, and show the saved model's filters instead
-        st.warning(str(exc))
-        saved, history = [], None
+    readable, problems = data.readable_epochs(info.run_id)
+    for problem in problems:  # a damaged epoch snapshot: its epoch is left out of the slider
+        st.warning(problem)
+    saved, history = data.c1_history(info.run_id, readable)
     if not saved and model is None:
         st.caption("No epoch has finished yet; the filters appear after the first one.")
         return
