@@ -271,7 +271,7 @@ def feature_maps(model, image: np.ndarray, layer_names=LENET_LAYERS) -> dict[str
 def _open_upload(data, max_bytes: int, max_pixels: int) -> Image.Image:
     size = len(data)
     if size == 0:
-        raise ImageError("The upload is empty (0 bytes); choose a PNG or JPEG picture of a digit.")
+        raise ImageError(f"The upload is empty (0 bytes); choose a picture of a digit ({', '.join(UPLOAD_FORMATS)}).")
     if size > max_bytes:
         raise ImageError(
             f"The file is too large: {size:,} bytes; the limit is {max_bytes / 2**20:g} MB ({max_bytes:,} bytes)."

@@ -405,7 +405,17 @@ FROM_TEST_SET = "A test image"
 FROM_GALLERY = "The image opened in the gallery"
 FROM_UPLOAD = "An uploaded picture"
 INSIDE_SOURCE = "inside_source"  # the gallery's "Inside the model" button sets it to FROM_GALLERY
-UPLOAD_TYPES = ["png", "jpg", "jpeg"]
+
+
+def upload_types() -> tuple[list[str], str]:
+    """The file extensions the uploader takes and how to say them: every extension Pillow registers for a format
+    that core.analysis decodes (the formats its "allowed formats" message names), so the two never disagree."""
+    from PIL import Image
+
+    formats = analysis().UPLOAD_FORMATS
+    Image.init()
+    extensions = sorted(ext.lstrip(".") for ext, name in Image.registered_extensions().items() if name in formats)
+    return extensions, ", ".join(formats[:-1]) + f" or {formats[-1]}"
 
 
 @dataclass(frozen=True)
@@ -432,7 +442,8 @@ def pick_digit(prefix: str, images: TestImages | None, with_gallery: bool = Fals
         st.session_state[key] = sources[0]
     source = st.radio("Image", sources, key=key, horizontal=True)
     if source == FROM_UPLOAD:
-        upload = st.file_uploader("A PNG or JPEG picture of one handwritten digit", type=UPLOAD_TYPES,
+        extensions, said = upload_types()
+        upload = st.file_uploader(f"A picture of one handwritten digit ({said})", type=extensions,
                                   key=f"{prefix}_upload")
         if upload is None:
             st.caption("Dark ink on light paper or light on dark both work; the picture is cropped, fitted into "

@@ -306,6 +306,23 @@ def test_predict_page_refuses_a_bad_upload_and_reads_an_alpha_digit(predict_page
     assert prediction.label == "Prediction for upload seven.png" and prediction.value == "7"
 
 
+def test_predict_page_takes_every_format_its_message_names(predict_page):
+    # The decoder reads PNG, JPEG, GIF, BMP, TIFF and WebP and names them when it refuses a file; the uploader
+    # took only PNG and JPEG, so a GIF was refused by the browser with another list.
+    from dashboard_apptest import texts
+
+    at = predict_page
+    uploader = at.file_uploader(key="predict_upload")
+    assert {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp"} <= set(uploader.proto.type)
+    assert "PNG, JPEG, GIF, BMP, TIFF or WEBP" in uploader.proto.label
+    for name, fmt in (("seven.gif", "GIF"), ("seven.bmp", "BMP"), ("seven.webp", "WEBP")):
+        buffer = io.BytesIO()
+        _seven().save(buffer, format=fmt)
+        at.file_uploader(key="predict_upload").set_value((name, buffer.getvalue(), f"image/{fmt.lower()}")).run()
+        assert not at.exception and not texts(at.error)
+        assert at.metric[0].label == f"Prediction for upload {name}" and at.metric[0].value == "7"
+
+
 # ----- the sidebar's Train form ----------------------------------------------------------------------
 # tests/test_dashboard_train.py covers learning_rate=0, lecun1998 + tanh, file without a path and a batch
 # larger than the subset; these are the other kinds of refusal the form can give.
