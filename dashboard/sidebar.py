@@ -132,7 +132,7 @@ def training_form() -> None:
                       help="Fills the controls below; press Train to start.", persist_state=PERSIST)
     lecun = state[key("variant")] == "lecun1998"
     seed_only_locked = lecun and all(state[key(f)] == getattr(DEFAULTS, f) for f in SEED_ONLY)
-    with sidebar.form("train_form", border=False):
+    with sidebar.form("train_form", border=False, enter_to_submit=False):  # only the Train button starts a run
         st.text_input("Run name", key=NAME, max_chars=100, placeholder="e.g. adam lr 1e-3",
                       help="Shown in the Runs table; leave empty for an automatic name.", persist_state=PERSIST)
         _error_next_to("name")

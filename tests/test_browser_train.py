@@ -119,6 +119,17 @@ def nav(page, title: str) -> None:
 # ----- the test --------------------------------------------------------------------------------
 
 
+def test_enter_in_a_form_field_does_not_start_a_run(server, page):
+    # Streamlit forms submit on Enter by default: typing a run name and pressing Enter started a training run.
+    field = page.locator(".st-key-train_name input")
+    field.fill("pressed enter")
+    field.press("Enter")
+    time.sleep(3)
+    assert RunStore(server[1]).list_runs() == []
+    field.fill("")
+    field.press("Tab")
+
+
 def test_live_chart_moves_survives_a_page_switch_and_stop_works(server, page):
     url, runs = server
     store = RunStore(runs)
