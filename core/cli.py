@@ -240,10 +240,10 @@ def cmd_evaluate(args, store: RunStore) -> int:
 
 
 def cmd_audit(args, store: RunStore) -> int:
+    if not 0 < args.min_confidence <= 1:  # before TensorFlow loads: a bad value is refused at once
+        raise CliError(f"--min-confidence={args.min_confidence} must be in (0, 1]")
     from core.analysis import suspected_label_errors
 
-    if not 0 < args.min_confidence <= 1:
-        raise CliError(f"--min-confidence={args.min_confidence} must be in (0, 1]")
     _, probs, y_test = _evaluation(store, args.run)
     names = _class_names(store, args.run, probs.shape[1])
     table = suspected_label_errors(y_test, probs, top=args.top, min_confidence=args.min_confidence)
@@ -256,22 +256,30 @@ def cmd_audit(args, store: RunStore) -> int:
     return 0
 
 
+def _check_test_index(index: int, n_test: int) -> None:
+    if not 0 <= index < n_test:
+        raise CliError(f"test index {index} is out of range; allowed: 0 to {n_test - 1}")
+
+
 def cmd_predict(args, store: RunStore) -> int:
+    by_index = args.image.lstrip("-").isdigit()
+    path = Path(args.image)
+    # What can be checked without TensorFlow is checked first, so a typo is refused at once and on one line.
+    if by_index and isinstance(n_test := store.read_status(args.run).get("n_test"), int):
+        _check_test_index(int(args.image), n_test)
+    if not by_index and not path.is_file():
+        raise CliError(f"{args.image}: no such image file (give a test index or the path of a picture)")
     import numpy as np
 
     from core.analysis import ImageError, predict_probs, preprocess_digit
 
     model = store.load_model(args.run)
-    if args.image.lstrip("-").isdigit():
+    if by_index:
         x_test, y_test, _, _ = _test_set(store, args.run)
         index = int(args.image)
-        if not 0 <= index < len(x_test):
-            raise CliError(f"test index {index} is out of range; allowed: 0 to {len(x_test) - 1}")
+        _check_test_index(index, len(x_test))
         image, source, truth = x_test[index], f"test image {index}", int(y_test[index])
     else:
-        path = Path(args.image)
-        if not path.is_file():
-            raise CliError(f"{args.image}: no such image file (give a test index or a PNG/JPEG path)")
         try:
             _, image = preprocess_digit(path.read_bytes())
         except ImageError as exc:

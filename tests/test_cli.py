@@ -133,6 +133,25 @@ def test_bad_input_exits_non_zero_with_one_line_and_no_traceback(tmp_path, args,
     assert result.stderr.strip().splitlines()[-1].startswith("error:")
 
 
+@pytest.mark.parametrize("args,expected", [
+    (["audit", "{run}", "--min-confidence", "2"], "--min-confidence=2.0 must be in (0, 1]"),
+    (["predict", "{run}", "10000"], "test index 10000 is out of range; allowed: 0 to 9999"),
+    (["predict", "{run}", "/nonexistent/seven.png"],
+     "/nonexistent/seven.png: no such image file (give a test index or the path of a picture)"),
+])
+def test_bad_values_are_refused_before_tensorflow_loads(trained, args, expected):
+    # The message is then the only line: TensorFlow prints its own log lines to stderr when it loads, whatever
+    # TF_CPP_MIN_LOG_LEVEL says, and the model took seconds to load before the value was looked at.
+    runs, payload = trained
+    code = ("import sys; from core.cli import main; code = main(sys.argv[1:]); "
+            "print('tensorflow loaded' if 'tensorflow' in sys.modules else 'tensorflow not loaded'); sys.exit(code)")
+    argv = [a.format(run=payload["run_id"]) for a in args]
+    result = subprocess.run([sys.executable, "-c", code, *argv, "--runs-dir", str(runs)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and result.stdout.strip() == "tensorflow not loaded"
+    assert result.stderr.strip() == f"error: {expected}"
+
+
 def test_predict_bad_index_and_bad_image(trained, tmp_path):
     runs, payload = trained
     result = cli("predict", payload["run_id"], "10000", runs_dir=runs, check=False)
