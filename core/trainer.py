@@ -309,6 +309,7 @@ class _Control:
 
             def on_train_batch_end(self, batch, logs=None):
                 logs = logs or {}
+                control.batches = batches_done(batch, self.params)
                 loss = logs.get("loss")
                 if loss is not None and not float(loss) <= LOSS_LIMIT:  # NaN fails every comparison
                     control.diverged(batches_done(batch, self.params), f"loss became {float(loss):.4g}")
@@ -323,6 +324,8 @@ class _Control:
 
             def on_epoch_end(self, epoch, logs=None):
                 logs = logs or {}
+                if not (self.model.stop_training and control.batches < (self.params.get("steps") or 0)):
+                    control.epochs_finished = epoch + 1  # Keras ends a stopped epoch too: count it only if whole
                 if control.nonfinite is not None:
                     return
                 weights = self.model.get_weights()
@@ -333,6 +336,8 @@ class _Control:
                     control.last_finite = (epoch + 1, weights)
 
         self.epoch = 0
+        self.batches = 0  # batches done in the current epoch
+        self.epochs_finished = 0
         self.stopped = False
         self.nonfinite: dict | None = None
         self.last_finite: tuple[int, list] | None = None
@@ -464,7 +469,9 @@ def _train(config, store, run_id, stop_event, callbacks, streaming, jit_compile,
         run_id, status=status, ended=now_iso(), error=error, phase=status, duration=duration,
         train_time=train_time, model_saved=model_epoch is not None, model_epoch=model_epoch,
         nonfinite=control.nonfinite, test_accuracy=(test_metrics or {}).get("accuracy"),
-        epochs_done=control.epoch,
+        epochs_done=control.epochs_finished if control.stopped else control.epoch,
+        # Stop pressed mid-epoch: how far into the next epoch it got (the saved model is the one at that batch)
+        stopped_batch=control.batches if control.stopped and control.epochs_finished < control.epoch else None,
     )
     return TrainResult(run_id, status, test_metrics, error, duration)
 

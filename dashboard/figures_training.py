@@ -88,6 +88,12 @@ def epoch_figure(epoch: pd.DataFrame, revision: str = "") -> go.Figure:
     if epoch is None or epoch.empty or "epoch" not in epoch:
         return _empty_figure("Loss and accuracy per epoch", "Waiting for the first epoch to end…")
     figure = _two_panels("Loss (per epoch)", "Accuracy (per epoch)")
+    # An epoch cut short by Stop is drawn hollow, and its hover says how many batches it covers.
+    partial = epoch["partial"].eq(True) if "partial" in epoch else pd.Series(False, index=epoch.index)
+    steps = epoch["steps_done"] if "steps_done" in epoch else pd.Series(np.nan, index=epoch.index)
+    notes = [f" (stopped after {int(s)} batches)" if p and pd.notna(s) else " (stopped mid-epoch)" if p else ""
+             for p, s in zip(partial, steps)]
+    symbols = ["circle-open" if p else "circle" for p in partial]
     for col, metric in ((1, "loss"), (2, "accuracy")):
         for split, column in (("train", metric), ("val", f"val_{metric}"), ("test", f"test_{metric}")):
             if column not in epoch or epoch[column].isna().all():
@@ -95,7 +101,9 @@ def epoch_figure(epoch: pd.DataFrame, revision: str = "") -> go.Figure:
             figure.add_trace(go.Scatter(x=epoch["epoch"], y=epoch[column].astype("float64"), mode="lines+markers",
                                         name=SPLIT_LABELS[split], legendgroup=split, showlegend=col == 1,
                                         line=dict(color=COLORS[split], width=2),
-                                        hovertemplate=f"{SPLIT_LABELS[split]} {metric}<br>epoch %{{x}}: %{{y:.4f}}",
+                                        marker=dict(symbol=symbols, size=8), customdata=notes,
+                                        hovertemplate=f"{SPLIT_LABELS[split]} {metric}<br>epoch %{{x}}%{{customdata}}: "
+                                                      f"%{{y:.4f}}",
                                         **_axes(col)))
     tick = 1 if len(epoch) <= 20 else None
     figure.update_layout(xaxis=dict(title="epoch", dtick=tick), xaxis2=dict(title="epoch", dtick=tick),

@@ -87,6 +87,17 @@ def test_epoch_figure_has_train_validation_and_test_curves():
     assert {trace.name for trace in no_validation.data} == {"train", "test"}
 
 
+def test_epoch_figure_draws_an_epoch_cut_short_by_stop_hollow():
+    stopped = pd.concat([EPOCH, pd.DataFrame({"epoch": [3], "loss": [0.7], "accuracy": [0.8], "partial": [True],
+                                              "steps_done": [208]})], ignore_index=True)
+    train = [t for t in figures.epoch_figure(stopped).data if t.name == "train"]
+    for trace in train:
+        assert list(trace.marker.symbol) == ["circle", "circle", "circle-open"]
+        assert list(trace.customdata) == ["", "", " (stopped after 208 batches)"]
+    assert all(isinstance(t.marker.symbol, str) or "circle-open" not in t.marker.symbol
+               for t in figures.epoch_figure(EPOCH).data)
+
+
 def test_empty_metrics_give_a_waiting_message():
     for figure in (figures.batch_figure(pd.DataFrame(), 0.6), figures.epoch_figure(pd.DataFrame())):
         assert not figure.data
@@ -153,6 +164,15 @@ def test_failed_run_shows_its_error(finished_run, lenet_runs):
     RunStore().write_status(finished_run, status="failed", error="loss became nan at epoch 1, batch 3")
     at = open_app()
     assert "loss became nan at epoch 1, batch 3" in texts(at.error)
+
+
+def test_a_run_stopped_mid_epoch_says_how_far_it_got(finished_run, lenet_runs):
+    RunStore().write_status(finished_run, status="stopped", epochs=8, epochs_done=1, stopped_batch=208,
+                            steps_per_epoch=268)
+    at = open_app()
+    assert ("Stopped after 1 of 8 epochs, 208 of 268 batches into epoch 2; the saved model is the one at that batch, "
+            "and the curves' epoch 2 point (hollow) covers only those batches.") in texts(at.warning)
+    assert {m.label: m.value for m in at.metric}["Epochs"] == "1/8"
 
 
 def test_damaged_folder_does_not_break_the_train_page(finished_run, lenet_runs):

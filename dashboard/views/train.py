@@ -93,6 +93,16 @@ def charts(info: RunInfo) -> None:
     st.plotly_chart(epoch_chart(root, info.run_id, version), key="train_epoch_chart", config={"displaylogo": False})
 
 
+def stopped_text(status: dict) -> str:
+    done, epochs, batch = status.get("epochs_done") or 0, status.get("epochs", "?"), status.get("stopped_batch")
+    text = f"Stopped after {done} of {epochs} epochs"
+    if batch:
+        steps = status.get("steps_per_epoch")
+        text += f", {batch}{f' of {steps}' if steps else ''} batches into epoch {done + 1}; the saved model is the one at " \
+                f"that batch, and the curves' epoch {done + 1} point (hollow) covers only those batches"
+    return text + "."
+
+
 def summary(info: RunInfo, status: dict, epoch) -> None:
     """The outcome of a run that has ended: test accuracy, time, what it trained on, and where to audit it."""
     state = status["status"]
@@ -101,7 +111,7 @@ def summary(info: RunInfo, status: dict, epoch) -> None:
     elif state == "interrupted":
         st.warning(f"Interrupted: {status.get('error') or 'the training process stopped before it finished'}")
     elif state == "stopped":
-        st.warning(f"Stopped after {status.get('epochs_done') or 0} of {status.get('epochs', '?')} epochs.", icon="⏹️")
+        st.warning(stopped_text(status), icon="⏹️")
     accuracy = status.get("test_accuracy")
     images = figures.median_images_per_sec(epoch)
     columns = st.columns(4)
