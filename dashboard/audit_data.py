@@ -226,6 +226,8 @@ def predictions(info: RunInfo) -> tuple[Predictions | None, str | None]:
             return Predictions(probs, labels, metrics, "the saved model"), None
         saved = epochs(info.run_id)
         if not saved:
+            if not info.active:
+                return None, f"This run ended ({info.status}) before finishing an epoch, so it saved no test predictions."
             return None, "This run has no test predictions yet: it saves them at the end of each epoch."
         probs = snapshot_probs(info.run_id, saved[-1])
     except StoreError as exc:

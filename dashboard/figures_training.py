@@ -61,10 +61,12 @@ def _axes(col: int) -> dict:
     return {"xaxis": "x", "yaxis": "y"} if col == 1 else {"xaxis": "x2", "yaxis": "y2"}
 
 
-def batch_figure(batch: pd.DataFrame, smoothing: float = 0.0, revision: str = "") -> go.Figure:
-    """Training loss and accuracy per logged batch (x = global step), raw and smoothed."""
+def batch_figure(batch: pd.DataFrame, smoothing: float = 0.0, revision: str = "", ended: bool = False) -> go.Figure:
+    """Training loss and accuracy per logged batch (x = global step), raw and smoothed. `ended`: the run has ended,
+    so an empty chart says it will stay empty instead of waiting."""
     if batch is None or batch.empty or "step" not in batch:
-        return _empty_figure("Training loss and accuracy per batch", "Waiting for the first batch…")
+        return _empty_figure("Training loss and accuracy per batch",
+                             "The run ended before its first batch." if ended else "Waiting for the first batch…")
     figure = _two_panels("Training loss (per batch)", "Training accuracy (per batch)")
     hover = [f"epoch {int(e)}, batch {int(b)}" for e, b in zip(batch["epoch"], batch["batch"])]
     for col, metric in ((1, "loss"), (2, "accuracy")):
@@ -83,10 +85,11 @@ def batch_figure(batch: pd.DataFrame, smoothing: float = 0.0, revision: str = ""
     return figure
 
 
-def epoch_figure(epoch: pd.DataFrame, revision: str = "") -> go.Figure:
+def epoch_figure(epoch: pd.DataFrame, revision: str = "", ended: bool = False) -> go.Figure:
     """Loss and accuracy per epoch for the training, validation and test sets."""
     if epoch is None or epoch.empty or "epoch" not in epoch:
-        return _empty_figure("Loss and accuracy per epoch", "Waiting for the first epoch to end…")
+        return _empty_figure("Loss and accuracy per epoch", "No epoch finished before the run ended."
+                             if ended else "Waiting for the first epoch to end…")
     figure = _two_panels("Loss (per epoch)", "Accuracy (per epoch)")
     # An epoch cut short by Stop is drawn hollow, and its hover says how many batches it covers.
     partial = epoch["partial"].eq(True) if "partial" in epoch else pd.Series(False, index=epoch.index)

@@ -175,6 +175,24 @@ def test_a_run_stopped_mid_epoch_says_how_far_it_got(finished_run, lenet_runs):
     assert {m.label: m.value for m in at.metric}["Epochs"] == "1/8"
 
 
+def test_a_run_that_failed_before_training_does_not_say_it_is_waiting(lenet_runs):
+    from core.config import TrainConfig
+
+    store = RunStore()
+    run_id = store.create_run(TrainConfig(), name="bad data path")
+    store.write_status(run_id, status="failed", phase="failed", error="/tmp/x.png: not a .npz archive")
+    at = open_app()
+    assert "/tmp/x.png: not a .npz archive" in texts(at.error)
+    messages = [chart(at, key)["layout"]["annotations"][0]["text"] for key in ("train_batch_chart", "train_epoch_chart")]
+    assert messages == ["The run ended before its first batch.", "No epoch finished before the run ended."]
+    assert "**Data:** none loaded: the run ended before its data was read." in texts(at.caption)
+    for page, expected in (("evaluate", "This run ended (failed) before finishing an epoch"),
+                           ("inside", "this run ended (failed) without one")):
+        at.switch_page(f"views/{page}.py").run()
+        assert not at.exception and expected in texts(at.info) + texts(at.warning)
+        assert "yet" not in texts(at.info) + texts(at.warning)
+
+
 def test_damaged_folder_does_not_break_the_train_page(finished_run, lenet_runs):
     (lenet_runs / "20990101-000000-broken-0000").mkdir()
     (lenet_runs / "stray.txt").write_text("not a run")

@@ -103,7 +103,8 @@ def feature_maps_section(info, model, names: list[str], images: data.TestImages 
     if digit is None:
         return
     if model is None:
-        st.info("Feature maps need the saved model, which this run does not have yet.")
+        st.info("Feature maps need the saved model, which this run does not have yet." if info.active else
+                f"Feature maps need the saved model, and this run ended ({info.status}) without one.")
         return
     maps = data.maps_for(info, model, digit.x32)
     probs = maps["output"]

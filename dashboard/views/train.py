@@ -15,14 +15,14 @@ STATUS_ICONS = {"queued": "⏳", "running": "🏃", "completed": "✅", "stopped
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
-def batch_chart(root: str, run_id: str, version: tuple, smoothing: float):
+def batch_chart(root: str, run_id: str, version: tuple, smoothing: float, ended: bool):
     """Shared by every tab and rebuilt only when the metrics file grows: the fragment redraws twice a second."""
-    return figures.batch_figure(common.read_metrics(run_id)[0], smoothing, revision=run_id)
+    return figures.batch_figure(common.read_metrics(run_id)[0], smoothing, revision=run_id, ended=ended)
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
-def epoch_chart(root: str, run_id: str, version: tuple):
-    return figures.epoch_figure(common.read_metrics(run_id)[1], revision=run_id)
+def epoch_chart(root: str, run_id: str, version: tuple, ended: bool):
+    return figures.epoch_figure(common.read_metrics(run_id)[1], revision=run_id, ended=ended)
 
 
 def stop(run_id: str) -> None:
@@ -84,13 +84,14 @@ def progress_panel(info: RunInfo, status: dict, batch, epoch) -> None:
                       help="At the end of the last finished epoch (the configured rate before the first one ends)")
 
 
-def charts(info: RunInfo) -> None:
+def charts(info: RunInfo, ended: bool) -> None:
     st.slider("Smoothing of the batch curves", 0.0, 0.99, step=0.01, key=SMOOTHING, persist_state="session",
               width=320, help="Exponential moving average, debiased as in TensorBoard; 0 shows the raw values")
     root, version = str(common.store().root), common.metrics_version(info.run_id)
-    st.plotly_chart(batch_chart(root, info.run_id, version, st.session_state[SMOOTHING]), key="train_batch_chart",
+    st.plotly_chart(batch_chart(root, info.run_id, version, st.session_state[SMOOTHING], ended), key="train_batch_chart",
                     config={"displaylogo": False})
-    st.plotly_chart(epoch_chart(root, info.run_id, version), key="train_epoch_chart", config={"displaylogo": False})
+    st.plotly_chart(epoch_chart(root, info.run_id, version, ended), key="train_epoch_chart",
+                    config={"displaylogo": False})
 
 
 def stopped_text(status: dict) -> str:
@@ -120,9 +121,12 @@ def summary(info: RunInfo, status: dict, epoch) -> None:
                       help="From start to end, with data loading, the epoch snapshots and the final test")
     columns[2].metric("Epochs", f"{status.get('epochs_done', status.get('epochs', '–'))}/{status.get('epochs', '–')}")
     columns[3].metric("Images/s", f"{images:,.0f}" if images else "–", help="Median over the epochs")
-    st.caption(f"**Data:** {status.get('source_detail') or 'unknown'} · "
-               f"{status.get('n_train', '?')} training, {status.get('n_val', '?')} validation, "
-               f"{status.get('n_test', '?')} test images")
+    if "n_train" in status:
+        st.caption(f"**Data:** {status.get('source_detail') or 'unknown'} · "
+                   f"{status['n_train']} training, {status.get('n_val', '?')} validation, "
+                   f"{status.get('n_test', '?')} test images")
+    else:
+        st.caption("**Data:** none loaded: the run ended before its data was read.")
     if status.get("model_saved"):
         common.select_run(info.run_id)
         st.page_link(EVALUATE_PAGE, label="Audit this run: accuracy, confusion matrix, errors", icon="🎯")
@@ -148,7 +152,7 @@ def live_view() -> None:
         progress_panel(followed, status, batch, epoch)
     elif status["status"] not in ACTIVE:
         summary(followed, status, epoch)
-    charts(followed)
+    charts(followed, ended=status["status"] not in ACTIVE)
 
 
 st.session_state.setdefault(SMOOTHING, 0.6)
