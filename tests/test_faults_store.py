@@ -10,7 +10,9 @@ import zipfile
 import pytest
 
 from core.store import RunStore
-from test_faults_support import SHIPPED_ID, copy_shipped, run_cli, tree
+from test_faults_support import SHIPPED, SHIPPED_ID, copy_shipped, run_cli, tree
+
+SHIPPED_ACCURACY = json.loads((SHIPPED / "evaluation.json").read_text())["accuracy"]
 
 
 def _no_config(run):
@@ -135,7 +137,7 @@ def test_list_shows_the_damage_and_the_other_run_works(capsys, tmp_path, unreada
     code, out, err = run_cli(capsys, "list", runs_dir=tmp_path)  # the table a person reads
     assert code == 0 and entry in out and reason[:30] in " ".join(out.split())
     code, out, err = run_cli(capsys, "evaluate", SHIPPED_ID, "--json", runs_dir=tmp_path)
-    assert code == 0 and json.loads(out)["metrics"]["accuracy"] == pytest.approx(0.9871)
+    assert code == 0 and json.loads(out)["metrics"]["accuracy"] == pytest.approx(SHIPPED_ACCURACY)
     assert tree(tmp_path) == before  # listing never repairs or deletes anything
 
 
@@ -168,7 +170,7 @@ def test_runs_page_lists_every_damage_with_its_reason(every_damage, lenet_runs, 
         shown = damaged.get(entry) or table["problems"].get(entry)
         assert shown and reason in shown, (entry, shown)
     assert table.loc[SHIPPED_ID, "status"] == "completed" and table.isna().loc[SHIPPED_ID, "problems"]
-    assert table.loc[SHIPPED_ID, "test_accuracy"] == pytest.approx(0.9871)
+    assert table.loc[SHIPPED_ID, "test_accuracy"] == pytest.approx(SHIPPED_ACCURACY)
     assert tree(lenet_runs) == before
 
 
