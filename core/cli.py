@@ -197,8 +197,9 @@ def cmd_list(args, store: RunStore) -> int:
         return 0
     import pandas as pd
 
-    table = pd.DataFrame(rows).fillna("")
-    print(table.to_string(index=False))
+    shown = [{**row, "epochs": "" if row["epochs"] is None else row["epochs"],
+              "test_accuracy": "" if row["test_accuracy"] is None else f"{row['test_accuracy']:.2%}"} for row in rows]
+    print(pd.DataFrame(shown).fillna("").to_string(index=False))
     return 0
 
 

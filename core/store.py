@@ -408,6 +408,22 @@ class RunStore:
             return f"{MODEL_FILE} is corrupt (not a .keras archive)"
         return None
 
+    @staticmethod
+    def _evaluation_problems(folder: Path) -> list[str]:
+        """What is wrong with the stored evaluation, checked cheaply (its metrics parse, its predictions are an
+        archive), so that the list shows it rather than only the audit pages; a missing one is not a problem."""
+        problems = []
+        try:
+            json.loads((folder / EVALUATION_FILE).read_text())
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError) as exc:
+            problems.append(f"{EVALUATION_FILE} is damaged ({exc})")
+        predictions = folder / TEST_PREDICTIONS_FILE
+        if predictions.exists() and not zipfile.is_zipfile(predictions):
+            problems.append(f"{TEST_PREDICTIONS_FILE} is damaged (not an .npz archive)")
+        return problems
+
     # ----- downloads ---------------------------------------------------------------------------
     def model_bytes(self, run_id: str) -> bytes:
         return self.model_path(run_id).read_bytes()
@@ -479,6 +495,8 @@ class RunStore:
                 problem = self._model_problem(entry / MODEL_FILE)
                 if problem:
                     info.problems.append(problem)
+            if info.status in ("completed", "stopped"):
+                info.problems.extend(self._evaluation_problems(entry))
         except (StoreError, OSError) as exc:
             info.problems.append(str(exc))
         return info

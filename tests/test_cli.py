@@ -69,6 +69,23 @@ def test_list_shows_runs_and_damaged_folders(trained):
     assert payload["run_id"] in text and "broken-run" in text
 
 
+def test_list_prints_whole_epochs_percentages_and_damaged_evaluations(tmp_path):
+    runs = tmp_path / "runs"
+    for run_id in ("good-run", "bad-metrics", "bad-predictions"):
+        shutil.copytree(SHIPPED, runs / run_id)
+    (runs / "bad-metrics" / "evaluation.json").write_text('{"accuracy": 0.98')  # cut short
+    (runs / "bad-predictions" / "test_predictions.npz").write_bytes(b"not an archive")
+    (runs / "no-config").mkdir()  # a row without epochs: pandas turned the column into floats (5.0)
+    rows = {row["run_id"]: row for row in json.loads(cli("list", "--json", runs_dir=runs).stdout)}
+    assert rows["good-run"]["problems"] is None
+    assert "evaluation.json is damaged" in rows["bad-metrics"]["problems"]
+    assert "test_predictions.npz is damaged (not an .npz archive)" in rows["bad-predictions"]["problems"]
+    lines = {line.split()[0]: line for line in cli("list", runs_dir=runs).stdout.splitlines()[1:]}
+    accuracy = json.loads((SHIPPED / "status.json").read_text())["test_accuracy"]
+    assert f" 5 " in lines["good-run"] and " 5.0 " not in lines["good-run"]
+    assert f"{accuracy:.2%}" in lines["good-run"]
+
+
 def test_evaluate_prints_accuracy_and_per_class_table(trained):
     runs, payload = trained
     data = json.loads(cli("evaluate", payload["run_id"], "--json", runs_dir=runs).stdout)
