@@ -215,7 +215,11 @@ def hparams_figure(table: pd.DataFrame) -> go.Figure:
     if rows.empty:
         return _empty_figure("Hyperparameters", "No finished run with a test accuracy yet")
     dimensions = []
-    for column, label in (("optimizer", "optimizer"), ("schedule", "schedule"), ("variant", "variant")):
+    # The dataset first: a Fashion-MNIST run's accuracy is not comparable with an MNIST run's.
+    for column, label in (("dataset", "dataset"), ("optimizer", "optimizer"), ("schedule", "schedule"),
+                          ("variant", "variant")):
+        if column not in rows:
+            continue
         categories = sorted(rows[column].astype(str).unique())
         codes = rows[column].astype(str).map({c: i for i, c in enumerate(categories)})
         dimensions.append(dict(label=label, values=codes, tickvals=list(range(len(categories))), ticktext=categories))
@@ -224,7 +228,9 @@ def hparams_figure(table: pd.DataFrame) -> go.Figure:
     dimensions.append(dict(label="learning rate", values=rate, tickvals=ticks, ticktext=[f"1e{int(t)}" for t in ticks]))
     for column, label in (("batch_size", "batch size"), ("epochs", "epochs"), ("dropout", "dropout"),
                           ("train_images", "training images")):
-        dimensions.append(dict(label=label, values=rows[column].astype("float64")))
+        values = rows[column].astype("float64")
+        # whole numbers on the counts' axes (Plotly's SI ticks wrote 90 training images as 0.09k)
+        dimensions.append(dict(label=label, values=values, **({} if column == "dropout" else {"tickformat": ",d"})))
     dimensions.append(dict(label="augment", values=rows["augment"].astype(int), tickvals=[0, 1], ticktext=["no", "yes"]))
     dimensions.append(dict(label="test accuracy", values=rows["test_accuracy"].astype("float64"), tickformat=".2%"))
     figure = go.Figure(go.Parcoords(

@@ -52,7 +52,8 @@ def test_overlay_and_hparams_figures_hold_each_runs_values():
     epoch_b = pd.DataFrame({"epoch": [1], "val_accuracy": [0.7]})
     overlay = figures.overlay_figure({"a": epoch_a, "b": epoch_b}, "validation accuracy")
     assert [(t.name, list(t.y)) for t in overlay.data] == [("a", [0.8, 0.9]), ("b", [0.7])]
-    frame = pd.DataFrame({"name": ["a", "b", "c"], "optimizer": ["adam", "sgd", "adam"], "schedule": ["constant"] * 3,
+    frame = pd.DataFrame({"name": ["a", "b", "c"], "dataset": ["mnist", "fashion_mnist", "mnist"],
+                          "optimizer": ["adam", "sgd", "adam"], "schedule": ["constant"] * 3,
                           "variant": ["seed"] * 3, "learning_rate": [0.001, 0.01, 0.1], "batch_size": [64, 128, 64],
                           "epochs": [5, 5, 2], "dropout": [0.0, 0.1, 0.0], "train_images": [54000.0] * 3,
                           "augment": [False, True, False], "test_accuracy": [0.98, 0.97, None]})
@@ -61,6 +62,10 @@ def test_overlay_and_hparams_figures_hold_each_runs_values():
     assert dimensions["test accuracy"] == [0.98, 0.97]  # the run without a test accuracy is left out
     assert dimensions["learning rate"] == pytest.approx([-3, -2])
     assert dimensions["augment"] == [0, 1]
+    by_label = {d.label: d for d in parcoords.dimensions}
+    assert parcoords.dimensions[0].label == "dataset" and dimensions["dataset"] == [1, 0]
+    assert list(by_label["dataset"].ticktext) == ["fashion_mnist", "mnist"]
+    assert by_label["training images"].tickformat == ",d" and by_label["dropout"].tickformat is None
     scatter = figures.hparam_scatter(frame, "batch_size").data[0]
     assert list(scatter.x) == [64, 128] and list(scatter.y) == [0.98, 0.97]
 

@@ -35,7 +35,7 @@ COLUMNS = {
     "train_images": st.column_config.NumberColumn("Training images", format="localized"),
     "best_val_accuracy": st.column_config.NumberColumn("Best val. accuracy", format="percent"),
     "test_accuracy": st.column_config.NumberColumn("Test accuracy", format="percent"),
-    "duration_s": st.column_config.NumberColumn("Duration", format="duration"),
+    "duration_s": st.column_config.NumberColumn("Duration", format="%.0f s"),  # "duration" wrote 48 s as "a minute"
     "images_per_sec": st.column_config.NumberColumn("Images/s", format="%.0f"),
     "created": st.column_config.DatetimeColumn("Date", format="YYYY-MM-DD HH:mm"),
     "problems": st.column_config.TextColumn("Problems"),
