@@ -13,7 +13,8 @@ FILTER_STATUS = "runs_filter_status"
 FILTER_DATASET = "runs_filter_dataset"
 OVERLAY_METRIC = "runs_overlay_metric"
 HPARAM_X = "runs_hparam_x"
-MANAGED = "runs_managed_run"
+MANAGED = "runs_managed_run"  # the Manage box (widget)
+MANAGED_CHOICE = "runs_managed_choice"  # the run chosen in it: the widget alone loses it when the run is renamed
 NEW_NAME = "runs_new_name"
 CONFIRM_DELETE = "runs_confirm_delete"
 MESSAGE = "runs_message"  # (kind, text) left by the last rename or delete
@@ -130,6 +131,10 @@ def delete(run_id: str, name: str) -> None:
         st.session_state[MESSAGE] = ("error", f"Not deleted: {exc}")
 
 
+def _managed_chose() -> None:
+    st.session_state[MANAGED_CHOICE] = st.session_state[MANAGED]
+
+
 def manage(runs: list[RunInfo], selected: pd.DataFrame) -> None:
     st.subheader("Manage a run")
     readable_first = sorted((r for r in runs if r.path.is_dir()), key=lambda r: r.damaged)
@@ -138,9 +143,14 @@ def manage(runs: list[RunInfo], selected: pd.DataFrame) -> None:
         st.caption("No run to manage.")
         return
     ids = list(choices)
-    if st.session_state.get(MANAGED) not in ids:
-        st.session_state[MANAGED] = selected["run_id"].iloc[0] if not selected.empty else ids[0]
-    run_id = st.selectbox("Run", ids, key=MANAGED,
+    # Streamlit's selectbox tells its options apart by label, and a label holds the run's name: after a rename
+    # the browser's choice matched no option and the box fell back to the first run, so the next Rename or
+    # Delete would have hit another run. The choice is kept by run id and handed to the widget at every run.
+    current = st.session_state.get(MANAGED_CHOICE)
+    if current not in ids:
+        current = selected["run_id"].iloc[0] if not selected.empty else ids[0]
+    st.session_state[MANAGED_CHOICE] = st.session_state[MANAGED] = current
+    run_id = st.selectbox("Run", ids, key=MANAGED, on_change=_managed_chose,
                           format_func=lambda i: f"{choices[i].name} · {choices[i].status} · {i}")
     info = choices[run_id]
     rename_column, delete_column, download_column = st.columns(3)

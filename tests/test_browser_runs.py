@@ -1,0 +1,57 @@
+"""Runs page in a real browser: the Manage box keeps the run it was set to when that run is renamed.
+
+Streamlit's selectbox tells its options apart by their labels, and the Manage box's labels carry each run's
+name. AppTest sets widget values directly and cannot show what a browser does after a rename: the browser's
+choice matched no option any more, the box fell back to the first run, and the next Rename (or Delete, or a
+download) went to another run.
+"""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import streamlit_server
+from core.store import RunStore
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+FIRST_RENDER = 120_000  # ms: the first script run of a fresh server on a busy CPU
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(),
+                    reason=f"Chromium not found at {CHROMIUM}: install Debian's chromium package "
+                           "to run the browser tests")
+def test_manage_box_stays_on_a_renamed_run(tmp_path, tiny_trained_run):
+    from playwright.sync_api import expect, sync_playwright
+
+    template, target = tiny_trained_run
+    store_root = tmp_path / "runs"
+    shutil.copytree(template / target, store_root / target)
+    other = "20990101-000000-other-0000"
+    shutil.copytree(template / target, store_root / other)
+    store = RunStore(store_root)
+    store.write_status(other, name="other run", created="2099-01-01T00:00:00+00:00")  # newest: the box's first run
+    with streamlit_server(store_root, tmp_path / "streamlit_runs.log") as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(30_000)
+            page.goto(f"{url}/runs")
+            page.get_by_role("heading", name="Runs", exact=True).wait_for(timeout=FIRST_RENDER)
+            box = page.locator(".st-key-runs_managed_run input")  # shows the chosen option's label as its value
+            box.wait_for(timeout=FIRST_RENDER)
+            expect(box).to_have_value(f"other run · completed · {other}")  # the box opens on the newest run
+            box.click()
+            page.locator("[role=option]", has_text=target).click()
+            expect(box).to_have_value(f"tiny sample run · completed · {target}")
+            for name in ("first new name", "second new name"):
+                page.locator(".st-key-runs_new_name input").fill(name)
+                page.get_by_role("button", name="Rename").click()
+                page.get_by_text(f"Renamed to '{name}'.").wait_for()
+                expect(box).to_have_value(f"{name} · completed · {target}")
+            assert store.read_status(target)["name"] == "second new name"
+            assert store.read_status(other)["name"] == "other run"
+        finally:
+            browser.close()
