@@ -433,7 +433,8 @@ class RunStore:
 
     def metrics_csv(self, run_id: str) -> str:
         records, _ = self._read_metric_records(run_id)
-        return pd.DataFrame.from_records(records).to_csv(index=False)
+        # convert_dtypes: batch and epoch rows share columns, and the empty cells made counts floats ("8.0")
+        return pd.DataFrame.from_records(records).convert_dtypes().to_csv(index=False)
 
     # ----- listing, renaming, deleting ---------------------------------------------------------
     def list_runs(self) -> list[RunInfo]:

@@ -50,6 +50,15 @@ def test_metrics_append_and_partial_last_line_is_skipped(store):
     assert "metrics.jsonl ends with a truncated line" in info.problems
 
 
+def test_metrics_csv_keeps_counts_whole_and_values_exact(store):
+    run_id = store.create_run(TrainConfig())
+    store.append_metrics(run_id, [{"type": "batch", "epoch": 1, "batch": 8, "step": 8, "loss": 2.25},
+                                  {"type": "epoch", "epoch": 1, "loss": 1.5, "test_accuracy": 0.9872}])
+    lines = store.metrics_csv(run_id).splitlines()
+    assert lines[0].split(",") == ["type", "epoch", "batch", "step", "loss", "test_accuracy"]
+    assert lines[1:] == ["batch,1,8,8,2.25,", "epoch,1,,,1.5,0.9872"]
+
+
 def test_epoch_snapshots_and_evaluation_round_trip(store):
     run_id = store.create_run(TrainConfig())
     probs = np.random.default_rng(0).dirichlet(np.ones(10), size=50).astype(np.float32)
