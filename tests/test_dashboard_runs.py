@@ -162,6 +162,7 @@ def test_a_running_run_cannot_be_deleted(finished_run, lenet_runs):
     at = open_runs()
     at.selectbox(key="runs_managed_run").set_value(running).run()
     assert "it cannot be deleted until it ends" in texts(at.warning)
+    assert "stop it there (Ctrl+C in its terminal)" in texts(at.warning)  # not this dashboard's run to stop
     [delete] = [b for b in at.button if b.label == "Delete run"]
     assert delete.proto.disabled
     assert (lenet_runs / running).is_dir()
