@@ -10,7 +10,7 @@ import numpy as np
 from sklearn.metrics import accuracy_score, log_loss
 
 from core.store import RunStore
-from core.trainer import batches_done, usable_cpus
+from core.trainer import batches_done, epoch_cut_short, usable_cpus
 
 
 def current_learning_rate(model) -> float:
@@ -95,7 +95,7 @@ class StreamingCallback(keras.callbacks.Callback):
         epoch_time = time.perf_counter() - self.epoch_start
         steps_done = self.step - self.epoch_step_offset
         images = steps_done * self.batch_size
-        if self.model.stop_training and steps_done < (self.params.get("steps") or 0):
+        if epoch_cut_short(self.model, steps_done, self.params):
             # Stopped mid-epoch (Stop or a non-finite loss): record the partial epoch, skip the snapshot so
             # the run ends within about a second; the trainer evaluates whatever model it keeps.
             self.store.append_metrics(self.run_id, [{

@@ -291,6 +291,12 @@ def batches_done(batch: int, params: dict) -> int:
     return min(batch + 1, steps) if steps else batch + 1
 
 
+def epoch_cut_short(model, batches: int, params: dict) -> bool:
+    """Whether the epoch Keras is ending was cut short (Stop or a divergence): Keras calls on_epoch_end for it
+    too, after `batches` of its batches."""
+    return bool(model.stop_training) and batches < (params.get("steps") or 0)
+
+
 def _finite(arrays) -> bool:
     return all(np.isfinite(a).all() for a in arrays)
 
@@ -312,11 +318,10 @@ class _Control:
                 control.batches = batches_done(batch, self.params)
                 loss = logs.get("loss")
                 if loss is not None and not float(loss) <= LOSS_LIMIT:  # NaN fails every comparison
-                    control.diverged(batches_done(batch, self.params), f"loss became {float(loss):.4g}")
+                    control.diverged(control.batches, f"loss became {float(loss):.4g}")
                     self.model.stop_training = True
                 elif not _finite(w.numpy() for w in self.model.get_layer("output").weights):  # 850 numbers: cheap
-                    control.diverged(batches_done(batch, self.params),
-                                     "the output layer's weights became non-finite")
+                    control.diverged(control.batches, "the output layer's weights became non-finite")
                     self.model.stop_training = True
                 elif stop_event is not None and stop_event.is_set():
                     control.stopped = True
@@ -324,8 +329,8 @@ class _Control:
 
             def on_epoch_end(self, epoch, logs=None):
                 logs = logs or {}
-                if not (self.model.stop_training and control.batches < (self.params.get("steps") or 0)):
-                    control.epochs_finished = epoch + 1  # Keras ends a stopped epoch too: count it only if whole
+                if not epoch_cut_short(self.model, control.batches, self.params):
+                    control.epochs_finished = epoch + 1
                 if control.nonfinite is not None:
                     return
                 weights = self.model.get_weights()
