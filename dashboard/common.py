@@ -67,14 +67,26 @@ def run_selector(location=st.sidebar) -> RunInfo | None:
                 reason = str(exc)
             location.info(f"{reason}; showing another run.")
         current = _default_run(choices)
-    st.session_state[SELECTED_RUN] = st.session_state[RUN_WIDGET] = current
     labels = unique_labels(choices)
-    location.selectbox("Run", ids, format_func=labels.get, key=RUN_WIDGET, on_change=_widget_chose)
+    kept_selectbox(location, "Run", ids, current, choice_key=SELECTED_RUN, widget_key=RUN_WIDGET,
+                   format_func=labels.get)
     return next(r for r in choices if r.run_id == current)
 
 
-def _widget_chose() -> None:
-    st.session_state[SELECTED_RUN] = st.session_state[RUN_WIDGET]
+def kept_selectbox(location, label: str, options: list, current, *, choice_key: str, widget_key: str, format_func):
+    """A selectbox showing `current`, whose choice lives by value in session_state[choice_key].
+
+    Streamlit's selectbox tells its options apart by their labels. When a label changes (a run renamed), the
+    browser's choice matches no option and the box falls back to the first one; and a choice made elsewhere
+    (a link to a run) must win over the widget's remembered value. So the choice is kept under its own key,
+    handed to the widget at every script run, and copied back when the user picks another option."""
+    st.session_state[choice_key] = st.session_state[widget_key] = current
+    return location.selectbox(label, options, format_func=format_func, key=widget_key,
+                              on_change=_copy_state, args=(widget_key, choice_key))
+
+
+def _copy_state(source: str, target: str) -> None:
+    st.session_state[target] = st.session_state[source]
 
 
 def current_run() -> RunInfo | None:

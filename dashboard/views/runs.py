@@ -131,10 +131,6 @@ def delete(run_id: str, name: str) -> None:
         st.session_state[MESSAGE] = ("error", f"Not deleted: {exc}")
 
 
-def _managed_chose() -> None:
-    st.session_state[MANAGED_CHOICE] = st.session_state[MANAGED]
-
-
 def manage(runs: list[RunInfo], selected: pd.DataFrame) -> None:
     st.subheader("Manage a run")
     readable_first = sorted((r for r in runs if r.path.is_dir()), key=lambda r: r.damaged)
@@ -143,15 +139,13 @@ def manage(runs: list[RunInfo], selected: pd.DataFrame) -> None:
         st.caption("No run to manage.")
         return
     ids = list(choices)
-    # Streamlit's selectbox tells its options apart by label, and a label holds the run's name: after a rename
-    # the browser's choice matched no option and the box fell back to the first run, so the next Rename or
-    # Delete would have hit another run. The choice is kept by run id and handed to the widget at every run.
+    # The labels hold the run's name: kept by run id, the box stays on a run that is renamed (it used to fall
+    # back to the first run, so the next Rename or Delete hit another run).
     current = st.session_state.get(MANAGED_CHOICE)
     if current not in ids:
         current = selected["run_id"].iloc[0] if not selected.empty else ids[0]
-    st.session_state[MANAGED_CHOICE] = st.session_state[MANAGED] = current
-    run_id = st.selectbox("Run", ids, key=MANAGED, on_change=_managed_chose,
-                          format_func=lambda i: f"{choices[i].name} · {choices[i].status} · {i}")
+    run_id = common.kept_selectbox(st, "Run", ids, current, choice_key=MANAGED_CHOICE, widget_key=MANAGED,
+                                   format_func=lambda i: f"{choices[i].name} · {choices[i].status} · {i}")
     info = choices[run_id]
     rename_column, delete_column, download_column = st.columns(3)
     with rename_column.form("runs_rename_form", border=True):
