@@ -178,7 +178,7 @@ def _png(detail: str, index: int, scale: int, _image: np.ndarray) -> bytes:
 # ---------------------------------------------------------------- predictions and metrics
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
+@st.cache_data(max_entries=64, show_spinner=False)  # the epoch views read every epoch of a run, twice a script run
 def _snapshot(root: str, run_id: str, epoch: int) -> tuple[np.ndarray, np.ndarray]:
     """An epoch snapshot is written once and never changes, so (store, run, epoch) is its whole key."""
     return _store(root).read_epoch_snapshot(run_id, epoch)
@@ -227,7 +227,8 @@ def predictions(info: RunInfo) -> tuple[Predictions | None, str | None]:
         saved = epochs(info.run_id)
         if not saved:
             if not info.active:
-                return None, f"This run ended ({info.status}) before finishing an epoch, so it saved no test predictions."
+                return None, (f"This run ended ({info.status}) before finishing an epoch, so it saved no test "
+                              "predictions.")
             return None, "This run has no test predictions yet: it saves them at the end of each epoch."
         probs = snapshot_probs(info.run_id, saved[-1])
     except StoreError as exc:
