@@ -82,7 +82,7 @@ def test_list_prints_whole_epochs_percentages_and_damaged_evaluations(tmp_path):
     assert "test_predictions.npz is damaged (not an .npz archive)" in rows["bad-predictions"]["problems"]
     lines = {line.split()[0]: line for line in cli("list", runs_dir=runs).stdout.splitlines()[1:]}
     accuracy = json.loads((SHIPPED / "status.json").read_text())["test_accuracy"]
-    assert f" 5 " in lines["good-run"] and " 5.0 " not in lines["good-run"]
+    assert " 5 " in lines["good-run"] and " 5.0 " not in lines["good-run"]
     assert f"{accuracy:.2%}" in lines["good-run"]
 
 

@@ -94,8 +94,7 @@ def test_epoch_figure_draws_an_epoch_cut_short_by_stop_hollow():
     for trace in train:
         assert list(trace.marker.symbol) == ["circle", "circle", "circle-open"]
         assert list(trace.customdata) == ["", "", " (stopped after 208 batches)"]
-    assert all(isinstance(t.marker.symbol, str) or "circle-open" not in t.marker.symbol
-               for t in figures.epoch_figure(EPOCH).data)
+    assert all("circle-open" not in trace.marker.symbol for trace in figures.epoch_figure(EPOCH).data)
 
 
 def test_empty_metrics_give_a_waiting_message():
