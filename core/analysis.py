@@ -33,6 +33,9 @@ MIN_CONTRAST = 0.1  # ink must differ from the background by 10% of the grey ran
 NOISE_FLOOR = 0.1  # after stretching the ink to [0, 1], fainter pixels are paper texture or JPEG noise
 
 
+from core.model import c1_kernels  # noqa: E402,F401  (defined with the model's layers)
+
+
 class ImageError(ValueError):
     """An uploaded picture that cannot be turned into an MNIST digit; the message says why."""
 
@@ -231,14 +234,6 @@ def correctness_history(y_true, probs_by_epoch: list[np.ndarray], index: int) ->
 
 
 # ---------------------------------------------------------------- inside the network
-
-
-def c1_kernels(model) -> np.ndarray:
-    """C1's six 5x5 filters, (6, 5, 5) float32, from Keras' (5, 5, 1, 6) kernel."""
-    kernel = np.asarray(model.get_layer("c1_conv").get_weights()[0], dtype=np.float32)
-    if kernel.ndim != 4 or kernel.shape[2] != 1:
-        raise ValueError(f"c1_conv should have a (h, w, 1, filters) kernel on one grey channel; got {kernel.shape}")
-    return np.ascontiguousarray(np.transpose(kernel[:, :, 0, :], (2, 0, 1)))
 
 
 def feature_maps(model, image: np.ndarray, layer_names=LENET_LAYERS) -> dict[str, np.ndarray]:

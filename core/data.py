@@ -70,6 +70,7 @@ IDX_IMAGES_MAGIC = 2051
 IDX_LABELS_MAGIC = 2049
 IMAGE_SIZE = 28
 PADDED_SIZE = 32
+PAD = (PADDED_SIZE - IMAGE_SIZE) // 2  # LeNet's 32x32 input is the 28x28 digit with 2 zero pixels each side
 
 
 class DataError(ValueError):
@@ -116,12 +117,16 @@ def prepare_images(x: np.ndarray) -> np.ndarray:
         x = x[..., 0]
     if x.ndim != 3 or x.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
         raise DataError(f"prepare_images: expected images of shape (N, 28, 28), got {x.shape}")
-    pad = (PADDED_SIZE - IMAGE_SIZE) // 2
     out = np.zeros((x.shape[0], PADDED_SIZE, PADDED_SIZE, 1), dtype=np.float32)
-    inner = out[:, pad : pad + IMAGE_SIZE, pad : pad + IMAGE_SIZE, 0]
+    inner = out[:, PAD : PAD + IMAGE_SIZE, PAD : PAD + IMAGE_SIZE, 0]
     inner[...] = x  # converted straight into the output and divided in place: no full-size float temporaries
     np.divide(inner, np.float32(255), out=inner)
     return out
+
+
+def unpad_images(x: np.ndarray) -> np.ndarray:
+    """The inverse of prepare_images: float32 (N, 32, 32, 1) in [0, 1] -> uint8 (N, 28, 28)."""
+    return np.round(np.asarray(x)[:, PAD:-PAD, PAD:-PAD, 0] * 255).astype(np.uint8)
 
 
 # --------------------------------------------------------------------------- checking

@@ -286,6 +286,14 @@ def build_model(config: TrainConfig) -> keras.Model:
     raise ValueError(f"variant={config.variant!r} is not allowed; choose one of seed, lecun1998")
 
 
+def c1_kernels(model: keras.Model) -> np.ndarray:
+    """C1's six 5x5 filters, (6, 5, 5) float32, filter first, from Keras' (5, 5, 1, 6) kernel."""
+    kernel = np.asarray(keras.ops.convert_to_numpy(model.get_layer("c1_conv").kernel), dtype=np.float32)
+    if kernel.ndim != 4 or kernel.shape[2] != 1:
+        raise ValueError(f"c1_conv should have a (h, w, 1, filters) kernel on one grey channel; got {kernel.shape}")
+    return np.ascontiguousarray(np.transpose(kernel[:, :, 0, :], (2, 0, 1)))
+
+
 def _format_shape(shape: Any) -> str:
     if isinstance(shape, list):
         return ", ".join(_format_shape(s) for s in shape)
