@@ -26,9 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench import common  # noqa: E402
+from bench import common
 
 RECIPES = {
     # preset name, target median test accuracy, training time limit (s), seeds in full mode

@@ -112,7 +112,9 @@ def epoch_clock():
 def onednn_on() -> bool | None:
     """Whether this process's TensorFlow runs its oneDNN kernels (None if TensorFlow cannot say)."""
     try:
-        from tensorflow.python.util import _pywrap_util_port  # private, but the only place TensorFlow tells
+        from tensorflow.python.util import (
+            _pywrap_util_port,  # private, but the only place TensorFlow tells
+        )
         return bool(_pywrap_util_port.IsMklEnabled())
     except (ImportError, AttributeError):
         return None

@@ -16,9 +16,7 @@ import gc
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench import common  # noqa: E402
+from bench import common
 
 NAME = "memory"
 PEAK_LIMIT_MB = 1536.0
@@ -33,9 +31,9 @@ def proc_status_mb(field: str) -> float:
 
 
 def worker(payload: dict) -> dict:
-    import core  # noqa: F401 - first, as `python -m core` and the dashboard's worker load it (TF's kernels)
     import keras  # noqa: F401 - imported before the first reading, as in a server that has already loaded it
 
+    import core  # noqa: F401 - first, as `python -m core` and the dashboard's worker load it (TF's kernels)
     from core.trainer import train
 
     config = common.data_config(payload["data"], epochs=1)

@@ -30,7 +30,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 APP = ROOT / "dashboard" / "app.py"
 SHIPPED = ROOT / "cached_models" / "seed-article-full-mnist"

@@ -17,11 +17,8 @@ per-CPU-second overheads and that share are all within it.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench import common  # noqa: E402
+from bench import common
 
 NAME = "streaming"
 TARGET_OVERHEAD = 0.03

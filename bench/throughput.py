@@ -27,11 +27,8 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench import common  # noqa: E402
+from bench import common
 
 NAME = "throughput"
 TARGET_RATIO = 3.0

@@ -106,9 +106,8 @@ def _emit(args, payload, text: str) -> None:
 
 
 def cmd_train(args, store: RunStore) -> int:
-    from core.trainer import train
-
     from core.data import load_dataset
+    from core.trainer import train
 
     config = config_from_args(args)
     # Bad data (a broken --data file, a subset larger than the source) fails here, before a run exists.

@@ -10,7 +10,6 @@ import re
 import secrets
 import shutil
 import socket
-import time
 import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -20,7 +19,7 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 
-from core.config import CONFIG_VERSION, TrainConfig
+from core.config import TrainConfig
 
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "cached_models"
 

@@ -1,13 +1,10 @@
 """LeNet Lab dashboard entry point: page config, navigation, the shared sidebar, then the page."""
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import streamlit as st
 
-import streamlit as st  # noqa: E402
-
-from dashboard import common  # noqa: E402
+from dashboard import common
 
 st.set_page_config(page_title="LeNet Lab", page_icon="🔢", layout="wide")
 common.startup()  # once per server: the training queue, then runs whose process died marked "interrupted"

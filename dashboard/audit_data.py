@@ -12,8 +12,7 @@ import streamlit as st
 
 from core.data import CLASS_NAMES, DataError, load_test_set
 from core.store import RunInfo, RunStore, StoreError
-from dashboard import common
-from dashboard import figures_audit
+from dashboard import common, figures_audit
 
 # Reference results the Evaluate page compares against.
 SEED_ARTICLE_ACCURACY = 0.9926  # the seed article's LeNet-5 on the MNIST test set

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections import Counter
-from pathlib import Path
 
 import streamlit as st
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # `streamlit run dashboard/app.py` puts dashboard/ first on the path, not the repo
-    sys.path.insert(0, str(ROOT))
-
-from core.store import CONFIG_FILE, METRICS_FILE, STATUS_FILE, RunInfo, RunStore, StoreError  # noqa: E402
+from core.store import (
+    CONFIG_FILE,
+    METRICS_FILE,
+    STATUS_FILE,
+    RunInfo,
+    RunStore,
+    StoreError,
+)
 
 SELECTED_RUN = "common_selected_run"  # session-state key of the run the audit pages look at
 RUN_WIDGET = "common_run_widget"  # the selector that shows it

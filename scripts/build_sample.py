@@ -24,10 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from core.data import SAMPLE_PATH, DataError, load_raw
 
-from core.data import SAMPLE_PATH, DataError, load_raw  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 SEED = 20_240_501  # fixed: the same source always gives the same sample
 DEFAULT_TRAIN_PER_CLASS = 1900  # largest multiple of 100 that keeps the file under 4.8 MB (4,736,128 bytes)

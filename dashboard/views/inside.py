@@ -31,7 +31,9 @@ def architecture(config_json: str):
 
 
 def layers_section(info, model) -> None:
-    from core import model as lenet  # here, not at the top: it loads TensorFlow (see audit_data.analysis)
+    from core import (
+        model as lenet,  # here, not at the top: it loads TensorFlow (see audit_data.analysis)
+    )
 
     st.subheader("Layers")
     shown = model if model is not None else architecture(info.config.to_json())
