@@ -14,12 +14,13 @@ import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from core.config import TrainConfig
+from core.records import ACTIVE, FINAL, STATUSES, EpochSnapshot, RunStatus  # noqa: F401  (FINAL re-exported)
 
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "cached_models"
 
@@ -30,10 +31,7 @@ MODEL_FILE = "model.keras"
 EVALUATION_FILE = "evaluation.json"
 TEST_PREDICTIONS_FILE = "test_predictions.npz"
 EPOCHS_DIR = "epochs"
-
-STATUSES = ("queued", "running", "completed", "stopped", "failed", "interrupted")
-ACTIVE = ("queued", "running")
-FINAL = ("completed", "stopped", "failed", "interrupted")
+SNAPSHOT_ARRAYS = ("probs", "c1")  # the arrays of an epoch snapshot file; EpochSnapshot.extras adds others
 
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 MAX_NAME_LENGTH = 100
@@ -135,14 +133,18 @@ TEMP_PATTERN = re.compile(r"^\..+\.(\d+)\.[0-9a-f]{8}\.(tmp|keras)$")
 
 @dataclass
 class RunInfo:
-    """What the run list shows for one run folder. `problems` are reasons a run is damaged."""
+    """What the run list shows for one run folder. `problems` are reasons a run is damaged.
+
+    `status` is what the run is now (a run whose writer died reads "interrupted"); `record` is its status file,
+    with that status applied; `stored_status` is what the file itself says."""
 
     run_id: str
     path: Path
     name: str = ""
     status: str = "damaged"
     config: TrainConfig | None = None
-    meta: dict = field(default_factory=dict)
+    record: RunStatus = field(default_factory=RunStatus)
+    stored_status: str | None = None
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -209,17 +211,23 @@ class RunStore:
     def write_config(self, run_id: str, config: TrainConfig) -> None:
         atomic_write_bytes(self.run_dir(run_id) / CONFIG_FILE, (config.to_json() + "\n").encode())
 
-    def write_status(self, run_id: str, **changes: Any) -> dict:
-        """Merge `changes` into status.json atomically and return the new status."""
+    def write_status(self, run_id: str, **changes: Any) -> RunStatus:
+        """Merge `changes` (fields of RunStatus) into status.json atomically and return the new status."""
+        unknown = sorted(set(changes) - RunStatus.field_names())
+        if unknown:
+            raise StoreError(f"unknown status field(s) {unknown}; a run's status has the fields of "
+                             f"core.records.RunStatus")
+        if "status" in changes and changes["status"] not in STATUSES:
+            raise StoreError(f"status {changes['status']!r} is not one of {', '.join(STATUSES)}")
         path = self.run_dir(run_id) / STATUS_FILE
         current: dict = {}
         with contextlib.suppress(OSError, ValueError):
             current = json.loads(path.read_text())
-        if "status" in changes and changes["status"] not in STATUSES:
-            raise StoreError(f"status {changes['status']!r} is not one of {', '.join(STATUSES)}")
+        if not isinstance(current, dict):
+            current = {}
         current.update(changes, run_id=run_id, updated=now_iso())
-        atomic_write_json(path, current)
-        return current
+        atomic_write_json(path, current)  # keys of other versions are kept in the file
+        return RunStatus.from_dict(current)
 
     def append_metrics(self, run_id: str, records: list[dict]) -> None:
         """Append whole lines in one write, so a concurrent reader sees complete records or nothing new."""
@@ -230,12 +238,16 @@ class RunStore:
             handle.write(text)
             handle.flush()
 
-    def save_epoch_snapshot(self, run_id: str, epoch: int, probs: np.ndarray, c1_kernels: np.ndarray) -> None:
+    def save_epoch_snapshot(self, run_id: str, snapshot: EpochSnapshot) -> None:
         folder = self.run_dir(run_id) / EPOCHS_DIR
         folder.mkdir(exist_ok=True)
+        clash = sorted(set(snapshot.extras) & set(SNAPSHOT_ARRAYS))
+        if clash:
+            raise StoreError(f"snapshot extras {clash} clash with the snapshot's own arrays {SNAPSHOT_ARRAYS}")
         buffer = io.BytesIO()
-        np.savez_compressed(buffer, probs=np.asarray(probs, np.float16), c1=np.asarray(c1_kernels, np.float32))
-        atomic_write_bytes(folder / f"epoch_{epoch:04d}.npz", buffer.getvalue())
+        np.savez_compressed(buffer, probs=np.asarray(snapshot.probs, np.float16),
+                            c1=np.asarray(snapshot.c1_kernels, np.float32), **snapshot.extras)
+        atomic_write_bytes(folder / f"epoch_{int(snapshot.epoch):04d}.npz", buffer.getvalue())
 
     def save_model(self, run_id: str, model) -> None:
         target = self.run_dir(run_id) / MODEL_FILE
@@ -267,35 +279,43 @@ class RunStore:
         except (ValueError, TypeError) as exc:
             raise StoreError(f"run {run_id!r}: {CONFIG_FILE} is invalid: {exc}") from None
 
-    def read_status(self, run_id: str) -> dict:
+    def read_status(self, run_id: str) -> RunStatus:
         """The stored status, with a run whose process died shown as interrupted."""
+        return self._read_status(run_id)[0]
+
+    def _read_status(self, run_id: str) -> tuple[RunStatus, str]:
+        """(the status as it is now, the status the file says)."""
         path = self._existing(run_id) / STATUS_FILE
         try:
-            status = json.loads(path.read_text())
+            data = json.loads(path.read_text())
         except FileNotFoundError:
             raise StoreError(f"run {run_id!r} has no {STATUS_FILE}") from None
         except (OSError, ValueError) as exc:
             raise StoreError(f"run {run_id!r}: {STATUS_FILE} is unreadable: {exc}") from None
-        if not isinstance(status, dict) or status.get("status") not in STATUSES:
+        if not isinstance(data, dict) or data.get("status") not in STATUSES:
             raise StoreError(f"run {run_id!r}: {STATUS_FILE} has no valid status")
-        if status["status"] in ACTIVE and self._orphaned(status):
-            status = {**status, "status": "interrupted",
-                      "error": "the process training this run stopped before it finished"}
-        return status
+        try:
+            status = RunStatus.from_dict(data)
+        except TypeError as exc:
+            raise StoreError(f"run {run_id!r}: {STATUS_FILE} is unreadable: {exc}") from None
+        stored = status.status
+        if status.active and self._orphaned(status):
+            status = status.replace(status="interrupted",
+                                    error="the process training this run stopped before it finished")
+        return status, stored
 
     @staticmethod
-    def _orphaned(status: dict) -> bool:
-        return status.get("host") == socket.gethostname() and not pid_alive(status.get("pid"), status.get("pid_started"))
+    def _orphaned(status: RunStatus) -> bool:
+        return status.host == socket.gethostname() and not pid_alive(status.pid, status.pid_started)
 
     def mark_interrupted(self) -> list[str]:
         """Persist 'interrupted' for runs whose training process is gone, and remove the temporary files
         that dead processes left behind; returns the ids of the runs marked."""
         changed = []
         for info in self.list_runs():
-            if info.status == "interrupted" and info.meta.get("stored_status") in ACTIVE:
+            if info.status == "interrupted" and info.stored_status in ACTIVE:
                 with contextlib.suppress(OSError, StoreError):
-                    self.write_status(info.run_id, status="interrupted", ended=now_iso(),
-                                      error=info.meta.get("error"))
+                    self.write_status(info.run_id, status="interrupted", ended=now_iso(), error=info.record.error)
                     changed.append(info.run_id)
             if info.path.is_dir() and not info.active:
                 self._remove_dead_temp_files(info.path)
@@ -351,21 +371,17 @@ class RunStore:
         found = (re.match(r"^epoch_(\d{4})\.npz$", p.name) for p in folder.iterdir())
         return sorted(int(m.group(1)) for m in found if m)
 
-    def read_epoch_snapshot(self, run_id: str, epoch: int) -> tuple[np.ndarray, np.ndarray]:
-        """(probabilities on the evaluation set as float32, C1 kernels (6,5,5)) after `epoch`."""
+    def read_epoch_snapshot(self, run_id: str, epoch: int) -> EpochSnapshot:
+        """The snapshot after `epoch`: test probabilities as float32, C1 kernels (6, 5, 5), and any extras."""
         path = self._existing(run_id) / EPOCHS_DIR / f"epoch_{int(epoch):04d}.npz"
         try:
             with np.load(path, allow_pickle=False) as data:
-                return data["probs"].astype(np.float32), data["c1"]
+                extras = {name: data[name] for name in data.files if name not in SNAPSHOT_ARRAYS}
+                return EpochSnapshot(int(epoch), data["probs"].astype(np.float32), data["c1"], extras)
         except FileNotFoundError:
             raise StoreError(f"run {run_id!r} has no snapshot for epoch {epoch}") from None
         except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
             raise StoreError(f"run {run_id!r}: the epoch {epoch} snapshot is damaged ({exc})") from None
-
-    def read_c1_history(self, run_id: str) -> tuple[list[int], np.ndarray]:
-        epochs = self.epochs_saved(run_id)
-        kernels = [self.read_epoch_snapshot(run_id, e)[1] for e in epochs]
-        return epochs, (np.stack(kernels) if kernels else np.zeros((0, 6, 5, 5), np.float32))
 
     def read_evaluation(self, run_id: str) -> tuple[dict, np.ndarray, np.ndarray] | None:
         """(metrics, test probabilities, test labels), or None before the run was evaluated."""
@@ -454,7 +470,7 @@ class RunStore:
         """When a run was created, in seconds since the epoch: a run id says nothing about it (the shipped runs
         have names, not dates)."""
         with contextlib.suppress(TypeError, ValueError):
-            created = datetime.fromisoformat(info.meta.get("created"))
+            created = datetime.fromisoformat(info.record.created)
             return (created if created.tzinfo else created.replace(tzinfo=timezone.utc)).timestamp()
         try:
             return info.path.stat().st_mtime
@@ -480,18 +496,16 @@ class RunStore:
         except StoreError as exc:
             info.problems.append(str(exc).replace(f"run {entry.name!r}: ", "").replace(f"run {entry.name!r} ", ""))
         try:
-            status = self.read_status(entry.name)  # first: its errors name the file and the problem
-            stored = json.loads((entry / STATUS_FILE).read_text())
-            info.meta = {**status, "stored_status": stored.get("status")}
-            info.name = status.get("name") or entry.name
-            info.status = status["status"] if info.config is not None else "damaged"
+            info.record, info.stored_status = self._read_status(entry.name)
+            info.name = info.record.name or entry.name
+            info.status = info.record.status if info.config is not None else "damaged"
         except (StoreError, OSError, ValueError) as exc:
             info.problems.append(str(exc).replace(f"run {entry.name!r}: ", "").replace(f"run {entry.name!r} ", ""))
             info.status = "damaged"
         try:  # the folder can vanish while it is listed (deleted in another session)
             _, metric_problems = self._read_metric_records(entry.name) if info.status not in ACTIVE else ([], [])
             info.problems.extend(metric_problems)
-            if info.status in ("completed", "stopped") and info.meta.get("model_saved", True):
+            if info.status in ("completed", "stopped") and info.record.model_saved is not False:
                 problem = self._model_problem(entry / MODEL_FILE)
                 if problem:
                     info.problems.append(problem)
@@ -508,7 +522,7 @@ class RunStore:
     def delete(self, run_id: str) -> None:
         path = self._existing(run_id)
         try:
-            status = self.read_status(run_id)["status"]
+            status = self.read_status(run_id).status
         except StoreError:
             status = "damaged"  # a damaged run can always be deleted on request
         if status in ACTIVE:
@@ -518,5 +532,32 @@ class RunStore:
     def active_runs(self) -> list[RunInfo]:
         return [info for info in self.list_runs() if info.active]
 
-    def iter_finished(self) -> Iterator[RunInfo]:
-        return (info for info in self.list_runs() if info.status in ("completed", "stopped") and not info.problems)
+    # ----- change detection: what callers cache on -------------------------------------------------
+    def version(self, run_id: str) -> tuple:
+        """Changes whenever any of the run's files changes (status, config, metrics, model, evaluation, a new
+        epoch snapshot); () when the run cannot be read."""
+        try:
+            folder = self.run_dir(run_id)
+            stamps = [(p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(folder.iterdir())
+                      if not p.name.startswith(".")]
+        except (OSError, StoreError):
+            return ()
+        return tuple(stamps)
+
+    def signature(self) -> tuple:
+        """Changes whenever a run is added, removed, renamed, or its status or config changes: the run list's
+        cache key, cheap enough to compute every second."""
+        try:
+            entries = sorted(self.root.iterdir())
+        except OSError:
+            return ()
+        signature = []
+        for entry in entries:
+            stamps = []
+            for name in (STATUS_FILE, CONFIG_FILE):
+                try:
+                    stamps.append((entry / name).stat().st_mtime_ns)
+                except OSError:
+                    stamps.append(None)
+            signature.append((entry.name, *stamps))
+        return tuple(signature)
