@@ -63,7 +63,7 @@ def worker(payload: dict) -> dict:
         "seed": config.seed, "config": config.to_dict(),
         "test_accuracy": result.test_metrics["accuracy"],
         "test_accuracy_by_epoch": [float(a) for a in epoch_rows.get("test_accuracy", [])],
-        "train_time_s": status["train_time"], "duration_s": result.duration,
+        "train_time_s": status.train_time, "duration_s": result.duration,
         "wall_s": time.perf_counter() - wall_start, "cpu_s": common.cpu_seconds() - cpu_start,
         "load_average_before": load_before, "load_average_after": common.load_average(),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "pid": os.getpid(),
@@ -94,15 +94,15 @@ def finished_run(folder: str, recipe: str) -> dict:
     expected = preset(RECIPES[recipe][0])
     differing = [k for k, v in expected.to_dict().items()
                  if k not in ("data_source", "data_path") and config.to_dict().get(k) != v]
-    if differing or status.get("status") != "completed" or status.get("n_train") != 60_000:
+    if differing or status.status != "completed" or status.n_train != 60_000:
         sys.exit(f"{path}: not a completed full-MNIST run of the {RECIPES[recipe][0]!r} preset "
-                 f"(differs in {differing}, status {status.get('status')!r}, n_train {status.get('n_train')})")
+                 f"(differs in {differing}, status {status.status!r}, n_train {status.n_train})")
     _, epoch_rows = store.read_metrics(path.name)
     return {
         "seed": config.seed, "config": config.to_dict(), "run": str(path),
-        "test_accuracy": status["test_accuracy"],
+        "test_accuracy": status.test_accuracy,
         "test_accuracy_by_epoch": [float(a) for a in epoch_rows.get("test_accuracy", [])],
-        "train_time_s": status["train_time"], "duration_s": status["duration"],
+        "train_time_s": status.train_time, "duration_s": status.duration,
         "load_average_before": None, "load_average_after": None,
     }
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import json
 import os
 import re
@@ -13,7 +12,7 @@ import sys
 import threading
 from pathlib import Path
 
-from core.config import CHOICES, PRESETS, TrainConfig, preset
+from core.config import FIELD_TYPES, PARAMS, PRESETS, TrainConfig, describe_range, preset
 from core.store import RunStore, StoreError
 
 EXIT_BAD_INPUT = 2
@@ -32,7 +31,7 @@ class _Parser(argparse.ArgumentParser):
         raise CliError(f"{self.prog}: {message}")
 
 
-def _number(kind):
+def _parse_number(kind):
     def parse(text: str):
         try:
             return kind(text)
@@ -42,7 +41,7 @@ def _number(kind):
 
 
 def _positive_int(text: str) -> int:
-    value = _number(int)(text)
+    value = _parse_number(int)(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"--top={value} must be at least 1")
     return value
@@ -50,6 +49,20 @@ def _positive_int(text: str) -> int:
 
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
+
+
+def _add_config_flag(parser: argparse.ArgumentParser, name: str, p) -> None:
+    """A flag for one TrainConfig field, from its description: choices, a switch, or a number with its range."""
+    kind = FIELD_TYPES[name]
+    default = getattr(TrainConfig(), name)
+    help_text = f"{p.label}" + (f": {p.help}" if p.help else "")
+    if p.choices:
+        parser.add_argument(_flag(name), choices=p.choices, help=f"{help_text} (default: {default})")
+    elif kind is bool:
+        parser.add_argument(_flag(name), action=argparse.BooleanOptionalAction, default=None, help=help_text)
+    else:
+        parser.add_argument(_flag(name), type=_parse_number(kind), metavar=kind.__name__.upper(),
+                            help=f"{help_text}; allowed: {describe_range(name)} (default: {default})")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,16 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--preset", choices=list(PRESETS), help="start from a preset; flags override it")
     train.add_argument("--name", help="run name shown in the dashboard")
     train.add_argument("--data", dest="data_path", help="Keras-layout .npz or a folder of IDX files")
-    for field in dataclasses.fields(TrainConfig):
-        if field.name == "data_path":
-            continue
-        if field.name in CHOICES:
-            train.add_argument(_flag(field.name), choices=CHOICES[field.name])
-        elif field.type in ("bool", bool):
-            train.add_argument(_flag(field.name), action=argparse.BooleanOptionalAction, default=None)
-        else:
-            kind = int if field.type in ("int", int) else float
-            train.add_argument(_flag(field.name), type=_number(kind))
+    for name, p in PARAMS.items():
+        if name != "data_path":
+            _add_config_flag(train, name, p)
     for sub in (train,):
         sub.add_argument("--runs-dir", dest="sub_runs_dir", help=argparse.SUPPRESS)
         sub.add_argument("--json", dest="sub_json", action="store_true", help=argparse.SUPPRESS)
@@ -80,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("evaluate", help="accuracy and the per-class table of a run")
     audit = commands.add_parser("audit", help="suspected label errors: confident disagreements with the label")
     audit.add_argument("--top", type=_positive_int, default=20)
-    audit.add_argument("--min-confidence", type=_number(float), default=0.9)
+    audit.add_argument("--min-confidence", type=_parse_number(float), default=0.9)
     predict = commands.add_parser("predict", help="predict a test image (by index) or an image file")
     summary = commands.add_parser("summary", help="print the run model's summary")
     for sub in (evaluate, audit, predict, summary):
@@ -94,8 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(args) -> TrainConfig:
     base = preset(args.preset) if args.preset else TrainConfig()
-    changes = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
-               if getattr(args, f.name, None) is not None}
+    changes = {name: getattr(args, name) for name in PARAMS if getattr(args, name, None) is not None}
     if args.data_path and "data_source" not in changes and base.data_source == "auto":
         changes["data_source"] = "auto"
     return base.replace(**changes)
@@ -134,10 +139,10 @@ def cmd_train(args, store: RunStore) -> int:
         signal.signal(signal.SIGINT, previous)
     status = store.read_status(run_id)
     payload = {"run_id": run_id, "status": result.status, "error": result.error,
-               "data_source": status.get("source_detail"), "duration_s": round(result.duration, 1),
+               "data_source": status.source_detail, "duration_s": round(result.duration, 1),
                "test_metrics": result.test_metrics}
     lines = [f"run {run_id}: {result.status} in {result.duration:.1f} s",
-             f"data: {status.get('source_detail', '?')}"]
+             f"data: {status.source_detail or '?'}"]
     if result.test_metrics:
         m = result.test_metrics
         lines.append(f"test accuracy {m['accuracy']:.4f}  errors {m['error_count']}/{m['n']}  "
@@ -179,13 +184,13 @@ class _ProgressBar:
 def cmd_list(args, store: RunStore) -> int:
     rows = []
     for info in store.list_runs():
-        meta = info.meta
+        record = info.record
         rows.append({
             "run_id": info.run_id, "name": info.name, "status": info.status,
-            "dataset": meta.get("dataset") or (info.config.dataset if info.config else None),
+            "dataset": record.dataset or (info.config.dataset if info.config else None),
             "variant": info.config.variant if info.config else None,
             "epochs": info.config.epochs if info.config else None,
-            "test_accuracy": meta.get("test_accuracy"), "created": meta.get("created"),
+            "test_accuracy": record.test_accuracy, "created": record.created,
             "problems": "; ".join(info.problems) or None,
         })
     if args.json:
@@ -222,7 +227,7 @@ def _test_set(store: RunStore, run_id: str):
 
 
 def _class_names(store: RunStore, run_id: str, n_classes: int) -> tuple[str, ...]:
-    names = store.read_status(run_id).get("class_names")
+    names = store.read_status(run_id).class_names
     return tuple(names) if names else tuple(str(i) for i in range(n_classes))
 
 
@@ -265,7 +270,7 @@ def cmd_predict(args, store: RunStore) -> int:
     by_index = args.image.lstrip("-").isdigit()
     path = Path(args.image)
     # What can be checked without TensorFlow is checked first, so a typo is refused at once and on one line.
-    if by_index and isinstance(n_test := store.read_status(args.run).get("n_test"), int):
+    if by_index and isinstance(n_test := store.read_status(args.run).n_test, int):
         _check_test_index(int(args.image), n_test)
     if not by_index and not path.is_file():
         raise CliError(f"{args.image}: no such image file (give a test index or the path of a picture)")

@@ -538,8 +538,8 @@ class RunStore:
         epoch snapshot); () when the run cannot be read."""
         try:
             folder = self.run_dir(run_id)
-            stamps = [(p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(folder.iterdir())
-                      if not p.name.startswith(".")]
+            stats = [(p.name, p.stat()) for p in sorted(folder.iterdir()) if not p.name.startswith(".")]
+            stamps = [(name, stat.st_mtime_ns, stat.st_size) for name, stat in stats]
         except (OSError, StoreError):
             return ()
         return tuple(stamps)

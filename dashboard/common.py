@@ -7,14 +7,7 @@ from collections import Counter
 
 import streamlit as st
 
-from core.store import (
-    CONFIG_FILE,
-    METRICS_FILE,
-    STATUS_FILE,
-    RunInfo,
-    RunStore,
-    StoreError,
-)
+from core.store import RunInfo, RunStore, StoreError
 
 SELECTED_RUN = "common_selected_run"  # session-state key of the run the audit pages look at
 RUN_WIDGET = "common_run_widget"  # the selector that shows it
@@ -34,7 +27,7 @@ def list_runs() -> list[RunInfo]:
 
 
 def run_label(info: RunInfo) -> str:
-    accuracy = info.meta.get("test_accuracy")
+    accuracy = info.record.test_accuracy
     shown = f" · {accuracy:.2%}" if isinstance(accuracy, (int, float)) else ""
     return f"{info.name} ({info.status}{shown})"
 
@@ -108,7 +101,7 @@ def _default_run(runs: list[RunInfo]) -> str:
         if info.status == "running":
             return info.run_id
     for info in runs:
-        if info.meta.get("model_saved"):
+        if info.record.model_saved:
             return info.run_id
     return runs[0].run_id
 
@@ -118,18 +111,9 @@ def select_run(run_id: str) -> None:
     st.session_state[SELECTED_RUN] = run_id
 
 
-def file_version(run_id: str) -> tuple:
-    """A cache key that changes whenever the run's files change: the status file's mtime and size."""
-    path = store().run_dir(run_id)
-    try:
-        return tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(path.iterdir()) if p.is_file())
-    except OSError:
-        return ()
-
-
 @st.cache_resource(max_entries=4, show_spinner="Loading the model…")
 def load_model(run_id: str, version: tuple):
-    """The run's Keras model (safe_mode). `version` is file_version(run_id), so a re-saved model reloads."""
+    """The run's Keras model (safe_mode). `version` is the store's version(run_id), so a re-saved model reloads."""
     return store().load_model(run_id)
 
 
@@ -166,25 +150,6 @@ def startup() -> None:
     _mark_interrupted_once(str(store().root.resolve()))
 
 
-def store_signature() -> tuple:
-    """A cheap cache key for the run list: each entry's name and the mtimes of its status and config files."""
-    root = store().root
-    try:
-        entries = sorted(root.iterdir())
-    except OSError:
-        return ()
-    signature = []
-    for entry in entries:
-        stamps = []
-        for name in (STATUS_FILE, CONFIG_FILE):
-            try:
-                stamps.append((entry / name).stat().st_mtime_ns)
-            except OSError:
-                stamps.append(None)
-        signature.append((entry.name, *stamps))
-    return tuple(signature)
-
-
 @st.cache_data(ttl=5, max_entries=8, show_spinner=False)
 def _cached_runs(root: str, signature: tuple) -> list[RunInfo]:
     # ttl: a terminal run whose process died changes no file; its status turns "interrupted" within 5 s.
@@ -194,19 +159,10 @@ def _cached_runs(root: str, signature: tuple) -> list[RunInfo]:
 def list_runs_cached() -> list[RunInfo]:
     """list_runs(), re-read only when a run's files change: cheap enough for a fragment that reruns every second."""
     try:
-        return _cached_runs(str(store().root), store_signature())
+        return _cached_runs(str(store().root), store().signature())
     except StoreError as exc:
         st.error(str(exc))
         return []
-
-
-def metrics_version(run_id: str) -> tuple:
-    path = store().run_dir(run_id) / METRICS_FILE
-    try:
-        stat = path.stat()
-        return (stat.st_mtime_ns, stat.st_size)
-    except OSError:
-        return ()
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -215,12 +171,12 @@ def _cached_metrics(root: str, run_id: str, version: tuple):
 
 
 def read_metrics(run_id: str):
-    """(batch rows, epoch rows) of a run, re-read only when its metrics file grows."""
-    return _cached_metrics(str(store().root), run_id, metrics_version(run_id))
+    """(batch rows, epoch rows) of a run, re-read only when its files change."""
+    return _cached_metrics(str(store().root), run_id, store().version(run_id))
 
 
 def _when(info: RunInfo, *fields: str) -> str:
-    return next((info.meta[f] for f in fields if isinstance(info.meta.get(f), str)), "")
+    return next((getattr(info.record, f) for f in fields if isinstance(getattr(info.record, f), str)), "")
 
 
 def followed_run(runs: list[RunInfo]) -> RunInfo | None:
@@ -236,5 +192,5 @@ def followed_run(runs: list[RunInfo]) -> RunInfo | None:
     if queued:
         return min(queued, key=lambda r: (_when(r, "created"), r.run_id))
     # A run stopped while queued has no curves; one that failed before it started still has its error to show.
-    trained = [r for r in usable if r.meta.get("started") or r.status == "failed"]
+    trained = [r for r in usable if r.record.started or r.status == "failed"]
     return max(trained, key=lambda r: (_when(r, "ended", "updated", "created"), r.run_id), default=None)

@@ -1,16 +1,15 @@
-"""Pure builders for the Train and Runs pages: Plotly figures, the progress numbers and the runs table."""
+"""Pure builders for the Train page: the live curves and the progress numbers."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from core.store import RunInfo
+from core.records import RunStatus
 
 COLORS = {"train": "#2563eb", "val": "#f97316", "test": "#16a34a"}
 MARKERS_UP_TO = 200  # points per curve drawn with markers; denser curves are plain lines
@@ -40,7 +39,7 @@ def smooth(values: pd.Series | list | np.ndarray, weight: float) -> pd.Series:
     return series.ewm(alpha=1 - weight, adjust=True, ignore_na=True).mean()
 
 
-def _empty_figure(title: str, message: str) -> go.Figure:
+def empty_figure(title: str, message: str) -> go.Figure:
     figure = go.Figure()
     figure.update_layout(title=title, height=320, xaxis_visible=False, yaxis_visible=False,
                          annotations=[dict(text=message, showarrow=False, font_size=14)])
@@ -65,7 +64,7 @@ def batch_figure(batch: pd.DataFrame, smoothing: float = 0.0, revision: str = ""
     """Training loss and accuracy per logged batch (x = global step), raw and smoothed. `ended`: the run has ended,
     so an empty chart says it will stay empty instead of waiting."""
     if batch is None or batch.empty or "step" not in batch:
-        return _empty_figure("Training loss and accuracy per batch",
+        return empty_figure("Training loss and accuracy per batch",
                              "The run ended before its first batch." if ended else "Waiting for the first batch…")
     figure = _two_panels("Training loss (per batch)", "Training accuracy (per batch)")
     hover = [f"epoch {int(e)}, batch {int(b)}" for e, b in zip(batch["epoch"], batch["batch"])]
@@ -88,7 +87,7 @@ def batch_figure(batch: pd.DataFrame, smoothing: float = 0.0, revision: str = ""
 def epoch_figure(epoch: pd.DataFrame, revision: str = "", ended: bool = False) -> go.Figure:
     """Loss and accuracy per epoch for the training, validation and test sets."""
     if epoch is None or epoch.empty or "epoch" not in epoch:
-        return _empty_figure("Loss and accuracy per epoch", "No epoch finished before the run ended."
+        return empty_figure("Loss and accuracy per epoch", "No epoch finished before the run ended."
                              if ended else "Waiting for the first epoch to end…")
     figure = _two_panels("Loss (per epoch)", "Accuracy (per epoch)")
     # An epoch cut short by Stop is drawn hollow, and its hover says how many batches it covers.
@@ -149,10 +148,10 @@ def format_seconds(seconds: float | None) -> str:
     return f"{hours}h {minutes:02d}m" if hours else (f"{minutes}m {secs:02d}s" if minutes else f"{secs}s")
 
 
-def progress(status: dict, batch: pd.DataFrame, epoch: pd.DataFrame) -> Progress:
+def progress(status: RunStatus, batch: pd.DataFrame, epoch: pd.DataFrame) -> Progress:
     """Progress from the stored status and metrics; ETA assumes the rate of the steps done so far."""
-    epochs = int(status.get("epochs") or 0) or 1
-    steps_per_epoch = status.get("steps_per_epoch")
+    epochs = int(status.epochs or 0) or 1
+    steps_per_epoch = status.steps_per_epoch
     total = steps_per_epoch * epochs if steps_per_epoch else None
     step = done_epochs = 0
     current_epoch, current_batch, elapsed = 0, 0, None
@@ -172,8 +171,8 @@ def progress(status: dict, batch: pd.DataFrame, epoch: pd.DataFrame) -> Progress
     if total and step and elapsed:
         eta = (total - step) * elapsed / step
     images_per_sec = None
-    if step and elapsed and status.get("batch_size"):
-        images_per_sec = min(step * status["batch_size"], (status.get("n_train") or math.inf) * epochs) / elapsed
+    if step and elapsed and status.batch_size:
+        images_per_sec = min(step * status.batch_size, (status.n_train or math.inf) * epochs) / elapsed
     if epoch is not None and "images_per_sec" in epoch and epoch["images_per_sec"].notna().any():
         images_per_sec = float(epoch["images_per_sec"].dropna().iloc[-1])
     learning_rate = None
@@ -188,117 +187,3 @@ def median_images_per_sec(epoch: pd.DataFrame | None) -> float | None:
     if epoch is None or epoch.empty or "images_per_sec" not in epoch or epoch["images_per_sec"].isna().all():
         return None
     return float(epoch["images_per_sec"].median())
-
-
-def overlay_figure(curves: dict[str, pd.DataFrame], metric: str) -> go.Figure:
-    """One line per run of an epoch metric (a key of EPOCH_METRICS), to compare runs."""
-    column = EPOCH_METRICS[metric]
-    figure = go.Figure()
-    for label, epoch in curves.items():
-        if epoch is None or epoch.empty or column not in epoch or epoch[column].isna().all():
-            continue
-        figure.add_trace(go.Scatter(x=epoch["epoch"], y=epoch[column].astype("float64"), mode="lines+markers",
-                                    name=label, hovertemplate=f"{label}<br>epoch %{{x}}: %{{y:.4f}}"))
-    if not figure.data:
-        return _empty_figure(metric, f"No {metric} recorded for the selected runs")
-    longest = max(len(epoch) for epoch in curves.values() if epoch is not None)
-    figure.update_layout(height=380, xaxis=dict(title="epoch", dtick=1 if longest <= 20 else None), yaxis_title=metric,
-                         margin=dict(t=30, b=100, l=90, r=20), showlegend=True, legend=dict(orientation="h", y=-0.2))
-    if "accuracy" in metric:
-        figure.update_yaxes(tickformat=".1%")
-    return figure
-
-
-def hparams_figure(table: pd.DataFrame) -> go.Figure:
-    """Parallel coordinates of the hyperparameters of finished runs, coloured by test accuracy."""
-    rows = table.dropna(subset=["test_accuracy"]) if "test_accuracy" in table else table.iloc[0:0]
-    if rows.empty:
-        return _empty_figure("Hyperparameters", "No finished run with a test accuracy yet")
-    dimensions = []
-    # The dataset first: a Fashion-MNIST run's accuracy is not comparable with an MNIST run's.
-    for column, label in (("dataset", "dataset"), ("optimizer", "optimizer"), ("schedule", "schedule"),
-                          ("variant", "variant")):
-        if column not in rows:
-            continue
-        categories = sorted(rows[column].astype(str).unique())
-        codes = rows[column].astype(str).map({c: i for i, c in enumerate(categories)})
-        dimensions.append(dict(label=label, values=codes, tickvals=list(range(len(categories))), ticktext=categories))
-    rate = np.log10(rows["learning_rate"].astype("float64"))
-    ticks = np.arange(math.floor(rate.min()), math.ceil(rate.max()) + 1)
-    dimensions.append(dict(label="learning rate", values=rate, tickvals=ticks, ticktext=[f"1e{int(t)}" for t in ticks]))
-    for column, label in (("batch_size", "batch size"), ("epochs", "epochs"), ("dropout", "dropout"),
-                          ("train_images", "training images")):
-        values = rows[column].astype("float64")
-        # whole numbers on the counts' axes (Plotly's SI ticks wrote 90 training images as 0.09k)
-        dimensions.append(dict(label=label, values=values, **({} if column == "dropout" else {"tickformat": ",d"})))
-    dimensions.append(dict(label="augment", values=rows["augment"].astype(int), tickvals=[0, 1], ticktext=["no", "yes"]))
-    dimensions.append(dict(label="test accuracy", values=rows["test_accuracy"].astype("float64"), tickformat=".2%"))
-    figure = go.Figure(go.Parcoords(
-        line=dict(color=rows["test_accuracy"].astype("float64"), colorscale="Viridis", showscale=True,
-                  colorbar=dict(title="test acc.", tickformat=".1%")),
-        dimensions=dimensions,
-    ))
-    figure.update_layout(height=420, margin=dict(t=60, b=30, l=60, r=115))
-    return figure
-
-
-def hparam_scatter(table: pd.DataFrame, hyperparameter: str) -> go.Figure:
-    """Test accuracy against one hyperparameter; one point per finished run."""
-    rows = table.dropna(subset=["test_accuracy"]) if "test_accuracy" in table else table.iloc[0:0]
-    if rows.empty:
-        return _empty_figure("Test accuracy", "No finished run with a test accuracy yet")
-    figure = go.Figure(go.Scatter(x=rows[hyperparameter], y=rows["test_accuracy"], mode="markers",
-                                  marker=dict(size=11, color=COLORS["test"]), text=rows["name"],
-                                  hovertemplate="%{text}<br>" + hyperparameter + " %{x}<br>test accuracy %{y:.2%}"))
-    figure.update_layout(height=380, xaxis_title=hyperparameter, yaxis_title="test accuracy",
-                         yaxis_tickformat=".1%", margin=dict(t=30, b=90, l=90, r=50))
-    if hyperparameter == "learning_rate":
-        figure.update_xaxes(type="log")
-    return figure
-
-
-RUN_COLUMNS = ["name", "status", "dataset", "variant", "optimizer", "learning_rate", "schedule", "batch_size",
-               "epochs", "augment", "dropout", "train_images", "best_val_accuracy", "test_accuracy", "duration_s",
-               "images_per_sec", "created", "problems", "run_id"]
-
-
-def _created(meta: dict) -> datetime | None:
-    try:
-        return datetime.fromisoformat(meta["created"]).astimezone().replace(tzinfo=None)
-    except (KeyError, TypeError, ValueError):
-        return None
-
-
-def runs_frame(runs: list[RunInfo], epochs: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """One row per readable run, for the Runs table and the HParams view. `epochs` maps run id -> epoch rows."""
-    rows = []
-    for info in runs:
-        if info.damaged:
-            continue
-        config, meta = info.config, info.meta
-        epoch = epochs.get(info.run_id)
-        best_val = None
-        if epoch is not None and "val_accuracy" in epoch and epoch["val_accuracy"].notna().any():
-            best_val = float(epoch["val_accuracy"].max())
-        rows.append({
-            "name": info.name, "status": info.status, "dataset": meta.get("dataset") or config.dataset,
-            "variant": config.variant, "optimizer": config.optimizer, "learning_rate": config.learning_rate,
-            "schedule": config.lr_schedule, "batch_size": config.batch_size, "epochs": config.epochs,
-            "augment": config.augment, "dropout": config.dropout,
-            "train_images": meta.get("n_train") or (config.train_subset or None),
-            "best_val_accuracy": best_val, "test_accuracy": meta.get("test_accuracy"),
-            "duration_s": meta.get("duration"), "images_per_sec": median_images_per_sec(epoch), "created": _created(meta),
-            "problems": "; ".join(info.problems) or None, "run_id": info.run_id,
-        })
-    frame = pd.DataFrame(rows, columns=RUN_COLUMNS)
-    for column in ("learning_rate", "dropout", "best_val_accuracy", "test_accuracy", "duration_s", "images_per_sec",
-                   "train_images"):
-        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
-    return frame
-
-
-def damaged_frame(runs: list[RunInfo]) -> pd.DataFrame:
-    """The store entries that cannot be shown as runs, with the reasons."""
-    rows = [{"folder": info.run_id, "reason": "; ".join(info.problems) or "unreadable run folder"}
-            for info in runs if info.damaged]
-    return pd.DataFrame(rows, columns=["folder", "reason"])

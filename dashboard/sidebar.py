@@ -1,13 +1,15 @@
-"""The Train page's sidebar: a preset picker and one form with a control for every TrainConfig field."""
+"""The Train page's sidebar: a preset picker and one form with a control for every TrainConfig field, drawn from
+the fields' descriptions (core.config.PARAMS)."""
 
 from __future__ import annotations
 
 import dataclasses
 import re
+from types import SimpleNamespace
 
 import streamlit as st
 
-from core.config import CHOICES, PRESETS, RANGES, TrainConfig
+from core.config import FIELD_TYPES, PARAMS, PRESETS, SEED_VARIANT_ONLY, TrainConfig, applies, describe_range
 from dashboard import common
 
 PRESET = "train_preset"
@@ -17,8 +19,8 @@ FORM_ERROR = "train_form_error"  # (field or None, message) of the last rejected
 SUBMITTED = "train_submitted_run"  # run id of the last run this session submitted
 CUSTOM = "Custom"
 DEFAULTS = TrainConfig()
-SEED_ONLY = ("activation", "pooling", "dropout")
-MOMENTUM_OPTIMIZERS = ("sgd", "rmsprop")
+SEED_ONLY = tuple(name for name, p in PARAMS.items() if p.applies_when == SEED_VARIANT_ONLY)
+GROUPS = ("Data", "Model", "Optimisation")
 PERSIST = "session"  # the controls keep their values when the user visits another page and comes back
 
 
@@ -91,11 +93,6 @@ def _error_next_to(field: str) -> None:
         st.error(error[1], icon="⚠️")
 
 
-def _range_help(field: str) -> str:
-    low, high, low_inc, high_inc = RANGES[field]
-    return f"allowed: {'[' if low_inc else '('}{low:g}, {high:g}{']' if high_inc else ')'}"
-
-
 @st.cache_data(ttl=60, show_spinner="Checking the data source…")
 def data_source_text(dataset: str, source: str, path: str | None) -> tuple[bool, str]:
     """(ok, text): which data a run with these settings would use, or why none can be used."""
@@ -107,19 +104,31 @@ def data_source_text(dataset: str, source: str, path: str | None) -> tuple[bool,
         return False, str(exc)
 
 
-def _select(field: str, label: str, help: str | None = None, disabled: bool = False) -> None:
-    st.selectbox(label, CHOICES[field], key=key(field), help=help, disabled=disabled, persist_state=PERSIST)
+def _control(field: str, disabled: bool = False) -> None:
+    """The control for one TrainConfig field, as its description says: a choice, a switch, a path or a number."""
+    p, widget_key = PARAMS[field], key(field)
+    common_args = dict(key=widget_key, help=p.help or None, disabled=disabled, persist_state=PERSIST)
+    kind = FIELD_TYPES[field]
+    if p.choices:
+        st.selectbox(p.label, p.choices, **common_args)
+    elif kind is bool:
+        st.toggle(p.label, **common_args)
+    elif kind is str:
+        st.text_input(p.label, placeholder="Keras .npz or a folder of IDX files", **common_args)
+    elif p.slider:
+        st.slider(p.label, float(p.low), float(p.high), step=p.step, **common_args)
+    else:
+        integer = kind is int
+        bound = int if integer else float
+        common_args["help"] = (p.help + "; " if p.help else "") + f"allowed: {describe_range(field)}"
+        st.number_input(p.label, min_value=bound(p.low), max_value=bound(p.high), step=bound(p.step),
+                        format=p.format, **common_args)
     _error_next_to(field)
 
 
-def _number(field: str, label: str, step, fmt: str | None = None, help: str | None = None,
-            disabled: bool = False) -> None:
-    low, high, _, _ = RANGES[field]
-    integer = isinstance(step, int)
-    st.number_input(label, min_value=int(low) if integer else float(low), max_value=int(high) if integer else float(high),
-                    step=step, format=fmt, key=key(field), disabled=disabled, persist_state=PERSIST,
-                    help=(help + "; " if help else "") + _range_help(field))
-    _error_next_to(field)
+def _state_values() -> SimpleNamespace:
+    """The form's values as they stand, valid or not: what decides which controls apply."""
+    return SimpleNamespace(**{name: st.session_state[key(name)] for name in PARAMS})
 
 
 def training_form() -> None:
@@ -130,50 +139,32 @@ def training_form() -> None:
     sidebar.header("New training run")
     sidebar.selectbox("Preset", [CUSTOM, *PRESETS], key=PRESET, on_change=apply_preset,
                       help="Fills the controls below; press Train to start.", persist_state=PERSIST)
-    lecun = state[key("variant")] == "lecun1998"
-    seed_only_locked = lecun and all(state[key(f)] == getattr(DEFAULTS, f) for f in SEED_ONLY)
+    current = _state_values()
+    # The fields the variant does not use are locked at their defaults, so the config stays valid; if one is
+    # set already (a preset switched to lecun1998), they stay editable, so the user can put it back.
+    unused = [name for name in SEED_ONLY if not applies(current, name)]
+    locked = set(unused) if unused and all(state[key(n)] == getattr(DEFAULTS, n) for n in unused) else set()
     with sidebar.form("train_form", border=False, enter_to_submit=False):  # only the Train button starts a run
         st.text_input("Run name", key=NAME, max_chars=100, placeholder="e.g. adam lr 1e-3",
                       help="Shown in the Runs table; leave empty for an automatic name.", persist_state=PERSIST)
         _error_next_to("name")
-        st.subheader("Data")
-        _select("dataset", "Dataset")
-        _select("data_source", "Data source",
-                help="auto: your file, then Keras' cache or download, then the bundled MNIST sample.")
-        st.text_input("Data path", key=key("data_path"), placeholder="Keras .npz or a folder of IDX files",
-                      help="Used by the 'file' source, and by 'auto' when given.", persist_state=PERSIST)
-        _error_next_to("data_path")
-        _number("train_subset", "Training images (0 = all)", step=1000,
-                help="A stratified subset of the training set")
-        _number("validation_split", "Validation split", step=0.05, fmt="%.2f",
-                help="Held out from the training images")
-        st.subheader("Model")
-        _select("variant", "Variant", help="seed: the article's network; lecun1998: the 1998 paper's LeNet-5.")
-        seed_help = "Seed variant only: lecun1998 uses the paper's scaled tanh and trainable subsampling"
-        _select("activation", "Activation", help=seed_help, disabled=seed_only_locked)
-        _select("pooling", "Pooling", help=seed_help, disabled=seed_only_locked)
-        st.slider("Dropout", 0.0, float(RANGES["dropout"][1]), step=0.05, key=key("dropout"),
-                  help=seed_help + "; before each dense layer", disabled=seed_only_locked, persist_state=PERSIST)
-        _error_next_to("dropout")
-        if lecun:
-            st.caption("lecun1998 ignores activation, pooling and dropout; leave them at relu, average, 0.")
-        st.subheader("Optimisation")
-        _select("optimizer", "Optimizer")
-        _number("momentum", "Momentum", step=0.05, fmt="%.3f", help="Used by sgd and rmsprop only")
-        _number("learning_rate", "Learning rate", step=0.0005, fmt="%g")
-        _select("lr_schedule", "Learning-rate schedule",
-                help="constant; cosine decay to 0; step: ×0.1 at 50% and 75% of training")
-        _number("batch_size", "Batch size", step=16)
-        _number("epochs", "Epochs", step=1)
-        st.toggle("Augment (small random shifts and rotations)", key=key("augment"), persist_state=PERSIST)
-        _error_next_to("augment")
-        _number("seed", "Seed", step=1, help="Fixes weights, shuffling, splits and augmentation")
+        for group in GROUPS:
+            st.subheader(group)
+            for name in (n for n, p in PARAMS.items() if p.group == group):
+                _control(name, disabled=name in locked)
+            if group == "Model" and unused:
+                defaults = ", ".join(f"{getattr(DEFAULTS, n):g}" if FIELD_TYPES[n] is float else
+                                     str(getattr(DEFAULTS, n)) for n in unused)
+                st.caption(f"{current.variant} ignores {', '.join(unused[:-1])} and {unused[-1]}; "
+                           f"leave them at {defaults}.")
         st.form_submit_button("Train", type="primary", key=SUBMIT, on_click=_on_submit, width="stretch")
         error = state.get(FORM_ERROR)
         if error:
             st.error(f"Not started: {error[1]}", icon="🚫")
-    if state[key("optimizer")] not in MOMENTUM_OPTIMIZERS:
-        sidebar.caption(f"Momentum is ignored by {state[key('optimizer')]}.")
+    for name, p in PARAMS.items():
+        if p.applies_when and not applies(current, name) and name not in SEED_ONLY:
+            other = next(iter(p.applies_when))
+            sidebar.caption(f"{p.label} is ignored by {getattr(current, other)}.")
     ok, text = data_source_text(state[key("dataset")], state[key("data_source")],
                                 (state[key("data_path")] or "").strip() or None)
     (sidebar.info if ok else sidebar.error)(f"**Data:** {text}")

@@ -216,10 +216,6 @@ class JobManager:
         line = self.waiting()
         return line.index(run_id) + 1 if run_id in line else None
 
-    def idle(self) -> bool:
-        with self._lock:
-            return self._current is None and not any(job.state == "queued" for job in self._jobs.values())
-
     # ----- the worker thread -------------------------------------------------------------------
     def _loop(self) -> None:
         while True:
@@ -255,8 +251,8 @@ class JobManager:
         with self._lock:
             mine = set(self._jobs)
         for info in runs:
-            if (info.status == "running" and info.run_id not in mine and info.meta.get("pid") != os.getpid()
-                    and info.meta.get("host") == socket.gethostname()):
+            if (info.status == "running" and info.run_id not in mine and info.record.pid != os.getpid()
+                    and info.record.host == socket.gethostname()):
                 return info.run_id
         return None
 

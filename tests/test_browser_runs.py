@@ -59,7 +59,7 @@ def test_manage_box_stays_on_a_renamed_run(tmp_path, tiny_trained_run):
                 page.get_by_role("button", name="Rename").click()
                 page.get_by_text(f"Renamed to '{name}'.").wait_for()
                 expect(box).to_have_value(f"{name} · completed · {target}", timeout=30_000)
-            assert store.read_status(target)["name"] == "second new name"
-            assert store.read_status(other)["name"] == "other run"
+            assert store.read_status(target).name == "second new name"
+            assert store.read_status(other).name == "other run"
         finally:
             browser.close()

@@ -142,7 +142,7 @@ def test_live_chart_moves_survives_a_page_switch_and_stop_works(server, page):
     last, switched, changes_after_return, first_shown_wall, first_record_wall = None, False, 0, None, None
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
-        state = store.read_status(run_id)["status"]
+        state = store.read_status(run_id).status
         batch, _ = store.read_metrics(run_id)
         now = time.monotonic()
         if state == "running":
@@ -170,9 +170,9 @@ def test_live_chart_moves_survives_a_page_switch_and_stop_works(server, page):
             page.wait_for_selector(BATCH_CHART, state="attached")
             switched, last = True, None
         time.sleep(0.05)
-    assert store.read_status(run_id)["status"] == "completed"
+    assert store.read_status(run_id).status == "completed"
     first_point = next(t for t, shown in changes if shown >= 1) - pressed
-    built = datetime.fromisoformat(store.read_status(run_id)["training_started"]).timestamp()
+    built = datetime.fromisoformat(store.read_status(run_id).training_started).timestamp()
     first_point_after_model = first_shown_wall - built  # the model is built and compiled when training starts
     assert len(changes) >= 3, f"the live chart changed only {len(changes)} times while training"
     assert switched and changes_after_return >= 1, "after switching pages the chart no longer moved"
@@ -191,12 +191,12 @@ def test_live_chart_moves_survives_a_page_switch_and_stop_works(server, page):
     stop_pressed = time.monotonic()
     stop_button.click()
     halted = None  # fit() returned: the trainer moved on to saving the model and scoring the test set
-    while store.read_status(second)["status"] == "running" and time.monotonic() < stop_pressed + 90:
-        if halted is None and store.read_status(second).get("phase") in ("saving", "stopped"):
+    while store.read_status(second).status == "running" and time.monotonic() < stop_pressed + 90:
+        if halted is None and store.read_status(second).phase in ("saving", "stopped"):
             halted = time.monotonic() - stop_pressed
         time.sleep(0.05)
     stop_latency = time.monotonic() - stop_pressed
-    assert store.read_status(second)["status"] == "stopped"
+    assert store.read_status(second).status == "stopped"
     page.get_by_text("Stopped after").first.wait_for()
     page_latency = time.monotonic() - stop_pressed
 

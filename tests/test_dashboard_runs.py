@@ -8,7 +8,7 @@ import pytest
 
 from core.config import TrainConfig
 from core.store import RunStore
-from dashboard import figures_training as figures
+from dashboard import figures_runs
 from dashboard_apptest import chart, open_app, texts
 
 RUNS = "views/runs.py"
@@ -36,28 +36,28 @@ def test_runs_frame_has_hyperparameters_and_results(finished_run):
     store = RunStore()
     runs = store.list_runs()
     epochs = {finished_run: store.read_metrics(finished_run)[1]}
-    frame = figures.runs_frame(runs, epochs)
+    frame = figures_runs.runs_frame(runs, epochs)
     row = frame.set_index("run_id").loc[finished_run]
     status = store.read_status(finished_run)
     assert row["name"] == "tiny sample run" and row["status"] == "completed"
     assert (row["optimizer"], row["learning_rate"], row["batch_size"], row["epochs"]) == ("adam", 0.001, 64, 1)
-    assert row["test_accuracy"] == pytest.approx(status["test_accuracy"])
+    assert row["test_accuracy"] == pytest.approx(status.test_accuracy)
     assert row["best_val_accuracy"] == pytest.approx(epochs[finished_run]["val_accuracy"].max())
-    assert row["duration_s"] == pytest.approx(status["duration"])
+    assert row["duration_s"] == pytest.approx(status.duration)
     assert row["train_images"] == 540
 
 
 def test_overlay_and_hparams_figures_hold_each_runs_values():
     epoch_a = pd.DataFrame({"epoch": [1, 2], "val_accuracy": [0.8, 0.9]})
     epoch_b = pd.DataFrame({"epoch": [1], "val_accuracy": [0.7]})
-    overlay = figures.overlay_figure({"a": epoch_a, "b": epoch_b}, "validation accuracy")
+    overlay = figures_runs.overlay_figure({"a": epoch_a, "b": epoch_b}, "validation accuracy")
     assert [(t.name, list(t.y)) for t in overlay.data] == [("a", [0.8, 0.9]), ("b", [0.7])]
     frame = pd.DataFrame({"name": ["a", "b", "c"], "dataset": ["mnist", "fashion_mnist", "mnist"],
-                          "optimizer": ["adam", "sgd", "adam"], "schedule": ["constant"] * 3,
+                          "optimizer": ["adam", "sgd", "adam"], "lr_schedule": ["constant"] * 3,
                           "variant": ["seed"] * 3, "learning_rate": [0.001, 0.01, 0.1], "batch_size": [64, 128, 64],
                           "epochs": [5, 5, 2], "dropout": [0.0, 0.1, 0.0], "train_images": [54000.0] * 3,
                           "augment": [False, True, False], "test_accuracy": [0.98, 0.97, None]})
-    parcoords = figures.hparams_figure(frame).data[0]
+    parcoords = figures_runs.hparams_figure(frame).data[0]
     dimensions = {d.label: list(d.values) for d in parcoords.dimensions}
     assert dimensions["test accuracy"] == [0.98, 0.97]  # the run without a test accuracy is left out
     assert dimensions["learning rate"] == pytest.approx([-3, -2])
@@ -66,7 +66,7 @@ def test_overlay_and_hparams_figures_hold_each_runs_values():
     assert parcoords.dimensions[0].label == "dataset" and dimensions["dataset"] == [1, 0]
     assert list(by_label["dataset"].ticktext) == ["fashion_mnist", "mnist"]
     assert by_label["training images"].tickformat == ",d" and by_label["dropout"].tickformat is None
-    scatter = figures.hparam_scatter(frame, "batch_size").data[0]
+    scatter = figures_runs.hparam_scatter(frame, "batch_size").data[0]
     assert list(scatter.x) == [64, 128] and list(scatter.y) == [0.98, 0.97]
 
 
@@ -84,7 +84,7 @@ def test_finished_run_is_listed_with_its_accuracy(finished_run):
     rows = table(at).set_index("run_id")
     status = RunStore().read_status(finished_run)
     assert rows.loc[finished_run, "name"] == "tiny sample run"
-    assert rows.loc[finished_run, "test_accuracy"] == pytest.approx(status["test_accuracy"])
+    assert rows.loc[finished_run, "test_accuracy"] == pytest.approx(status.test_accuracy)
     labels = {b.label: b for b in at.get("download_button")}
     assert set(labels) == {"Model (.keras)", "Metrics (.csv)", "Config (.json)"}
     assert not labels["Model (.keras)"].proto.disabled
@@ -138,7 +138,7 @@ def test_rename(finished_run):
     at.text_input(key="runs_new_name").set_value("renamed run")
     [rename] = [b for b in at.button if b.label == "Rename"]
     rename.click().run()
-    assert RunStore().read_status(finished_run)["name"] == "renamed run"
+    assert RunStore().read_status(finished_run).name == "renamed run"
     assert "Renamed to 'renamed run'" in texts(at.success)
     assert list(table(at)["name"]) == ["renamed run"]
 
@@ -172,6 +172,6 @@ def test_runs_whose_process_died_are_marked_interrupted_at_start(finished_run, l
     dead = copy_run(lenet_runs, finished_run, "20990101-000000-dead-0000", "dead run", status="running",
                     pid=2**22 + 12345)
     at = open_runs()
-    stored = {info.run_id: info.meta["stored_status"] for info in RunStore().list_runs()}
+    stored = {info.run_id: info.stored_status for info in RunStore().list_runs()}
     assert stored[dead] == "interrupted"  # persisted in status.json, not only shown
     assert table(at).set_index("run_id").loc[dead, "status"] == "interrupted"

@@ -10,6 +10,7 @@ import pytest
 from dashboard_apptest import chart, open_app, texts
 from streamlit.testing.v1 import AppTest
 
+from core.records import RunStatus
 from core.store import RunStore
 from dashboard import figures_training as figures
 from dashboard import sidebar
@@ -104,7 +105,7 @@ def test_empty_metrics_give_a_waiting_message():
 
 
 def test_progress_counts_steps_eta_and_throughput():
-    status = {"epochs": 3, "steps_per_epoch": 8, "batch_size": 64, "n_train": 500}
+    status = RunStatus(epochs=3, steps_per_epoch=8, batch_size=64, n_train=500)
     shown = figures.progress(status, BATCH, EPOCH.iloc[:1])
     assert (shown.epoch, shown.batch, shown.epochs) == (2, 4, 3)
     assert shown.fraction == pytest.approx(12 / 24)
@@ -112,7 +113,7 @@ def test_progress_counts_steps_eta_and_throughput():
     assert shown.images_per_sec == 900.0  # the finished epoch's measured rate
     assert shown.learning_rate == 0.001
     assert "epoch 2/3" in shown.text and "batch 4/8" in shown.text and "ETA 3s" in shown.text
-    before = figures.progress({"epochs": 2}, pd.DataFrame(), pd.DataFrame())
+    before = figures.progress(RunStatus(epochs=2), pd.DataFrame(), pd.DataFrame())
     assert (before.fraction, before.epoch, before.eta_seconds) == (0.0, 0, None)
 
 
@@ -146,7 +147,7 @@ def test_finished_run_shows_its_curves_accuracy_and_audit_link(finished_run, len
     at = open_app()
     assert "tiny sample run" in at.subheader[0].value
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Test accuracy"] == f"{status['test_accuracy']:.2%}"
+    assert metrics["Test accuracy"] == f"{status.test_accuracy:.2%}"
     assert metrics["Epochs"] == "1/1"
     assert "Sample: using the bundled sample" in texts(at.caption)
     links = at.get("page_link")
@@ -239,7 +240,7 @@ def test_preset_fills_the_controls_without_starting_anything(lenet_runs):
 def wait_for_status(store: RunStore, run_id: str, wanted: set[str], timeout: float) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        state = store.read_status(run_id)["status"]
+        state = store.read_status(run_id).status
         if state in wanted:
             return state
         time.sleep(0.25)
@@ -256,18 +257,18 @@ def test_training_from_the_form_queues_a_second_run_and_completes(lenet_runs):
     assert not at.exception
     store = RunStore()
     [first] = [r.run_id for r in store.list_runs()]
-    assert store.read_status(first)["name"] == "ui run"
+    assert store.read_status(first).name == "ui run"
 
     at.text_input(key=sidebar.NAME).set_value("second ui run")
     at.button(key=sidebar.SUBMIT).click().run()
     second = next(r.run_id for r in store.list_runs() if r.run_id != first)
-    assert store.read_status(second)["status"] == "queued"
+    assert store.read_status(second).status == "queued"
     assert "**second ui run** — Queued behind run ui run (position 1 in line)" in texts(at.info)
     at.button(key=f"train_stop_{second}").click().run()
-    assert store.read_status(second)["status"] == "stopped"
+    assert store.read_status(second).status == "stopped"
 
     assert wait_for_status(store, first, {"completed", "failed"}, timeout=180) == "completed"
-    assert store.read_status(first)["pid"] != os.getpid()  # trained in the dashboard's training process
+    assert store.read_status(first).pid != os.getpid()  # trained in the dashboard's training process
     at = open_app()
     assert "ui run" in at.subheader[0].value
     assert at.metric[0].label == "Test accuracy"

@@ -115,8 +115,8 @@ def test_two_sessions_press_train_at_once(gated):
     GATE.set()
     _wait(lambda: set(_statuses(gated).values()) == {"completed"}, what="both runs to complete")
     runs = RunStore(gated).list_runs()
-    first, second = sorted(runs, key=lambda r: r.meta["started"])
-    assert first.meta["ended"] <= second.meta["started"]  # one after the other, never together
+    first, second = sorted(runs, key=lambda r: r.record.started)
+    assert first.record.ended <= second.record.started  # one after the other, never together
 
 
 def test_stop_twice_on_a_running_and_a_queued_run_and_after_the_end(gated):
@@ -129,12 +129,12 @@ def test_stop_twice_on_a_running_and_a_queued_run_and_after_the_end(gated):
     at.button(key=sidebar.SUBMIT).click().run()
     store = RunStore(gated)
     ids = {info.name: info.run_id for info in store.list_runs()}
-    _wait(lambda: store.read_status(ids["first"])["status"] == "running", what="the first run to start")
+    _wait(lambda: store.read_status(ids["first"]).status == "running", what="the first run to start")
     at.run()
 
     queued = f"train_stop_{ids['second']}"
     at.button(key=queued).click().run()
-    assert store.read_status(ids["second"])["status"] == "stopped"
+    assert store.read_status(ids["second"]).status == "stopped"
     assert job_manager().stop(ids["second"]) == "already finished"  # the same button, pressed again
 
     running = f"train_stop_{ids['first']}"
@@ -147,7 +147,7 @@ def test_stop_twice_on_a_running_and_a_queued_run_and_after_the_end(gated):
     at.run()
     assert not at.exception
     assert f"train_stop_{ids['first']}" not in [b.key for b in at.button]  # no Stop once it has ended
-    assert {store.read_status(i)["status"] for i in ids.values()} == {"stopped"}
+    assert {store.read_status(i).status for i in ids.values()} == {"stopped"}
 
 
 def test_reload_during_the_last_epoch_follows_the_run_to_its_end(gated):
@@ -157,13 +157,13 @@ def test_reload_during_the_last_epoch_follows_the_run_to_its_end(gated):
     at.button(key=sidebar.SUBMIT).click().run()
     store = RunStore(gated)
     [run_id] = [info.run_id for info in store.list_runs()]
-    _wait(lambda: store.read_status(run_id)["status"] == "running", what="the run to start")
+    _wait(lambda: store.read_status(run_id).status == "running", what="the run to start")
     reloaded = open_app()  # a new browser session on the same server, as a reload makes
     metrics = {m.label: m.value for m in reloaded.metric}
     assert metrics["Epoch"] == "2/2" and metrics["Batch"] == "5/9"
     assert "last epoch" in reloaded.subheader[0].value
     GATE.set()
-    _wait(lambda: store.read_status(run_id)["status"] == "completed", what="the run to complete")
+    _wait(lambda: store.read_status(run_id).status == "completed", what="the run to complete")
     reloaded.run()
     assert not reloaded.exception
     assert {m.label: m.value for m in reloaded.metric}["Test accuracy"] == "90.00%"
@@ -193,7 +193,7 @@ def test_a_run_deleted_in_another_session(lenet_runs, offline_sources):
     assert not manager.exception
     assert f"run 'second-copy' not found in {lenet_runs}" in texts(manager.error)
     assert not (lenet_runs / "second-copy").exists()  # renaming a deleted run does not bring a folder back
-    assert RunStore(lenet_runs).read_status(SHIPPED_ID)["name"] == "Seed article recipe (full MNIST)"
+    assert RunStore(lenet_runs).read_status(SHIPPED_ID).name == "Seed article recipe (full MNIST)"
 
 
 def test_killed_training_process_fails_the_run_instead_of_leaving_it_queued(lenet_runs, offline_sources):
@@ -207,10 +207,10 @@ def test_killed_training_process_fails_the_run_instead_of_leaving_it_queued(lene
     manager = job_manager()
     _wait(lambda: manager.current() == run_id, what="the run to be handed to the training process")
     manager._train._process.kill()  # SIGKILL, as the OOM killer would
-    _wait(lambda: store.read_status(run_id)["status"] not in ACTIVE, what="the run to end")
+    _wait(lambda: store.read_status(run_id).status not in ACTIVE, what="the run to end")
     status = store.read_status(run_id)
-    assert status["status"] == "failed"
-    assert "the training process ended unexpectedly (exit code -9)" in status["error"]
+    assert status.status == "failed"
+    assert "the training process ended unexpectedly (exit code -9)" in status.error
     at.run()
     assert "Training failed: RuntimeError: the training process ended unexpectedly" in texts(at.error)
 
@@ -231,7 +231,7 @@ def test_a_terminal_trains_while_the_dashboard_trains(tmp_path, offline_sources)
     class WaitForTheTerminal(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             if epoch == 0:
-                _wait(lambda: any(r.meta.get("phase") == "training" and r.name == "seed mnist"
+                _wait(lambda: any(r.record.phase == "training" and r.name == "seed mnist"
                                   for r in store.list_runs()), 240, "the terminal's run to train")
 
     manager = JobManager(store, train_fn=lambda c, s, r, e: train(c, s, run_id=r, stop_event=e, jit_compile=False,
@@ -248,13 +248,13 @@ def test_a_terminal_trains_while_the_dashboard_trains(tmp_path, offline_sources)
         terminal.kill()
     cli_run = json.loads(out)["run_id"]
     assert json.loads(out)["status"] == "completed"
-    _wait(lambda: store.read_status(dashboard_run)["status"] not in ACTIVE, 240, "the dashboard's run")
+    _wait(lambda: store.read_status(dashboard_run).status not in ACTIVE, 240, "the dashboard's run")
     cli_status, dashboard_status = store.read_status(cli_run), store.read_status(dashboard_run)
-    assert dashboard_status["status"] == "completed"
-    assert cli_status["training_started"] < dashboard_status["ended"]  # they overlapped
+    assert dashboard_status.status == "completed"
+    assert cli_status.training_started < dashboard_status.ended  # they overlapped
     for run_id, epochs, name in ((cli_run, [1], "seed mnist"), (dashboard_run, [1, 2], "dashboard run")):
         batch, epoch_rows = store.read_metrics(run_id)
         assert list(epoch_rows["epoch"]) == epochs and batch["epoch"].isin(epochs).all()
-        assert store.read_status(run_id)["name"] == name
+        assert store.read_status(run_id).name == name
         assert store.read_evaluation(run_id)[0]["n"] == 10000
         assert not [p.name for p in (runs / run_id).rglob(".*")]

@@ -104,7 +104,7 @@ def test_sigkill_mid_epoch_leaves_an_interrupted_run_with_its_finished_epochs(tm
     assert rows[run.name]["status"] == "interrupted" and rows[run.name]["problems"] is None
     assert rows[SHIPPED_ID]["status"] == "completed"
     status = store.read_status(run.name)
-    assert status["status"] == "interrupted" and "stopped before it finished" in status["error"]
+    assert status.status == "interrupted" and "stopped before it finished" in status.error
     assert not (run / "model.keras").exists()  # no half-written model
 
     # A temporary file as a kill in the middle of an atomic write leaves it (dead pid, random suffix).
@@ -124,7 +124,7 @@ def test_sigkill_mid_epoch_leaves_an_interrupted_run_with_its_finished_epochs(tm
     _, epochs = store.read_metrics(run.name)
     assert epochs.equals(epochs_at_kill) and list(epochs["epoch"])[0] == 1  # the finished epochs are intact
     assert epochs.loc[0, "test_accuracy"] > 0.5
-    assert store.read_epoch_snapshot(run.name, 1)[0].shape == (10000, 10)
+    assert store.read_epoch_snapshot(run.name, 1).probs.shape == (10000, 10)
     assert tree(runs / SHIPPED_ID) == shipped
 
 
@@ -133,9 +133,9 @@ def test_a_reused_pid_does_not_keep_a_dead_run_running(tmp_path):
     store = RunStore(tmp_path)
     run_id = store.create_run(TINY, name="killed")
     store.write_status(run_id, status="running", pid=os.getpid(), pid_started="1")  # our pid, not our start
-    assert store.read_status(run_id)["status"] == "interrupted"
+    assert store.read_status(run_id).status == "interrupted"
     store.write_status(run_id, status="running", **owner())
-    assert store.read_status(run_id)["status"] == "running"  # really alive: left alone
+    assert store.read_status(run_id).status == "running"  # really alive: left alone
 
 
 # ----- a full or read-only disk ------------------------------------------------------------------------
@@ -177,7 +177,7 @@ def test_disk_failure_mid_run_ends_the_run_failed(tmp_path, monkeypatch, target,
     assert result.status == "failed"
     assert result.error == f"cannot write the run to {tmp_path}: {message}"
     status = RunStore(tmp_path).read_status(result.run_id)
-    assert status["status"] == "failed" and status["error"] == result.error  # not stuck in "running"
+    assert status.status == "failed" and status.error == result.error  # not stuck in "running"
     _, epochs = RunStore(tmp_path).read_metrics(result.run_id)
     assert 1 in set(epochs["epoch"])  # what was written before the fault is kept
     assert tree(tmp_path / SHIPPED_ID) == shipped
@@ -215,9 +215,9 @@ def test_store_root_that_is_a_file_dashboard(tmp_path, monkeypatch, offline_sour
 
 def test_learning_rate_10_fails_the_run_with_epoch_and_batch(capsys, tmp_path, monkeypatch, offline_sources):
     """Adam at 10 (the highest rate allowed) blows the logits up to ~1e10 within the first 9 batches."""
-    import core.trainer
+    import core.speed
 
-    monkeypatch.setattr(core.trainer, "resolve_jit_compile", lambda jit: False)  # XLA would only add compile time
+    monkeypatch.setattr(core.speed, "resolve_jit_compile", lambda jit: False)  # XLA would only add compile time
     code, out, err = run_cli(capsys, "train", "--data-source", "sample", "--train-subset", "600",
                              "--validation-split", "0.1", "--epochs", "2", "--learning-rate", "10", "--json",
                              runs_dir=tmp_path)
@@ -229,8 +229,8 @@ def test_learning_rate_10_fails_the_run_with_epoch_and_batch(capsys, tmp_path, m
     assert "learning_rate=10.0" in error and "no finite model was kept" in error
     assert err.strip().splitlines()[-1] == f"error: {error}"
     status = RunStore(tmp_path).read_status(payload["run_id"])
-    assert status["nonfinite"]["epoch"] == 1 and status["nonfinite"]["batch"] == 9
-    assert status["model_saved"] is False and status["model_epoch"] is None
+    assert status.nonfinite["epoch"] == 1 and status.nonfinite["batch"] == 9
+    assert status.model_saved is False and status.model_epoch is None
     assert not (tmp_path / payload["run_id"] / "model.keras").exists()
 
     from dashboard_apptest import open_app, texts
@@ -261,6 +261,6 @@ def test_weights_that_turn_nan_after_the_last_loss_keep_the_last_finite_model(tm
     assert "the weights became non-finite at epoch 2, batch 9" in result.error
     assert "kept the model from the end of epoch 1, the last finite one" in result.error
     status = RunStore(tmp_path).read_status(result.run_id)
-    assert status["model_epoch"] == 1 and status["model_saved"] is True
+    assert status.model_epoch == 1 and status.model_saved is True
     model = RunStore(tmp_path).load_model(result.run_id)
     assert all(np.isfinite(w).all() for w in model.get_weights())

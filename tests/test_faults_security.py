@@ -154,7 +154,7 @@ def test_a_run_name_is_only_a_label(tmp_path, name, accepted):
     run_id = store.create_run(TrainConfig(), name=name)
     check_run_id(run_id)
     assert [p.parent for p in store_root.iterdir()] == [store_root]  # the folder is inside the store
-    assert store.read_status(run_id)["name"] == name
+    assert store.read_status(run_id).name == name
     store.rename(run_id, name[::-1])
     assert [p.name for p in store_root.iterdir()] == [run_id]  # renaming never moves the folder
     assert sorted(p.name for p in tmp_path.iterdir()) == ["store"]
@@ -174,4 +174,4 @@ def test_rename_in_the_runs_page_refuses_a_bad_name(lenet_runs, offline_sources)
     at.button[[b.label for b in at.button].index("Rename")].click().run()
     assert "Renamed to '../../escaped'" in texts(at.success)
     assert sorted(p.name for p in lenet_runs.iterdir()) == [SHIPPED_ID]
-    assert RunStore().read_status(SHIPPED_ID)["name"] == "../../escaped"
+    assert RunStore().read_status(SHIPPED_ID).name == "../../escaped"

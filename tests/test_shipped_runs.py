@@ -28,12 +28,12 @@ def test_shipped_run_is_its_preset_trained_on_full_mnist(run_id, test_set):
     expected = PRESETS[preset].to_dict()
     assert {k: v for k, v in config.to_dict().items() if k not in DATA_FIELDS} == \
         {k: v for k, v in expected.items() if k not in DATA_FIELDS}
-    assert status["status"] == "completed" and status["n_train"] == 60_000 and status["epochs_done"] == config.epochs
+    assert status.status == "completed" and status.n_train == 60_000 and status.epochs_done == config.epochs
     assert SHIPPED.epochs_saved(run_id) == list(range(1, config.epochs + 1))
     x_test, y_test = test_set
     probs = analysis.predict_probs(SHIPPED.load_model(run_id), x_test)  # .keras, safe_mode
     accuracy = float(np.mean(probs.argmax(axis=1) == y_test))
-    assert accuracy == pytest.approx(status["test_accuracy"], abs=1e-4) and accuracy >= floor
+    assert accuracy == pytest.approx(status.test_accuracy, abs=1e-4) and accuracy >= floor
     metrics, stored_probs, labels = SHIPPED.read_evaluation(run_id)
     np.testing.assert_array_equal(labels, y_test)
     assert metrics["accuracy"] == pytest.approx(accuracy, abs=1e-4)

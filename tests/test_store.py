@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from core.config import TrainConfig
+from core.records import EpochSnapshot, RunStatus
 from core.store import RunStore, StoreError, check_run_id
 
 
@@ -21,7 +22,7 @@ def test_create_run_writes_config_and_status(store):
     run_id = store.create_run(TrainConfig(epochs=2), name="first try")
     assert store.read_config(run_id) == TrainConfig(epochs=2)
     status = store.read_status(run_id)
-    assert status["status"] == "queued" and status["name"] == "first try" and status["pid"] == os.getpid()
+    assert status.status == "queued" and status.name == "first try" and status.pid == os.getpid()
     [info] = store.list_runs()
     assert info.run_id == run_id and info.name == "first try" and not info.damaged
 
@@ -63,14 +64,17 @@ def test_epoch_snapshots_and_evaluation_round_trip(store):
     run_id = store.create_run(TrainConfig())
     probs = np.random.default_rng(0).dirichlet(np.ones(10), size=50).astype(np.float32)
     kernels = np.arange(150, dtype=np.float32).reshape(6, 5, 5)
-    store.save_epoch_snapshot(run_id, 1, probs, kernels)
-    store.save_epoch_snapshot(run_id, 2, probs, kernels * 2)
+    store.save_epoch_snapshot(run_id, EpochSnapshot(1, probs, kernels))
+    store.save_epoch_snapshot(run_id, EpochSnapshot(2, probs, kernels * 2, {"weights_c1": kernels + 1}))
     assert store.epochs_saved(run_id) == [1, 2]
-    read_probs, read_kernels = store.read_epoch_snapshot(run_id, 2)
-    np.testing.assert_allclose(read_probs, probs, atol=1e-3)
-    np.testing.assert_array_equal(read_kernels, kernels * 2)
-    epochs, history = store.read_c1_history(run_id)
-    assert epochs == [1, 2] and history.shape == (2, 6, 5, 5)
+    snapshot = store.read_epoch_snapshot(run_id, 2)
+    assert snapshot.epoch == 2 and snapshot.probs.dtype == np.float32
+    np.testing.assert_allclose(snapshot.probs, probs, atol=1e-3)
+    np.testing.assert_array_equal(snapshot.c1_kernels, kernels * 2)
+    np.testing.assert_array_equal(snapshot.extras["weights_c1"], kernels + 1)  # room for what later features add
+    assert store.read_epoch_snapshot(run_id, 1).extras == {}
+    with pytest.raises(StoreError, match="clash"):
+        store.save_epoch_snapshot(run_id, EpochSnapshot(3, probs, kernels, {"probs": probs}))
     labels = np.arange(50) % 10
     store.save_evaluation(run_id, {"accuracy": 0.5}, probs, labels)
     metrics, got_probs, got_labels = store.read_evaluation(run_id)
@@ -139,10 +143,47 @@ def test_run_of_a_dead_process_shows_as_interrupted(store):
     run_id = store.create_run(TrainConfig())
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     store.write_status(run_id, status="running", pid=int(dead.stdout))
-    assert store.read_status(run_id)["status"] == "interrupted"
+    assert store.read_status(run_id).status == "interrupted"
     assert store.mark_interrupted() == [run_id]
     assert json.loads((store.run_dir(run_id) / "status.json").read_text())["status"] == "interrupted"
 
 
 def test_check_run_id_accepts_normal_ids():
     assert check_run_id("20261128-101010-seed-mnist-ab12") == "20261128-101010-seed-mnist-ab12"
+
+
+def test_status_is_typed_and_unknown_fields_are_refused(store):
+    run_id = store.create_run(TrainConfig(), name="typed")
+    status = store.write_status(run_id, phase="training", n_train=540, test_accuracy=0.5)
+    assert isinstance(status, RunStatus) and (status.phase, status.n_train, status.test_accuracy) == ("training", 540, 0.5)
+    with pytest.raises(StoreError, match=r"unknown status field\(s\) \['tset_accuracy'\]"):
+        store.write_status(run_id, tset_accuracy=0.9)
+    assert store.read_status(run_id).test_accuracy == 0.5  # the refused write changed nothing
+    assert store.list_runs()[0].record.n_train == 540
+
+
+def test_a_status_file_of_another_version_still_opens(store):
+    """Keys this version does not know (an older or newer writer's) are ignored, missing ones take defaults."""
+    run_id = store.create_run(TrainConfig(), name="old")
+    path = store.run_dir(run_id) / "status.json"
+    path.write_text(json.dumps({"status": "completed", "name": "old", "legacy_key": [1, 2], "test_accuracy": 0.9}))
+    status = store.read_status(run_id)
+    assert (status.status, status.name, status.test_accuracy, status.n_train) == ("completed", "old", 0.9, None)
+    store.rename(run_id, "renamed")
+    assert json.loads(path.read_text())["legacy_key"] == [1, 2]  # what another version wrote is kept
+
+
+def test_version_and_signature_change_with_the_runs_files(store):
+    run_id = store.create_run(TrainConfig(), name="watched")
+    version, signature = store.version(run_id), store.signature()
+    store.append_metrics(run_id, [{"type": "batch", "epoch": 1, "batch": 1, "step": 1, "loss": 2.0}])
+    grown = store.version(run_id)
+    assert grown != version and store.signature() == signature  # metrics do not change the run list
+    store.save_epoch_snapshot(run_id, EpochSnapshot(1, np.full((4, 10), 0.1, np.float32), np.zeros((6, 5, 5))))
+    assert store.version(run_id) != grown  # a new epoch snapshot
+    store.rename(run_id, "renamed")
+    assert store.signature() != signature
+    other = store.create_run(TrainConfig(), name="other", status="completed")
+    assert len(store.signature()) == 2 and store.version("no-such-run") == ()
+    store.delete(other)
+    assert len(store.signature()) == 1

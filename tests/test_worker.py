@@ -51,7 +51,7 @@ def wait_for(predicate, timeout: float = 10.0) -> float:
 
 
 def status(store: RunStore, run_id: str) -> str:
-    return store.read_status(run_id)["status"]
+    return store.read_status(run_id).status
 
 
 @pytest.fixture
@@ -64,8 +64,8 @@ def test_submit_creates_a_queued_run_at_once(store):
     manager = JobManager(store, train_fn=lambda *args: started.wait(5))
     blocker = manager.submit(TINY, "first")
     run_id = manager.submit(TINY, "second")
-    assert store.read_status(run_id)["status"] == "queued"
-    assert store.read_status(run_id)["name"] == "second"
+    assert store.read_status(run_id).status == "queued"
+    assert store.read_status(run_id).name == "second"
     assert manager.position(run_id) == 1
     wait_for(lambda: manager.current() == blocker)
     assert manager.blocking(run_id) == blocker
@@ -84,7 +84,7 @@ def test_second_submit_waits_and_runs_after_the_first(store):
     assert status(store, first) == "completed"
     assert [run for run, _ in trainer.started] == [first, second]
     assert trainer.max_active == 1  # never two trainings at once
-    assert manager.idle()
+    assert manager.current() is None and not manager.waiting()  # idle
 
 
 def test_stop_ends_a_running_run_within_a_second(store):
@@ -95,7 +95,7 @@ def test_stop_ends_a_running_run_within_a_second(store):
     assert manager.stop(run_id) == "stopping"
     wait_for(lambda: status(store, run_id) == "stopped", timeout=5)
     assert time.monotonic() - start < 1.0
-    wait_for(manager.idle)
+    wait_for(lambda: manager.current() is None and not manager.waiting())  # idle
 
 
 def test_stop_of_a_queued_run_marks_it_stopped_without_training(store):
@@ -107,18 +107,18 @@ def test_stop_of_a_queued_run_marks_it_stopped_without_training(store):
     assert status(store, second) == "stopped"
     assert manager.position(second) is None
     wait_for(lambda: status(store, first) == "completed")
-    wait_for(manager.idle)
+    wait_for(lambda: manager.current() is None and not manager.waiting())  # idle
     time.sleep(0.1)
     assert [run for run, _ in trainer.started] == [first]
     assert status(store, second) == "stopped"
-    assert "started" not in store.read_status(second)
+    assert store.read_status(second).started is None
 
 
 def test_stop_twice_and_after_the_end_is_harmless(store):
     manager = JobManager(store, train_fn=FakeTrainer(seconds=0.1))
     run_id = manager.submit(TINY)
     wait_for(lambda: status(store, run_id) == "completed")
-    wait_for(manager.idle)
+    wait_for(lambda: manager.current() is None and not manager.waiting())  # idle
     assert manager.stop(run_id) == "already finished"
     assert manager.stop(run_id) == "already finished"
     assert status(store, run_id) == "completed"
@@ -132,7 +132,7 @@ def test_a_trainer_that_raises_leaves_a_failed_run(store):
     manager = JobManager(store, train_fn=broken)
     run_id = manager.submit(TINY)
     wait_for(lambda: status(store, run_id) == "failed")
-    assert "disk on fire" in store.read_status(run_id)["error"]
+    assert "disk on fire" in store.read_status(run_id).error
     second = manager.submit(TINY)  # the worker thread survived
     wait_for(lambda: status(store, second) == "failed")
 

@@ -5,7 +5,7 @@ import streamlit as st
 
 from core.store import STATUSES, RunInfo, StoreError
 from dashboard import common
-from dashboard import figures_training as figures
+from dashboard import figures_runs
 
 TABLE = "runs_table"
 FILTER_TEXT = "runs_filter_text"
@@ -18,30 +18,22 @@ MANAGED_CHOICE = "runs_managed_choice"  # the run chosen in it: the widget alone
 NEW_NAME = "runs_new_name"
 CONFIRM_DELETE = "runs_confirm_delete"
 MESSAGE = "runs_message"  # (kind, text) left by the last rename or delete
-SCATTER_CHOICES = ["learning_rate", "batch_size", "epochs", "dropout", "train_images", "optimizer", "variant",
-                   "schedule", "augment"]
-
-COLUMNS = {
-    "name": st.column_config.TextColumn("Name", pinned=True),
-    "status": st.column_config.TextColumn("Status"),
-    "dataset": st.column_config.TextColumn("Dataset"),
-    "variant": st.column_config.TextColumn("Variant"),
-    "optimizer": st.column_config.TextColumn("Optimizer"),
-    "learning_rate": st.column_config.NumberColumn("Learning rate", format="%.4g"),
-    "schedule": st.column_config.TextColumn("Schedule"),
-    "batch_size": st.column_config.NumberColumn("Batch"),
-    "epochs": st.column_config.NumberColumn("Epochs"),
-    "augment": st.column_config.CheckboxColumn("Augment"),
-    "dropout": st.column_config.NumberColumn("Dropout", format="%.2f"),
-    "train_images": st.column_config.NumberColumn("Training images", format="localized"),
-    "best_val_accuracy": st.column_config.NumberColumn("Best val. accuracy", format="percent"),
-    "test_accuracy": st.column_config.NumberColumn("Test accuracy", format="percent"),
-    "duration_s": st.column_config.NumberColumn("Duration", format="%.0f s"),  # "duration" wrote 48 s as "a minute"
-    "images_per_sec": st.column_config.NumberColumn("Images/s", format="%.0f"),
-    "created": st.column_config.DatetimeColumn("Date", format="YYYY-MM-DD HH:mm"),
-    "problems": st.column_config.TextColumn("Problems"),
-    "run_id": st.column_config.TextColumn("Run id"),
+COLUMN_KINDS = {  # figures_runs.Column.kind -> Streamlit's column type
+    "text": st.column_config.TextColumn, "number": st.column_config.NumberColumn,
+    "check": st.column_config.CheckboxColumn, "date": st.column_config.DatetimeColumn,
 }
+
+
+def column_config(key: str, column: figures_runs.Column):
+    if column.kind == "percent":
+        return st.column_config.NumberColumn(column.title, format="percent")
+    if column.kind == "date":
+        return st.column_config.DatetimeColumn(column.title, format="YYYY-MM-DD HH:mm")
+    extra = {"format": column.format} if column.format else {}
+    return COLUMN_KINDS[column.kind](column.title, pinned=key == "name", **extra)
+
+
+COLUMNS = {key: column_config(key, column) for key, column in figures_runs.COLUMNS.items()}
 
 
 def epoch_rows(runs: list[RunInfo]) -> dict[str, pd.DataFrame]:
@@ -87,13 +79,13 @@ def compare(selected: pd.DataFrame, epochs: dict[str, pd.DataFrame]) -> None:
     if selected.empty:
         st.caption("Select rows in the table (the boxes on the left) to overlay their curves.")
         return
-    metric = st.selectbox("Metric", list(figures.EPOCH_METRICS), key=OVERLAY_METRIC)
+    metric = st.selectbox("Metric", list(figures_runs.EPOCH_METRICS), key=OVERLAY_METRIC)
     labels = {}
     for row in selected.itertuples():
         label = row.name if row.name not in labels else f"{row.name} ({row.run_id})"
         labels[label] = epochs.get(row.run_id)
-    st.plotly_chart(figures.overlay_figure(labels, metric), key="runs_overlay_chart")
-    column = figures.EPOCH_METRICS[metric]
+    st.plotly_chart(figures_runs.overlay_figure(labels, metric), key="runs_overlay_chart")
+    column = figures_runs.EPOCH_METRICS[metric]
     missing = [label for label, epoch in labels.items()
                if epoch is None or column not in epoch or epoch[column].isna().all()]
     if missing:
@@ -104,11 +96,12 @@ def hparams(frame: pd.DataFrame) -> None:
     st.subheader("Hyperparameters against test accuracy")
     parallel, scatter = st.tabs(["Parallel coordinates", "Scatter"])
     with parallel:
-        st.plotly_chart(figures.hparams_figure(frame), key="runs_hparams_chart")
+        st.plotly_chart(figures_runs.hparams_figure(frame), key="runs_hparams_chart")
         st.caption("One line per run with a test accuracy; drag along an axis to highlight a range.")
     with scatter:
-        x = st.selectbox("Hyperparameter", SCATTER_CHOICES, key=HPARAM_X)
-        st.plotly_chart(figures.hparam_scatter(frame, x), key="runs_scatter_chart")
+        x = st.selectbox("Hyperparameter", figures_runs.SCATTER_CHOICES, key=HPARAM_X,
+                         format_func=figures_runs.axis_label)
+        st.plotly_chart(figures_runs.hparam_scatter(frame, x), key="runs_scatter_chart")
 
 
 def rename(run_id: str) -> None:
@@ -184,7 +177,7 @@ def downloads(info: RunInfo) -> None:
 
 
 def damaged(runs: list[RunInfo]) -> None:
-    table = figures.damaged_frame(runs)
+    table = figures_runs.damaged_frame(runs)
     if table.empty:
         return
     st.subheader("Damaged entries")
@@ -200,7 +193,7 @@ def main() -> None:
         (st.success if message[0] == "success" else st.error)(message[1])
     runs = common.list_runs_cached()
     epochs = epoch_rows(runs)
-    frame = figures.runs_frame(runs, epochs)
+    frame = figures_runs.runs_frame(runs, epochs)
     selected = frame.iloc[0:0]
     if frame.empty:
         st.info("No runs yet. Start one on the Train page, or with `python -m core train` in a terminal.")

@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from core.store import ACTIVE, RunInfo, StoreError
+from core.records import ACTIVE, RunStatus
+from core.store import RunInfo, StoreError
 from dashboard import common, sidebar
 from dashboard import figures_training as figures
 
@@ -29,9 +30,9 @@ def stop(run_id: str) -> None:
     st.session_state[STOP_MESSAGE] = (run_id, common.job_manager().stop(run_id))
 
 
-def header(info: RunInfo, status: dict) -> None:
-    state = status["status"]
-    phase = status.get("phase")
+def header(info: RunInfo, status: RunStatus) -> None:
+    state = status.status
+    phase = status.phase
     detail = f" · {phase}" if phase and phase != state and state in ACTIVE else ""
     st.subheader(f"{STATUS_ICONS.get(state, '')} {info.name}")
     st.caption(f"Run `{info.run_id}` · **{state}**{detail}")
@@ -45,7 +46,7 @@ def queue_panel(runs: list[RunInfo], followed: RunInfo, followed_status: str) ->
     manager = common.job_manager()
     names = {r.run_id: r.name for r in runs}
     waiting = sorted((r for r in runs if r.status == "queued" and r.run_id != followed.run_id),
-                     key=lambda r: (r.meta.get("created", ""), r.run_id))
+                     key=lambda r: (r.record.created or "", r.run_id))
     if followed_status == "queued":
         waiting.insert(0, followed)
     for info in waiting:
@@ -59,9 +60,9 @@ def queue_panel(runs: list[RunInfo], followed: RunInfo, followed_status: str) ->
             button.button("Stop", key=f"train_stop_{info.run_id}", on_click=stop, args=(info.run_id,))
 
 
-def progress_panel(info: RunInfo, status: dict, batch, epoch) -> None:
+def progress_panel(info: RunInfo, status: RunStatus, batch, epoch) -> None:
     shown = figures.progress(status, batch, epoch)
-    phase = status.get("phase") or status["status"]
+    phase = status.phase or status.status
     text = shown.text if shown.epoch else f"{phase}…"
     left, right = st.columns([5, 1], vertical_alignment="bottom")
     left.progress(shown.fraction, text=text)
@@ -87,47 +88,51 @@ def progress_panel(info: RunInfo, status: dict, batch, epoch) -> None:
 def charts(info: RunInfo, ended: bool) -> None:
     st.slider("Smoothing of the batch curves", 0.0, 0.99, step=0.01, key=SMOOTHING, persist_state="session",
               width=320, help="Exponential moving average, debiased as in TensorBoard; 0 shows the raw values")
-    root, version = str(common.store().root), common.metrics_version(info.run_id)
+    root, version = str(common.store().root), common.store().version(info.run_id)
     st.plotly_chart(batch_chart(root, info.run_id, version, st.session_state[SMOOTHING], ended), key="train_batch_chart",
                     config={"displaylogo": False})
     st.plotly_chart(epoch_chart(root, info.run_id, version, ended), key="train_epoch_chart",
                     config={"displaylogo": False})
 
 
-def stopped_text(status: dict) -> str:
-    done, epochs, batch = status.get("epochs_done") or 0, status.get("epochs", "?"), status.get("stopped_batch")
+def stopped_text(status: RunStatus) -> str:
+    done, epochs, batch = status.epochs_done or 0, status.epochs or "?", status.stopped_batch
     text = f"Stopped after {done} of {epochs} epochs"
     if batch:
-        steps = status.get("steps_per_epoch")
+        steps = status.steps_per_epoch
         text += f", {batch}{f' of {steps}' if steps else ''} batches into epoch {done + 1}; the saved model is the one at " \
                 f"that batch, and the curves' epoch {done + 1} point (hollow) covers only those batches"
     return text + "."
 
 
-def summary(info: RunInfo, status: dict, epoch) -> None:
+def _count(value: int | None) -> str:
+    return "?" if value is None else str(value)
+
+
+def summary(info: RunInfo, status: RunStatus, epoch) -> None:
     """The outcome of a run that has ended: test accuracy, time, what it trained on, and where to audit it."""
-    state = status["status"]
+    state = status.status
     if state == "failed":
-        st.error(f"Training failed: {status.get('error') or 'no error message was recorded'}")
+        st.error(f"Training failed: {status.error or 'no error message was recorded'}")
     elif state == "interrupted":
-        st.warning(f"Interrupted: {status.get('error') or 'the training process stopped before it finished'}")
+        st.warning(f"Interrupted: {status.error or 'the training process stopped before it finished'}")
     elif state == "stopped":
         st.warning(stopped_text(status), icon="⏹️")
-    accuracy = status.get("test_accuracy")
+    accuracy = status.test_accuracy
     images = figures.median_images_per_sec(epoch)
     columns = st.columns(4)
     columns[0].metric("Test accuracy", f"{accuracy:.2%}" if isinstance(accuracy, (int, float)) else "–")
-    columns[1].metric("Training time", figures.format_seconds(status.get("duration")),
+    columns[1].metric("Training time", figures.format_seconds(status.duration),
                       help="From start to end, with data loading, the epoch snapshots and the final test")
-    columns[2].metric("Epochs", f"{status.get('epochs_done', status.get('epochs', '–'))}/{status.get('epochs', '–')}")
+    epochs = status.epochs or "–"
+    columns[2].metric("Epochs", f"{status.epochs_done if status.epochs_done is not None else epochs}/{epochs}")
     columns[3].metric("Images/s", f"{images:,.0f}" if images else "–", help="Median over the epochs")
-    if "n_train" in status:
-        st.caption(f"**Data:** {status.get('source_detail') or 'unknown'} · "
-                   f"{status['n_train']} training, {status.get('n_val', '?')} validation, "
-                   f"{status.get('n_test', '?')} test images")
+    if status.n_train is not None:
+        st.caption(f"**Data:** {status.source_detail or 'unknown'} · {status.n_train} training, "
+                   f"{_count(status.n_val)} validation, {_count(status.n_test)} test images")
     else:
         st.caption("**Data:** none loaded: the run ended before its data was read.")
-    if status.get("model_saved"):
+    if status.model_saved:
         common.select_run(info.run_id)
         st.page_link(EVALUATE_PAGE, label="Audit this run: accuracy, confusion matrix, errors", icon="🎯")
 
@@ -147,12 +152,12 @@ def live_view() -> None:
         st.warning(str(exc))
         return
     header(followed, status)
-    queue_panel(runs, followed, status["status"])
-    if status["status"] == "running":
+    queue_panel(runs, followed, status.status)
+    if status.status == "running":
         progress_panel(followed, status, batch, epoch)
-    elif status["status"] not in ACTIVE:
+    elif not status.active:
         summary(followed, status, epoch)
-    charts(followed, ended=status["status"] not in ACTIVE)
+    charts(followed, ended=not status.active)
 
 
 st.session_state.setdefault(SMOOTHING, 0.6)

@@ -1,0 +1,175 @@
+"""Pure builders for the Runs page: the runs table, its columns, the overlay of runs and the HParams views.
+
+The hyperparameter columns and axes come from the TrainConfig fields' descriptions (core.config.PARAMS): a new
+field with in_runs=True shows up here without a change to this file."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from core.config import FIELD_TYPES, PARAMS
+from core.store import RunInfo
+from dashboard.figures_training import COLORS, EPOCH_METRICS, empty_figure, median_images_per_sec
+
+HYPERPARAMETERS = [name for name, p in PARAMS.items() if p.in_runs]  # config fields shown as columns and axes
+TRAIN_IMAGES = "train_images"  # the images a run trained on (its status), not the subset asked for
+RUN_COLUMNS = ["name", "status", *HYPERPARAMETERS, TRAIN_IMAGES, "best_val_accuracy", "test_accuracy",
+               "duration_s", "images_per_sec", "created", "problems", "run_id"]
+
+
+@dataclass(frozen=True)
+class Column:
+    """How the Runs table shows one column: title, kind (text, number, check, percent, date) and number format."""
+
+    title: str
+    kind: str = "text"
+    format: str | None = None
+
+
+def _hyperparameter_column(name: str) -> Column:
+    p, kind = PARAMS[name], FIELD_TYPES[name]
+    title = p.short[0].upper() + p.short[1:]
+    if kind is bool:
+        return Column(title, "check")
+    if kind in (int, float):
+        return Column(title, "number", p.format if kind is float else None)
+    return Column(title)
+
+
+COLUMNS: dict[str, Column] = {
+    "name": Column("Name"), "status": Column("Status"),
+    **{name: _hyperparameter_column(name) for name in HYPERPARAMETERS},
+    TRAIN_IMAGES: Column("Training images", "number", "localized"),
+    "best_val_accuracy": Column("Best val. accuracy", "percent"), "test_accuracy": Column("Test accuracy", "percent"),
+    "duration_s": Column("Duration", "number", "%.0f s"),  # Streamlit's "duration" wrote 48 s as "a minute"
+    "images_per_sec": Column("Images/s", "number", "%.0f"), "created": Column("Date", "date"),
+    "problems": Column("Problems"), "run_id": Column("Run id"),
+}
+NUMERIC = [n for n in HYPERPARAMETERS if FIELD_TYPES[n] in (int, float)] + [TRAIN_IMAGES]
+CATEGORICAL = [n for n in HYPERPARAMETERS if PARAMS[n].choices]
+SWITCHES = [n for n in HYPERPARAMETERS if FIELD_TYPES[n] is bool]
+# the learning rate (a log-scaled field) first: what users tune most
+SCATTER_CHOICES = sorted((n for n in NUMERIC + CATEGORICAL + SWITCHES if n != "dataset"),
+                         key=lambda n: not (n in PARAMS and PARAMS[n].log))
+
+
+def axis_label(column: str) -> str:
+    return PARAMS[column].short if column in PARAMS else "training images" if column == TRAIN_IMAGES else column
+
+
+def _created(created: str | None) -> datetime | None:
+    try:
+        return datetime.fromisoformat(created).astimezone().replace(tzinfo=None)
+    except (TypeError, ValueError):
+        return None
+
+
+def runs_frame(runs: list[RunInfo], epochs: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """One row per readable run, for the Runs table and the HParams view. `epochs` maps run id -> epoch rows."""
+    rows = []
+    for info in runs:
+        if info.damaged:
+            continue
+        config, record = info.config, info.record
+        epoch = epochs.get(info.run_id)
+        best_val = None
+        if epoch is not None and "val_accuracy" in epoch and epoch["val_accuracy"].notna().any():
+            best_val = float(epoch["val_accuracy"].max())
+        rows.append({
+            "name": info.name, "status": info.status,
+            **{name: getattr(config, name) for name in HYPERPARAMETERS}, "dataset": record.dataset or config.dataset,
+            TRAIN_IMAGES: record.n_train or (config.train_subset or None),
+            "best_val_accuracy": best_val, "test_accuracy": record.test_accuracy, "duration_s": record.duration,
+            "images_per_sec": median_images_per_sec(epoch), "created": _created(record.created),
+            "problems": "; ".join(info.problems) or None, "run_id": info.run_id,
+        })
+    frame = pd.DataFrame(rows, columns=RUN_COLUMNS)
+    floats = [n for n in HYPERPARAMETERS if FIELD_TYPES[n] is float]
+    for column in (*floats, "best_val_accuracy", "test_accuracy", "duration_s", "images_per_sec", TRAIN_IMAGES):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+    return frame
+
+
+def damaged_frame(runs: list[RunInfo]) -> pd.DataFrame:
+    """The store entries that cannot be shown as runs, with the reasons."""
+    rows = [{"folder": info.run_id, "reason": "; ".join(info.problems) or "unreadable run folder"}
+            for info in runs if info.damaged]
+    return pd.DataFrame(rows, columns=["folder", "reason"])
+
+
+def overlay_figure(curves: dict[str, pd.DataFrame], metric: str) -> go.Figure:
+    """One line per run of an epoch metric (a key of EPOCH_METRICS), to compare runs."""
+    column = EPOCH_METRICS[metric]
+    figure = go.Figure()
+    for label, epoch in curves.items():
+        if epoch is None or epoch.empty or column not in epoch or epoch[column].isna().all():
+            continue
+        figure.add_trace(go.Scatter(x=epoch["epoch"], y=epoch[column].astype("float64"), mode="lines+markers",
+                                    name=label, hovertemplate=f"{label}<br>epoch %{{x}}: %{{y:.4f}}"))
+    if not figure.data:
+        return empty_figure(metric, f"No {metric} recorded for the selected runs")
+    longest = max(len(epoch) for epoch in curves.values() if epoch is not None)
+    figure.update_layout(height=380, xaxis=dict(title="epoch", dtick=1 if longest <= 20 else None), yaxis_title=metric,
+                         margin=dict(t=30, b=100, l=90, r=20), showlegend=True, legend=dict(orientation="h", y=-0.2))
+    if "accuracy" in metric:
+        figure.update_yaxes(tickformat=".1%")
+    return figure
+
+
+def _dimension(rows: pd.DataFrame, column: str) -> dict:
+    """One axis of the parallel coordinates: categories as ticks, a log axis for a rate, whole numbers for counts."""
+    label = axis_label(column)
+    if column in CATEGORICAL:
+        categories = sorted(rows[column].astype(str).unique())
+        codes = rows[column].astype(str).map({c: i for i, c in enumerate(categories)})
+        return dict(label=label, values=codes, tickvals=list(range(len(categories))), ticktext=categories)
+    if column in SWITCHES:
+        return dict(label=label, values=rows[column].astype(int), tickvals=[0, 1], ticktext=["no", "yes"])
+    values = rows[column].astype("float64")
+    if column in PARAMS and PARAMS[column].log:
+        logs = np.log10(values)
+        ticks = np.arange(math.floor(logs.min()), math.ceil(logs.max()) + 1)
+        return dict(label=label, values=logs, tickvals=ticks, ticktext=[f"1e{int(t)}" for t in ticks])
+    # whole numbers on the counts' axes (Plotly's SI ticks wrote 90 training images as 0.09k)
+    whole = column == TRAIN_IMAGES or FIELD_TYPES.get(column) is int
+    return dict(label=label, values=values, **({"tickformat": ",d"} if whole else {}))
+
+
+def hparams_figure(table: pd.DataFrame) -> go.Figure:
+    """Parallel coordinates of the hyperparameters of finished runs, coloured by test accuracy."""
+    rows = table.dropna(subset=["test_accuracy"]) if "test_accuracy" in table else table.iloc[0:0]
+    if rows.empty:
+        return empty_figure("Hyperparameters", "No finished run with a test accuracy yet")
+    # The dataset first: a Fashion-MNIST run's accuracy is not comparable with an MNIST run's.
+    order = ["dataset", *(c for c in CATEGORICAL if c != "dataset"), *NUMERIC, *SWITCHES]
+    dimensions = [_dimension(rows, column) for column in order if column in rows]
+    dimensions.append(dict(label="test accuracy", values=rows["test_accuracy"].astype("float64"), tickformat=".2%"))
+    figure = go.Figure(go.Parcoords(
+        line=dict(color=rows["test_accuracy"].astype("float64"), colorscale="Viridis", showscale=True,
+                  colorbar=dict(title="test acc.", tickformat=".1%")),
+        dimensions=dimensions,
+    ))
+    figure.update_layout(height=420, margin=dict(t=60, b=30, l=60, r=115))
+    return figure
+
+
+def hparam_scatter(table: pd.DataFrame, hyperparameter: str) -> go.Figure:
+    """Test accuracy against one hyperparameter; one point per finished run."""
+    rows = table.dropna(subset=["test_accuracy"]) if "test_accuracy" in table else table.iloc[0:0]
+    if rows.empty:
+        return empty_figure("Test accuracy", "No finished run with a test accuracy yet")
+    label = axis_label(hyperparameter)
+    figure = go.Figure(go.Scatter(x=rows[hyperparameter], y=rows["test_accuracy"], mode="markers",
+                                  marker=dict(size=11, color=COLORS["test"]), text=rows["name"],
+                                  hovertemplate="%{text}<br>" + label + " %{x}<br>test accuracy %{y:.2%}"))
+    figure.update_layout(height=380, xaxis_title=label, yaxis_title="test accuracy",
+                         yaxis_tickformat=".1%", margin=dict(t=30, b=90, l=90, r=50))
+    if hyperparameter in PARAMS and PARAMS[hyperparameter].log:
+        figure.update_xaxes(type="log")
+    return figure
