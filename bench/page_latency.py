@@ -48,7 +48,13 @@ TARGET = 1.0  # seconds: a warm page switch should render within about a second
 
 
 def copy_store(source: Path) -> Path:
-    if not (source / "model.keras").is_file():
+    from core.store import RunStore, StoreError
+
+    try:
+        has_model = RunStore(source.parent).has_model(source.name)
+    except StoreError:
+        has_model = False
+    if not has_model:
         sys.exit(f"{source} is not a finished run with a model; pass --run PATH")
     store = Path(tempfile.mkdtemp(prefix="lenet_latency_"))
     shutil.copytree(source, store / source.name)

@@ -11,8 +11,7 @@ import secrets
 import shutil
 import socket
 import zipfile
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,143 +19,35 @@ import numpy as np
 import pandas as pd
 
 from core.config import TrainConfig
-from core.records import ACTIVE, FINAL, STATUSES, EpochSnapshot, RunStatus  # noqa: F401  (FINAL re-exported)
+from core.records import ACTIVE, STATUSES, EpochSnapshot, RunStatus
+from core.store.disk import (
+    StoreError,
+    atomic_write_bytes,
+    atomic_write_json,
+    check_name,
+    check_run_id,
+    json_default,
+    now_iso,
+    owner,
+    pid_alive,
+    slug,
+)
+from core.store.listing import RunListing
+from core.store.names import (
+    CONFIG_FILE,
+    EPOCHS_DIR,
+    EVALUATION_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    SNAPSHOT_ARRAYS,
+    STATUS_FILE,
+    TEST_PREDICTIONS_FILE,
+)
 
-DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "cached_models"
-
-CONFIG_FILE = "config.json"
-STATUS_FILE = "status.json"
-METRICS_FILE = "metrics.jsonl"
-MODEL_FILE = "model.keras"
-EVALUATION_FILE = "evaluation.json"
-TEST_PREDICTIONS_FILE = "test_predictions.npz"
-EPOCHS_DIR = "epochs"
-SNAPSHOT_ARRAYS = ("probs", "c1")  # the arrays of an epoch snapshot file; EpochSnapshot.extras adds others
-
-RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-MAX_NAME_LENGTH = 100
-
-
-class StoreError(ValueError):
-    """A problem with the run store that a user can read: names the run or path and what is wrong."""
-
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-
-
-def check_run_id(run_id: Any) -> str:
-    """Run ids are folder names inside the store: no separators, no '..', no NUL, at most 100 chars."""
-    if not isinstance(run_id, str) or not RUN_ID_PATTERN.match(run_id) or ".." in run_id:
-        shown = repr(run_id)[:60]
-        raise StoreError(
-            f"run id {shown} is not valid; allowed: 1-100 characters of letters, digits, '.', '_' "
-            f"and '-', not starting with '.' and without '..'"
-        )
-    return run_id
+DEFAULT_ROOT = Path(__file__).resolve().parent.parent.parent / "cached_models"
 
 
-def check_name(name: Any) -> str:
-    if not isinstance(name, str):
-        raise StoreError(f"run name {name!r} must be text")
-    cleaned = name.strip()
-    if not cleaned or len(cleaned) > MAX_NAME_LENGTH or any(ord(c) < 32 for c in cleaned):
-        raise StoreError(
-            f"run name {cleaned[:40]!r}{'...' if len(cleaned) > 40 else ''} is not valid; allowed: "
-            f"1-{MAX_NAME_LENGTH} printable characters"
-        )
-    return cleaned
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "run"
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename over the target."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-
-
-def atomic_write_json(path: Path, data: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(data, indent=2, sort_keys=True, default=_json_default) + "\n").encode())
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"cannot store {type(value).__name__} as JSON")
-
-
-def process_started(pid: int) -> str | None:
-    """When process `pid` started (clock ticks since boot, /proc's field 22), or None where /proc cannot tell."""
-    try:
-        stat = Path(f"/proc/{int(pid)}/stat").read_text()
-        return stat[stat.rindex(")") + 2 :].split()[19]
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def owner() -> dict:
-    """Who writes a run: this process, with its start time so that a reused pid is not taken for it."""
-    return {"pid": os.getpid(), "pid_started": process_started(os.getpid()), "host": socket.gethostname()}
-
-
-def pid_alive(pid: Any, started: str | None = None) -> bool:
-    """True if `pid` runs, and (when `started` is known) is the same process that recorded it, not a reuse."""
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    now = process_started(pid) if started else None
-    return now is None or now == started
-
-
-# Temporary files of atomic writes: ".<name>.<pid>.<hex>.tmp" and ".model.<pid>.<hex>.keras".
-TEMP_PATTERN = re.compile(r"^\..+\.(\d+)\.[0-9a-f]{8}\.(tmp|keras)$")
-
-
-@dataclass
-class RunInfo:
-    """What the run list shows for one run folder. `problems` are reasons a run is damaged.
-
-    `status` is what the run is now (a run whose writer died reads "interrupted"); `record` is its status file,
-    with that status applied; `stored_status` is what the file itself says."""
-
-    run_id: str
-    path: Path
-    name: str = ""
-    status: str = "damaged"
-    config: TrainConfig | None = None
-    record: RunStatus = field(default_factory=RunStatus)
-    stored_status: str | None = None
-    problems: list[str] = field(default_factory=list)
-
-    @property
-    def damaged(self) -> bool:
-        return self.config is None or self.status == "damaged"
-
-    @property
-    def active(self) -> bool:
-        return self.status in ACTIVE
-
-
-class RunStore:
+class RunStore(RunListing):
     """All reads and writes of cached_models/. Every write is atomic (temp file + rename) or append-only."""
 
     def __init__(self, root: str | os.PathLike | None = None):
@@ -189,7 +80,7 @@ class RunStore:
             raise StoreError(f"cannot create the run store at {self.root}: {exc.strerror or exc}") from None
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         for _ in range(20):
-            run_id = f"{stamp}-{_slug(name)}-{secrets.token_hex(2)}"
+            run_id = f"{stamp}-{slug(name)}-{secrets.token_hex(2)}"
             path = self.run_dir(run_id)
             try:
                 path.mkdir()
@@ -233,7 +124,7 @@ class RunStore:
         """Append whole lines in one write, so a concurrent reader sees complete records or nothing new."""
         if not records:
             return
-        text = "".join(json.dumps(r, default=_json_default, allow_nan=True) + "\n" for r in records)
+        text = "".join(json.dumps(r, default=json_default, allow_nan=True) + "\n" for r in records)
         with open(self.run_dir(run_id) / METRICS_FILE, "a", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
@@ -307,30 +198,6 @@ class RunStore:
     @staticmethod
     def _orphaned(status: RunStatus) -> bool:
         return status.host == socket.gethostname() and not pid_alive(status.pid, status.pid_started)
-
-    def mark_interrupted(self) -> list[str]:
-        """Persist 'interrupted' for runs whose training process is gone, and remove the temporary files
-        that dead processes left behind; returns the ids of the runs marked."""
-        changed = []
-        for info in self.list_runs():
-            if info.status == "interrupted" and info.stored_status in ACTIVE:
-                with contextlib.suppress(OSError, StoreError):
-                    self.write_status(info.run_id, status="interrupted", ended=now_iso(), error=info.record.error)
-                    changed.append(info.run_id)
-            if info.path.is_dir() and not info.active:
-                self._remove_dead_temp_files(info.path)
-        return changed
-
-    @staticmethod
-    def _remove_dead_temp_files(folder: Path) -> None:
-        """A process killed during an atomic write leaves its temporary file; the target was never touched."""
-        for directory in (folder, folder / EPOCHS_DIR):
-            with contextlib.suppress(OSError):
-                for path in directory.iterdir():
-                    match = TEMP_PATTERN.match(path.name)
-                    if match and not pid_alive(int(match.group(1))):
-                        with contextlib.suppress(OSError):
-                            path.unlink()
 
     def read_metrics(self, run_id: str) -> tuple[pd.DataFrame, pd.DataFrame]:
         """(batch rows, epoch rows). A partial last line (a write in progress or a crash) is skipped."""
@@ -413,32 +280,6 @@ class RunStore:
         except Exception as exc:  # Keras raises many types for a damaged archive
             raise StoreError(f"run {run_id!r}: {MODEL_FILE} could not be loaded ({type(exc).__name__}: {exc})") from None
 
-    @staticmethod
-    def _model_problem(path: Path) -> str | None:
-        if not path.exists():
-            return f"no {MODEL_FILE}"
-        if path.stat().st_size == 0:
-            return f"{MODEL_FILE} is empty (0 bytes)"
-        if not zipfile.is_zipfile(path):
-            return f"{MODEL_FILE} is corrupt (not a .keras archive)"
-        return None
-
-    @staticmethod
-    def _evaluation_problems(folder: Path) -> list[str]:
-        """What is wrong with the stored evaluation, checked cheaply (its metrics parse, its predictions are an
-        archive), so that the list shows it rather than only the audit pages; a missing one is not a problem."""
-        problems = []
-        try:
-            json.loads((folder / EVALUATION_FILE).read_text())
-        except FileNotFoundError:
-            pass
-        except (OSError, ValueError) as exc:
-            problems.append(f"{EVALUATION_FILE} is damaged ({exc})")
-        predictions = folder / TEST_PREDICTIONS_FILE
-        if predictions.exists() and not zipfile.is_zipfile(predictions):
-            problems.append(f"{TEST_PREDICTIONS_FILE} is damaged (not an .npz archive)")
-        return problems
-
     # ----- downloads ---------------------------------------------------------------------------
     def model_bytes(self, run_id: str) -> bytes:
         return self.model_path(run_id).read_bytes()
@@ -452,69 +293,6 @@ class RunStore:
         return pd.DataFrame.from_records(records).convert_dtypes().to_csv(index=False)
 
     # ----- listing, renaming, deleting ---------------------------------------------------------
-    def list_runs(self) -> list[RunInfo]:
-        """Every entry of the store, newest first (by the creation time its status records, else the folder's
-        modification time); damaged ones carry their reasons and never raise."""
-        try:
-            entries = list(self.root.iterdir())
-        except FileNotFoundError:
-            return []
-        except OSError as exc:
-            raise StoreError(f"cannot read the run store {self.root}: {exc.strerror or exc}") from None
-        infos = [self.inspect(entry) for entry in entries if not entry.name.startswith(".")
-                 and entry.name != "README.md"]
-        return sorted(infos, key=lambda info: (self._created(info), info.run_id), reverse=True)
-
-    @staticmethod
-    def _created(info: RunInfo) -> float:
-        """When a run was created, in seconds since the epoch: a run id says nothing about it (the shipped runs
-        have names, not dates)."""
-        with contextlib.suppress(TypeError, ValueError):
-            created = datetime.fromisoformat(info.record.created)
-            return (created if created.tzinfo else created.replace(tzinfo=timezone.utc)).timestamp()
-        try:
-            return info.path.stat().st_mtime
-        except OSError:  # deleted while listed
-            return 0.0
-
-    def inspect(self, entry: Path) -> RunInfo:
-        info = RunInfo(run_id=entry.name, path=entry, name=entry.name)
-        if not entry.is_dir():
-            info.problems.append("not a run folder: a stray file in the store")
-            return info
-        if not RUN_ID_PATTERN.match(entry.name):
-            info.problems.append("folder name is not a valid run id")
-            return info
-        if entry.resolve().parent != self.root.resolve():
-            info.problems.append(f"a link that escapes the store folder {self.root}")
-            return info
-        if not os.access(entry, os.R_OK | os.X_OK):
-            info.problems.append("run folder is not readable (permission denied)")
-            return info
-        try:
-            info.config = self.read_config(entry.name)
-        except StoreError as exc:
-            info.problems.append(str(exc).replace(f"run {entry.name!r}: ", "").replace(f"run {entry.name!r} ", ""))
-        try:
-            info.record, info.stored_status = self._read_status(entry.name)
-            info.name = info.record.name or entry.name
-            info.status = info.record.status if info.config is not None else "damaged"
-        except (StoreError, OSError, ValueError) as exc:
-            info.problems.append(str(exc).replace(f"run {entry.name!r}: ", "").replace(f"run {entry.name!r} ", ""))
-            info.status = "damaged"
-        try:  # the folder can vanish while it is listed (deleted in another session)
-            _, metric_problems = self._read_metric_records(entry.name) if info.status not in ACTIVE else ([], [])
-            info.problems.extend(metric_problems)
-            if info.status in ("completed", "stopped") and info.record.model_saved is not False:
-                problem = self._model_problem(entry / MODEL_FILE)
-                if problem:
-                    info.problems.append(problem)
-            if info.status in ("completed", "stopped"):
-                info.problems.extend(self._evaluation_problems(entry))
-        except (StoreError, OSError) as exc:
-            info.problems.append(str(exc))
-        return info
-
     def rename(self, run_id: str, new_name: str) -> None:
         self._existing(run_id)
         self.write_status(run_id, name=check_name(new_name))
@@ -529,10 +307,7 @@ class RunStore:
             raise StoreError(f"run {run_id!r} is still {status}; stop it before deleting")
         shutil.rmtree(path)
 
-    def active_runs(self) -> list[RunInfo]:
-        return [info for info in self.list_runs() if info.active]
-
-    # ----- change detection: what callers cache on -------------------------------------------------
+    # ----- change detection: what callers cache on (the run list's is listing.RunListing.signature) --------
     def version(self, run_id: str) -> tuple:
         """Changes whenever any of the run's files changes (status, config, metrics, model, evaluation, a new
         epoch snapshot); () when the run cannot be read."""
@@ -543,21 +318,3 @@ class RunStore:
         except (OSError, StoreError):
             return ()
         return tuple(stamps)
-
-    def signature(self) -> tuple:
-        """Changes whenever a run is added, removed, renamed, or its status or config changes: the run list's
-        cache key, cheap enough to compute every second."""
-        try:
-            entries = sorted(self.root.iterdir())
-        except OSError:
-            return ()
-        signature = []
-        for entry in entries:
-            stamps = []
-            for name in (STATUS_FILE, CONFIG_FILE):
-                try:
-                    stamps.append((entry / name).stat().st_mtime_ns)
-                except OSError:
-                    stamps.append(None)
-            signature.append((entry.name, *stamps))
-        return tuple(signature)

@@ -1,0 +1,10 @@
+"""The file names of a run folder: only the run store's modules import these."""
+
+CONFIG_FILE = "config.json"
+STATUS_FILE = "status.json"
+METRICS_FILE = "metrics.jsonl"
+MODEL_FILE = "model.keras"
+EVALUATION_FILE = "evaluation.json"
+TEST_PREDICTIONS_FILE = "test_predictions.npz"
+EPOCHS_DIR = "epochs"
+SNAPSHOT_ARRAYS = ("probs", "c1")  # the arrays of an epoch snapshot file; EpochSnapshot.extras adds others
