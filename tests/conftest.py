@@ -51,10 +51,10 @@ def finished_run(tiny_trained_run, lenet_runs):
 @pytest.fixture
 def offline_sources(monkeypatch):
     """No network probe, no Keras cache, no LENET_DATA: the 'auto' source means the bundled sample, at once."""
-    import core.data
+    import core.sources
     from dashboard import sidebar
 
-    monkeypatch.setattr(core.data, "_probe_download_host", lambda: False)
+    monkeypatch.setattr(core.sources, "probe_download_host", lambda: False)
     monkeypatch.setenv("KERAS_HOME", "/nonexistent-keras-home")
     monkeypatch.delenv("LENET_DATA", raising=False)
     sidebar.data_source_text.clear()

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import data
+from core import data, sources
 from core.config import TrainConfig
 from core.data import DataError
 
@@ -35,15 +35,15 @@ def isolated(monkeypatch, tmp_path_factory):
     monkeypatch.delenv("LENET_DATA", raising=False)
     monkeypatch.delenv("LENET_FASHION_DATA", raising=False)
     monkeypatch.setattr(data, "DEBIAN_FASHION_DIR", tmp_path_factory.mktemp("no_debian") / "fashion-mnist")
-    monkeypatch.setattr(data, "PROBE_HOST", "127.0.0.1")
-    monkeypatch.setattr(data, "PROBE_PORT", _closed_port())
+    monkeypatch.setattr(sources, "PROBE_HOST", "127.0.0.1")
+    monkeypatch.setattr(sources, "PROBE_PORT", _closed_port())
     calls: list[str] = []
 
     def no_download(dataset):
         calls.append(dataset)
         raise AssertionError("the Keras download must not be attempted in this test")
 
-    monkeypatch.setattr(data, "_keras_download", no_download)
+    monkeypatch.setattr(sources, "keras_download", no_download)
     return {"keras_home": home, "download_calls": calls}
 
 
@@ -154,8 +154,8 @@ def test_auto_order_file_beats_keras_beats_sample(tmp_path, isolated):
 def test_keras_download_used_when_host_answers(monkeypatch):
     arrays = synthetic(seed=3)
     calls = []
-    monkeypatch.setattr(data, "_probe_download_host", lambda: True)
-    monkeypatch.setattr(data, "_keras_download", lambda name: calls.append(name) or dict(arrays))
+    monkeypatch.setattr(sources, "probe_download_host", lambda: True)
+    monkeypatch.setattr(sources, "keras_download", lambda name: calls.append(name) or dict(arrays))
     raw = data.load_raw("mnist")
     assert calls == ["mnist"] and raw.source == "keras" and raw.source_detail.startswith("Keras download")
     assert_same_raw(raw, arrays)
@@ -165,8 +165,8 @@ def test_keras_download_failure_in_auto_falls_back_to_sample(monkeypatch):
     def broken(name):
         raise OSError("connection reset")
 
-    monkeypatch.setattr(data, "_probe_download_host", lambda: True)
-    monkeypatch.setattr(data, "_keras_download", broken)
+    monkeypatch.setattr(sources, "probe_download_host", lambda: True)
+    monkeypatch.setattr(sources, "keras_download", broken)
     assert data.load_raw("mnist").source == "sample"
     with pytest.raises(DataError, match="connection reset"):
         data.load_raw("mnist", source="keras")
@@ -175,8 +175,8 @@ def test_keras_download_failure_in_auto_falls_back_to_sample(monkeypatch):
 @pytest.mark.parametrize("host", ["closed-localhost-port", "10.255.255.1"])
 def test_offline_fallback_to_sample_is_fast(monkeypatch, host, isolated):
     if host != "closed-localhost-port":
-        monkeypatch.setattr(data, "PROBE_HOST", host)
-        monkeypatch.setattr(data, "PROBE_PORT", 443)
+        monkeypatch.setattr(sources, "PROBE_HOST", host)
+        monkeypatch.setattr(sources, "PROBE_PORT", 443)
     start = time.monotonic()
     raw = data.load_raw("mnist")
     elapsed = time.monotonic() - start
@@ -438,10 +438,10 @@ def test_probe_rejects_a_listener_that_does_not_speak_tls(monkeypatch):
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen()
-        monkeypatch.setattr(data, "PROBE_PORT", server.getsockname()[1])
-        monkeypatch.setattr(data, "PROBE_TIMEOUT", 0.5)
+        monkeypatch.setattr(sources, "PROBE_PORT", server.getsockname()[1])
+        monkeypatch.setattr(sources, "PROBE_TIMEOUT", 0.5)
         start = time.monotonic()
-        assert data._probe_download_host() is False
+        assert sources.probe_download_host() is False
         assert time.monotonic() - start < 2
 
 
