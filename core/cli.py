@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import re
@@ -119,7 +118,9 @@ def cmd_train(args, store: RunStore) -> int:
     data = load_dataset(config)
     callbacks = []
     if not args.json:
-        callbacks.append(_ProgressBar())
+        from core.callbacks import ProgressBar
+
+        callbacks.append(ProgressBar())
     run_id = store.create_run(config, name=args.name)
     print(f"run {run_id}", file=sys.stderr)
     stop = threading.Event()
@@ -151,34 +152,6 @@ def cmd_train(args, store: RunStore) -> int:
     if result.error:
         print(f"error: {result.error}", file=sys.stderr)
     return 0 if result.status in ("completed", "stopped") else EXIT_RUN_FAILED
-
-
-class _ProgressBar:
-    """A Keras callback that draws keras.utils.Progbar per epoch on stderr."""
-
-    def __new__(cls):
-        import keras
-
-        from core.trainer import batches_done
-
-        class ProgressBar(keras.callbacks.Callback):
-            def on_epoch_begin(self, epoch, logs=None):
-                print(f"Epoch {epoch + 1}/{self.params['epochs']}", file=sys.stderr)
-                self.bar = keras.utils.Progbar(self.params.get("steps"), stateful_metrics=["loss", "accuracy"])
-
-            def on_train_batch_end(self, batch, logs=None):
-                logs = logs or {}
-                with contextlib.redirect_stdout(sys.stderr):
-                    self.bar.update(batches_done(batch, self.params),
-                                    [(k, float(v)) for k, v in logs.items() if k in ("loss", "accuracy")])
-
-            def on_epoch_end(self, epoch, logs=None):
-                logs = logs or {}
-                with contextlib.redirect_stdout(sys.stderr):
-                    self.bar.update(self.params.get("steps") or 0, [(k, float(v)) for k, v in logs.items()
-                                                                   if isinstance(v, (int, float))], finalize=True)
-
-        return ProgressBar()
 
 
 def cmd_list(args, store: RunStore) -> int:
