@@ -54,7 +54,7 @@ def _add_config_flag(parser: argparse.ArgumentParser, name: str, p) -> None:
     """A flag for one TrainConfig field, from its description: choices, a switch, or a number with its range."""
     kind = FIELD_TYPES[name]
     default = getattr(TrainConfig(), name)
-    help_text = f"{p.label}" + (f": {p.help}" if p.help else "")
+    help_text = (f"{p.label}" + (f": {p.help}" if p.help else "")).replace("%", "%%")  # argparse formats help with %
     if p.choices:
         parser.add_argument(_flag(name), choices=p.choices, help=f"{help_text} (default: {default})")
     elif kind is bool:

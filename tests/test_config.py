@@ -1,10 +1,11 @@
 """TrainConfig validation, JSON round trip and presets."""
 
+import dataclasses
 import json
 
 import pytest
 
-from core.config import CHOICES, PRESETS, RANGES, TrainConfig, preset
+from core.config import CHOICES, FIELD_TYPES, PARAMS, PRESETS, RANGES, TrainConfig, applies, describe_range, preset
 
 
 def test_defaults_are_the_seed_article_recipe():
@@ -80,3 +81,33 @@ def test_presets_exist_and_seed_article_matches_the_article():
     assert (seed.learning_rate, seed.batch_size, seed.epochs, seed.optimizer, seed.augment) == (0.001, 64, 5, "adam", False)
     with pytest.raises(ValueError, match="preset='nope' is unknown"):
         preset("nope")
+
+
+def test_every_field_describes_itself():
+    """The form, the flags, the messages, the Runs table and HParams are derived from these descriptions."""
+    assert set(PARAMS) == {f.name for f in dataclasses.fields(TrainConfig)}
+    for name, p in PARAMS.items():
+        assert p.label and p.short and p.group in ("Data", "Model", "Optimisation"), name
+        if FIELD_TYPES[name] in (int, float):
+            assert name in RANGES and p.step is not None, name
+        for other, allowed in p.applies_when.items():
+            assert set(allowed) <= set(CHOICES[other]), name
+    assert describe_range("learning_rate") == "(0, 10]" and describe_range("seed") == "[0, 2147483647]"
+    assert not applies(TrainConfig(optimizer="adam"), "momentum") and applies(TrainConfig(optimizer="sgd"), "momentum")
+    assert not applies(TrainConfig(variant="lecun1998"), "dropout") and applies(TrainConfig(), "dropout")
+
+
+def test_cli_flags_and_runs_columns_come_from_the_fields():
+    from core.cli import build_parser
+    from dashboard import figures_runs
+
+    train = build_parser()._subparsers._group_actions[0].choices["train"]
+    flags = {option for action in train._actions for option in action.option_strings}
+    for name, p in PARAMS.items():
+        flag = "--data" if name == "data_path" else "--" + name.replace("_", "-")
+        assert flag in flags, name
+        assert (name in figures_runs.RUN_COLUMNS) == p.in_runs, name
+        if p.in_runs and name != "dataset":
+            assert name in figures_runs.SCATTER_CHOICES
+    help_text = train.format_help()
+    assert "allowed: (0, 10]" in help_text and "Learning rate" in help_text
