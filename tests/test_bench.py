@@ -110,21 +110,21 @@ def test_worker_in_a_fresh_process_returns_its_json():
 
 def test_uint8_pipeline_gives_the_same_batches_as_the_float_images(monkeypatch):
     """The trainer keeps the training images as uint8 in the graph; the batches must not change."""
-    import core.trainer
+    import core.speed
     from core.config import TrainConfig
     from core.data import prepare_images
 
     rng = np.random.default_rng(0)
     x = prepare_images(rng.integers(0, 256, size=(300, 28, 28), dtype=np.uint8))
     y = rng.integers(0, 10, size=300).astype(np.int32)
-    assert np.array_equal(core.trainer.as_pixels(x).astype(np.float32) / np.float32(255), x)
-    assert core.trainer.as_pixels(x * np.float32(0.5)) is None  # not grey levels / 255: kept as float
+    assert np.array_equal(core.speed.as_pixels(x).astype(np.float32) / np.float32(255), x)
+    assert core.speed.as_pixels(x * np.float32(0.5)) is None  # not grey levels / 255: kept as float
     for augment in (False, True):
         config = TrainConfig(batch_size=32, augment=augment, seed=3)
-        as_uint8 = [(a.numpy(), b.numpy()) for a, b in core.trainer.make_train_dataset(x, y, config)]
+        as_uint8 = [(a.numpy(), b.numpy()) for a, b in core.speed.make_train_dataset(x, y, config)]
         with monkeypatch.context() as patch:
-            patch.setattr(core.trainer, "as_pixels", lambda images: None)
-            as_float = [(a.numpy(), b.numpy()) for a, b in core.trainer.make_train_dataset(x, y, config)]
+            patch.setattr(core.speed, "as_pixels", lambda images: None)
+            as_float = [(a.numpy(), b.numpy()) for a, b in core.speed.make_train_dataset(x, y, config)]
         assert len(as_uint8) == len(as_float) == 10
         for (images, labels), (float_images, float_labels) in zip(as_uint8, as_float):
             assert images.dtype == np.float32 and np.array_equal(images, float_images)

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-import core.trainer as trainer_module
+import core.speed as speed
 from core.config import TrainConfig
 from core.store import RunStore
 from core.trainer import train
@@ -28,7 +28,7 @@ def test_tiny_training_writes_a_complete_run(finished):
     assert status["status"] == "completed" and status["model_saved"] is True
     assert status["data_source"] == "sample" and "bundled sample" in status["source_detail"]
     assert status["versions"]["tensorflow"] and status["parameters"] == 61706
-    assert status["batch_slices"] == trainer_module.batch_slices(TINY.batch_size, status["n_train"])
+    assert status["batch_slices"] == speed.batch_slices(TINY.batch_size, status["n_train"])
     assert status["fused_adam"] is True
     assert store.read_config(result.run_id).data_source == "sample"  # the source used is recorded
     batch, epoch = store.read_metrics(result.run_id)
@@ -80,19 +80,18 @@ def test_core_sets_its_tensorflow_switches_unless_told_otherwise(variable, env, 
 
 
 def test_batch_slices_one_per_core_only_with_one_thread_per_op(monkeypatch):
-    trainer = trainer_module  # short name: the test below calls it often
-    monkeypatch.setattr(trainer, "usable_cpus", lambda: 8)
+    monkeypatch.setattr(speed, "usable_cpus", lambda: 8)
     monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "1")
-    assert trainer.batch_slices(64) == 4  # slices of at least MIN_SLICE_IMAGES
-    assert trainer.batch_slices(256) == 8 and trainer.batch_slices(16) == 1
-    monkeypatch.setattr(trainer, "usable_cpus", lambda: 2)
-    assert trainer.batch_slices(64) == 2 and trainer.batch_slices(64, 64 * 3 + 37) == 2
-    assert trainer.batch_slices(64, 64 * 3 + 1) == 1  # a last batch of 1 image cannot be cut in two
+    assert speed.batch_slices(64) == 4  # slices of at least MIN_SLICE_IMAGES
+    assert speed.batch_slices(256) == 8 and speed.batch_slices(16) == 1
+    monkeypatch.setattr(speed, "usable_cpus", lambda: 2)
+    assert speed.batch_slices(64) == 2 and speed.batch_slices(64, 64 * 3 + 37) == 2
+    assert speed.batch_slices(64, 64 * 3 + 1) == 1  # a last batch of 1 image cannot be cut in two
     monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "2")
-    monkeypatch.setattr(trainer, "tf_intra_op_threads_setting", lambda: 0)  # nothing set with tf.config
-    assert trainer.batch_slices(64) == 1
-    monkeypatch.setattr(trainer, "tf_intra_op_threads_setting", lambda: 1)  # one thread set with tf.config
-    assert trainer.batch_slices(64) == 2
+    monkeypatch.setattr(speed, "tf_intra_op_threads_setting", lambda: 0)  # nothing set with tf.config
+    assert speed.batch_slices(64) == 1
+    monkeypatch.setattr(speed, "tf_intra_op_threads_setting", lambda: 1)  # one thread set with tf.config
+    assert speed.batch_slices(64) == 2
 
 
 @pytest.mark.parametrize("slices", [2, 3])
@@ -103,7 +102,7 @@ def test_sliced_train_step_applies_the_whole_batch_gradient(slices):
     import keras
 
     from core.model import build_model
-    from core.trainer import use_sliced_train_step
+    from core.speed import use_sliced_train_step
 
     rng = np.random.default_rng(1)
     x = rng.random((64 * 3 + 37, 32, 32, 1), np.float32)  # the last batch, 37 images, slices unevenly
@@ -135,7 +134,7 @@ def test_fused_adam_takes_keras_adam_steps(schedule):
     import keras
 
     from core.model import build_model
-    from core.trainer import use_fused_adam
+    from core.speed import use_fused_adam
 
     rng = np.random.default_rng(2)
     x = rng.random((64 * 3, 32, 32, 1), np.float32)
@@ -163,7 +162,7 @@ def test_fused_adam_takes_keras_adam_steps(schedule):
 def test_fused_adam_only_replaces_plain_adam():
     import keras
 
-    from core.trainer import use_fused_adam
+    from core.speed import use_fused_adam
 
     assert use_fused_adam(keras.optimizers.Adam()) is True
     for other in (keras.optimizers.Adam(amsgrad=True), keras.optimizers.SGD(), keras.optimizers.AdamW()):
@@ -172,7 +171,7 @@ def test_fused_adam_only_replaces_plain_adam():
 
 def test_a_last_batch_smaller_than_the_slices_trains(tmp_path, monkeypatch):
     """129 training images at batch 64 leave a last batch of 1 image, which cannot be cut into slices."""
-    monkeypatch.setattr(trainer_module, "usable_cpus", lambda: 2)
+    monkeypatch.setattr(speed, "usable_cpus", lambda: 2)
     monkeypatch.setenv("TF_NUM_INTRAOP_THREADS", "1")
     store = RunStore(tmp_path)
     result = train(TINY.replace(train_subset=129, validation_split=0.0, epochs=1), store)
@@ -186,18 +185,18 @@ def test_training_batches_reshuffle_each_epoch_without_tf_data_autotuning():
     once, in a new order, from the same seed."""
     x = np.arange(200, dtype=np.float32).reshape(200, 1, 1, 1) / np.float32(255)
     y = np.arange(200, dtype=np.int32)
-    dataset = trainer_module.make_train_dataset(x, y, TrainConfig(batch_size=64, seed=5))
+    dataset = speed.make_train_dataset(x, y, TrainConfig(batch_size=64, seed=5))
     assert dataset.options().autotune.enabled is False
     epochs = [np.concatenate([labels.numpy() for _, labels in dataset]) for _ in range(2)]
     for order in epochs:
         assert sorted(order) == list(range(200))
     assert not np.array_equal(epochs[0], epochs[1])
-    again = trainer_module.make_train_dataset(x, y, TrainConfig(batch_size=64, seed=5))
+    again = speed.make_train_dataset(x, y, TrainConfig(batch_size=64, seed=5))
     assert np.array_equal(np.concatenate([labels.numpy() for _, labels in again]), epochs[0])
 
 
 def test_auto_jit_means_onednn_without_xla_else_xla(monkeypatch):
-    from core.trainer import resolve_jit_compile
+    from core.speed import resolve_jit_compile
 
     monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "1")
     assert resolve_jit_compile("auto") is False
@@ -323,7 +322,7 @@ def test_training_state_built_first_traces_the_step_once_and_leaves_the_metrics_
     import keras
 
     from core.model import build_model
-    from core.trainer import build_training_state
+    from core.speed import build_training_state
 
     keras.utils.set_random_seed(0)
     model = build_model(TINY)
@@ -345,7 +344,7 @@ def test_batch_records_count_an_epochs_last_short_call_as_it_is(tmp_path):
     call are 4, 8, 11 (not 12), and the step axis goes on from 11."""
     import keras
 
-    from core.callback import StreamingCallback
+    from core.callbacks import StreamingCallback
     from core.model import build_model
 
     config = TrainConfig(data_source="sample", validation_split=0.0, batch_size=8, epochs=2)

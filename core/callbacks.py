@@ -1,20 +1,94 @@
-"""The streaming Keras callback: writes batch and epoch metrics and per-epoch snapshots to the run store."""
+"""The Keras callbacks of a training run: stop and divergence control, streaming into the run store, a progress bar."""
 
 from __future__ import annotations
 
+import contextlib
 import math
+import sys
+import threading
 import time
 
 import keras
 import numpy as np
 from sklearn.metrics import accuracy_score, log_loss
 
+from core.model import c1_kernels
+from core.records import EpochSnapshot
+from core.speed import usable_cpus
 from core.store import RunStore
-from core.trainer import batches_done, epoch_cut_short, usable_cpus
+
+
+def batches_done(batch: int, params: dict) -> int:
+    """The batches of this epoch done when Keras calls on_train_batch_end(batch), counting an epoch's last,
+    short call of the compiled loop as it is. (why: bench/RESULTS.md, "Why the trainer's code is as it is")"""
+    steps = params.get("steps")
+    return min(batch + 1, steps) if steps else batch + 1
+
+
+def epoch_cut_short(model, batches: int, params: dict) -> bool:
+    """Whether the epoch Keras is ending was cut short (Stop or a divergence): Keras calls on_epoch_end for it
+    too, after `batches` of its batches."""
+    return bool(model.stop_training) and batches < (params.get("steps") or 0)
 
 
 def current_learning_rate(model) -> float:
     return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+
+
+def _finite(arrays) -> bool:
+    return all(np.isfinite(a).all() for a in arrays)
+
+
+class ControlCallback(keras.callbacks.Callback):
+    """Stops on request, and ends the run when the loss passes `loss_limit` or the weights stop being finite.
+
+    After `fit`, its attributes say how far the run got and why it ended; `last_finite` holds the weights at
+    the end of the newest epoch whose weights and loss were finite."""
+
+    def __init__(self, stop_event: threading.Event | None, loss_limit: float):
+        super().__init__()
+        self.stop_event = stop_event
+        self.loss_limit = loss_limit
+        self.epoch = 0
+        self.batches = 0  # batches done in the current epoch
+        self.epochs_finished = 0
+        self.stopped = False
+        self.nonfinite: dict | None = None
+        self.last_finite: tuple[int, list] | None = None
+
+    def diverged(self, batch: int, what: str) -> None:
+        if self.nonfinite is None:
+            self.nonfinite = {"epoch": self.epoch, "batch": batch, "what": what}
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch + 1
+
+    def on_train_batch_end(self, batch, logs=None):
+        logs = logs or {}
+        self.batches = batches_done(batch, self.params)
+        loss = logs.get("loss")
+        if loss is not None and not float(loss) <= self.loss_limit:  # NaN fails every comparison
+            self.diverged(self.batches, f"loss became {float(loss):.4g}")
+            self.model.stop_training = True
+        elif not _finite(w.numpy() for w in self.model.get_layer("output").weights):  # 850 numbers: cheap
+            self.diverged(self.batches, "the output layer's weights became non-finite")
+            self.model.stop_training = True
+        elif self.stop_event is not None and self.stop_event.is_set():
+            self.stopped = True
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if not epoch_cut_short(self.model, self.batches, self.params):
+            self.epochs_finished = epoch + 1
+        if self.nonfinite is not None:
+            return
+        weights = self.model.get_weights()
+        if not _finite(weights):  # the epoch's last update can break the weights after the last loss
+            self.diverged(self.params.get("steps") or 0, "the weights became non-finite")
+            self.model.stop_training = True
+        elif float(logs.get("loss", 0.0)) <= self.loss_limit:
+            self.last_finite = (epoch + 1, weights)
 
 
 class StreamingCallback(keras.callbacks.Callback):
@@ -37,17 +111,12 @@ class StreamingCallback(keras.callbacks.Callback):
         self.train_start = time.perf_counter()
         self.last_write = 0.0
         self.step = 0
-        self.last_snapshot = None  # (epoch, float32 probabilities) of the newest evaluation, for the trainer
+        self.last_snapshot: EpochSnapshot | None = None  # the newest evaluation, for the trainer to reuse
         self._forward = None  # built at the first epoch end
 
     def predict_eval(self) -> np.ndarray:
-        """The model's probabilities for the evaluation images, float32.
-
-        Keras recommends calling the model directly for inputs that fit in memory: its predict() adapts the
-        numpy array into a dataset and loops over the batches in Python at every call, which made the
-        epoch-end evaluation of the 10,000 test images take about twice as long (0.39 s against 0.2 s on 2
-        cores). Here the images become one tensor once, and one compiled call runs the model over all of them
-        in equal slices of at most eval_batch_size, which TensorFlow runs in parallel."""
+        """The model's probabilities for the evaluation images, float32, from one compiled call over equal slices
+        of at most eval_batch_size. (why: bench/RESULTS.md, "Why the trainer's code is as it is")"""
         import tensorflow as tf
 
         if len(self.x_eval) == 0:
@@ -121,8 +190,28 @@ class StreamingCallback(keras.callbacks.Callback):
         if np.isfinite(probs).all() and len(self.y_eval):
             record["test_accuracy"] = float(accuracy_score(self.y_eval, probs.argmax(axis=1)))
             record["test_loss"] = float(log_loss(self.y_eval, np.clip(probs, 1e-7, 1), labels=self.labels))
-        kernel = keras.ops.convert_to_numpy(self.model.get_layer("c1_conv").kernel)
-        self.store.save_epoch_snapshot(self.run_id, epoch + 1, probs, np.transpose(kernel[:, :, 0, :], (2, 0, 1)))
+        snapshot = EpochSnapshot(epoch=epoch + 1, probs=probs, c1_kernels=c1_kernels(self.model))
+        self.store.save_epoch_snapshot(self.run_id, snapshot)
         record["eval_time"] = round(time.perf_counter() - eval_start, 3)
         self.store.append_metrics(self.run_id, [record])
-        self.last_snapshot = (epoch + 1, probs)
+        self.last_snapshot = snapshot
+
+
+class ProgressBar(keras.callbacks.Callback):
+    """Draws keras.utils.Progbar per epoch on stderr."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        print(f"Epoch {epoch + 1}/{self.params['epochs']}", file=sys.stderr)
+        self.bar = keras.utils.Progbar(self.params.get("steps"), stateful_metrics=["loss", "accuracy"])
+
+    def on_train_batch_end(self, batch, logs=None):
+        logs = logs or {}
+        with contextlib.redirect_stdout(sys.stderr):
+            self.bar.update(batches_done(batch, self.params),
+                            [(k, float(v)) for k, v in logs.items() if k in ("loss", "accuracy")])
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        with contextlib.redirect_stdout(sys.stderr):
+            self.bar.update(self.params.get("steps") or 0, [(k, float(v)) for k, v in logs.items()
+                                                           if isinstance(v, (int, float))], finalize=True)
