@@ -10,11 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 from scipy import ndimage
-from sklearn.metrics import log_loss, precision_recall_fscore_support, precision_score
+from sklearn.metrics import log_loss, precision_recall_fscore_support
 
 from core.analysis import (
-    ImageError,
-    c1_kernels,
     class_report,
     confusion,
     correctness_history,
@@ -22,12 +20,12 @@ from core.analysis import (
     feature_maps,
     misclassified,
     most_confused_pairs,
-    precision,
     predict_probs,
-    preprocess_digit,
     summary_metrics,
     suspected_label_errors,
 )
+from core.digits import ImageError, preprocess_digit
+from core.model import c1_kernels
 
 
 @pytest.fixture(scope="module")
@@ -134,14 +132,6 @@ def test_class_report_rows_and_averages():
 def test_class_report_keeps_a_row_for_a_class_absent_from_the_data():
     report = class_report([0, 1], [0, 1], ["zero", "one", "two"])
     assert report.loc["two"].tolist() == [0.0, 0.0, 0.0, 0]
-
-
-def test_precision_is_sklearns_precision_score():
-    y_true, y_pred = [0, 0, 1, 2, 2], [0, 1, 1, 2, 0]
-    assert precision(y_true, y_pred) == pytest.approx(precision_score(y_true, y_pred, average="macro"))
-    assert precision(y_true, y_pred, average="micro") == pytest.approx(0.6)
-    with pytest.raises(ValueError, match="macro"):
-        precision(y_true, y_pred, average="binary")
 
 
 # ---------------------------------------------------------------- error tables

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from core.analysis import ImageError, preprocess_digit
+from core.digits import ImageError, preprocess_digit
 from test_faults_support import (SHIPPED, assert_one_line_error, cli_subprocess, copy_shipped, run_cli, tree,
                                  write_idx_folder)
 
