@@ -6,6 +6,7 @@ import pytest
 from sklearn.metrics import confusion_matrix
 
 from dashboard import figures_audit as figures
+from dashboard import figures_network
 
 NAMES = [str(i) for i in range(10)]
 
@@ -101,7 +102,7 @@ def test_selected_cell_without_a_click(event):
 
 def test_montage_places_each_map_and_leaves_gaps_empty():
     maps = np.arange(5 * 2 * 3, dtype=float).reshape(5, 2, 3)
-    z = figures.montage(maps, columns=3)
+    z = figures_network.montage(maps, columns=3)
     assert z.shape == (2 * 3 - 1, 3 * 4 - 1)
     for i in range(5):
         np.testing.assert_array_equal(tile(z, i, (2, 3), 3), maps[i])
@@ -110,7 +111,7 @@ def test_montage_places_each_map_and_leaves_gaps_empty():
 
 def test_kernel_figure_holds_the_kernels_on_a_zero_centred_scale():
     kernels = np.random.default_rng(0).normal(size=(6, 5, 5))
-    figure = figures.kernel_figure(kernels)
+    figure = figures_network.kernel_figure(kernels)
     trace = figure.data[0]
     z = np.asarray(trace.z, dtype=float)
     for i in range(6):
@@ -120,13 +121,12 @@ def test_kernel_figure_holds_the_kernels_on_a_zero_centred_scale():
 
 
 def test_kernel_figure_holds_a_models_kernels():
-    from core import analysis
     from core.config import TrainConfig
-    from core.model import build_model
+    from core.model import build_model, c1_kernels
 
     model = build_model(TrainConfig(seed=3))
-    kernels = analysis.c1_kernels(model)
-    z = np.asarray(figures.kernel_figure(kernels).data[0].z, dtype=float)
+    kernels = c1_kernels(model)
+    z = np.asarray(figures_network.kernel_figure(kernels).data[0].z, dtype=float)
     weights = np.asarray(model.get_layer("c1_conv").kernel)  # (5, 5, 1, 6)
     for i in range(6):
         np.testing.assert_allclose(tile(z, i, (5, 5), 6), weights[:, :, 0, i])
@@ -134,7 +134,7 @@ def test_kernel_figure_holds_a_models_kernels():
 
 def test_kernel_animation_has_a_frame_per_epoch_on_one_range():
     history = np.random.default_rng(1).normal(size=(3, 6, 5, 5))
-    figure = figures.kernel_animation([1, 2, 3], history)
+    figure = figures_network.kernel_animation([1, 2, 3], history)
     assert [frame.name for frame in figure.frames] == ["1", "2", "3"]
     for frame, kernels in zip(figure.frames, history):
         z = np.asarray(frame.data[0].z, dtype=float)
@@ -143,16 +143,16 @@ def test_kernel_animation_has_a_frame_per_epoch_on_one_range():
     assert figure.data[0].zmax == np.abs(history).max()
     assert [step.label for step in figure.layout.sliders[0].steps] == ["1", "2", "3"]
     with pytest.raises(ValueError, match="one"):
-        figures.kernel_animation([1, 2], history)
+        figures_network.kernel_animation([1, 2], history)
 
 
 def test_feature_map_figure_shows_each_map_stretched_and_hovers_raw_values():
     maps = np.random.default_rng(2).normal(size=(16, 10, 10))
-    figure = figures.feature_map_figure(maps, columns=8)
+    figure = figures_network.feature_map_figure(maps, columns=8)
     trace = figure.data[0]
     z = np.asarray(trace.z, dtype=float)
     custom = np.asarray(trace.customdata, dtype=float)
-    gap = figures.map_gap(10)
+    gap = figures_network.map_gap(10)
     assert z.shape == (2 * 10 + gap, 8 * 10 + 7 * gap)
     for i in range(16):
         shown = tile(z, i, (10, 10), 8, gap)
@@ -163,7 +163,7 @@ def test_feature_map_figure_shows_each_map_stretched_and_hovers_raw_values():
 
 def test_feature_map_image_stretches_each_map_on_a_white_grid():
     maps = np.random.default_rng(4).normal(size=(16, 5, 5))
-    image = figures.feature_map_image(maps, columns=8, tile_pixels=20)
+    image = figures_network.feature_map_image(maps, columns=8, tile_pixels=20)
     scale, gap = 4, 2
     assert image.dtype == np.uint8
     for i in range(16):
@@ -178,7 +178,7 @@ def test_feature_map_image_stretches_each_map_on_a_white_grid():
 
 
 def test_feature_map_figure_of_a_constant_map_is_black():
-    figure = figures.feature_map_figure(np.zeros((6, 4, 4)))
+    figure = figures_network.feature_map_figure(np.zeros((6, 4, 4)))
     assert np.nanmax(np.asarray(figure.data[0].z, dtype=float)) == 0
 
 
@@ -228,13 +228,13 @@ def test_epoch_accuracy_figure_marks_the_shown_epoch():
 def test_c3_table_figure_is_the_papers_table():
     from core.model import C3_TABLE
 
-    figure = figures.c3_table_figure(C3_TABLE)
+    figure = figures_network.c3_table_figure(C3_TABLE)
     np.testing.assert_array_equal(np.asarray(figure.data[0].z), C3_TABLE.astype(int))
     assert np.asarray(figure.data[0].z).sum() == 60  # Table I's 60 connections
 
 
 def test_activation_figure_has_one_bar_per_unit():
     values = np.linspace(-1, 1, 84)
-    trace = figures.activation_figure(values, title="F6").data[0]
+    trace = figures_network.activation_figure(values, title="F6").data[0]
     np.testing.assert_allclose(trace.y, values)
     assert trace.marker.color[0] == figures.WRONG and trace.marker.color[-1] == figures.ACCENT
