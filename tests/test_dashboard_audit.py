@@ -13,11 +13,12 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from core import analysis
+from core import analysis, digits
 from core.data import load_test_set
-from core.model import C3_TABLE, summary_rows
+from core.model import C3_TABLE, c1_kernels, summary_rows
+from core.records import EpochSnapshot
 from core.store import RunStore
-from dashboard.figures_audit import map_gap
+from dashboard.figures_network import map_gap
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "dashboard" / "app.py"
@@ -60,7 +61,11 @@ def _truth(root: Path, run_id: str, test_set) -> Truth:
     model = store.load_model(run_id)
     epochs = store.epochs_saved(run_id)
     return Truth(run_id, model, analysis.predict_probs(model, x_test), y_test, epochs,
-                 {e: store.read_epoch_snapshot(run_id, e) for e in epochs})
+                 {e: snapshot_arrays(store.read_epoch_snapshot(run_id, e)) for e in epochs})
+
+
+def snapshot_arrays(snapshot) -> tuple:
+    return snapshot.probs, snapshot.c1_kernels
 
 
 @pytest.fixture(scope="module")
@@ -219,7 +224,7 @@ def test_run_selector_reaches_each_of_two_runs_with_the_same_name(store, truths)
     first = truths["one_epoch"].run_id
     twin = "20261128-211046-twin-of-the-tiny-run-181f"
     shutil.copytree(store / first, store / twin)
-    RunStore(store).write_status(twin, test_accuracy=RunStore(store).read_status(first)["test_accuracy"])
+    RunStore(store).write_status(twin, test_accuracy=RunStore(store).read_status(first).test_accuracy)
     at = open_page("evaluate", run_id=first)
     selector = at.sidebar.selectbox(key="common_run_widget")
     assert len(set(selector.options)) == len(selector.options) == 4
@@ -438,7 +443,7 @@ def test_inside_summary_and_filters(store, truths):
     assert table["Parameters"].tolist() == [r["params"] for r in rows]
     assert metric(at, "Parameters").value == "61,706"
     assert "Total params: 61,706" in at.code[0].value
-    kernels = analysis.c1_kernels(truth.model)
+    kernels = c1_kernels(truth.model)
     shown = z(at, "inside_filters")
     for i in range(6):
         np.testing.assert_allclose(tile(shown, i, (5, 5), 6), kernels[i], rtol=1e-6)
@@ -501,7 +506,7 @@ def test_live_run_follows_its_snapshots(store, truths):
     run_id = runs.create_run(RunStore(store).read_config(source.run_id), name="live run", status="running")
     runs.write_status(run_id, class_names=NAMES, dataset="mnist")
     probs, c1 = source.snapshots[1]
-    runs.save_epoch_snapshot(run_id, 1, probs, c1)
+    runs.save_epoch_snapshot(run_id, EpochSnapshot(1, probs, c1))
     at = open_page("inside", run_id)
     assert "The model is saved when training ends" in at.info[0].value
     shown = z(at, "inside_filters")
@@ -537,7 +542,7 @@ def test_predict_an_uploaded_picture(store, truths, test_set):
     at = open_page("predict", truth.run_id, predict_source="An uploaded picture")
     at.file_uploader(key="predict_upload").set_value(("seven.png", upload, "image/png"))
     rerun(at)
-    x28, x32 = analysis.preprocess_digit(upload)
+    x28, x32 = digits.preprocess_digit(upload)
     probs = analysis.predict_probs(truth.model, x32[None])[0]
     shown = metric(at, "Prediction for upload seven.png")
     assert shown.value == str(int(np.argmax(probs)))
@@ -553,8 +558,8 @@ def test_predict_an_uploaded_picture(store, truths, test_set):
 ], ids=["not-an-image", "empty", "too-large"])
 def test_predict_rejects_a_bad_upload(store, truths, name, content):
     truth = truths["two_epochs"]
-    with pytest.raises(analysis.ImageError) as raised:
-        analysis.preprocess_digit(content)
+    with pytest.raises(digits.ImageError) as raised:
+        digits.preprocess_digit(content)
     before = files_in(store)
     at = open_page("predict", truth.run_id, predict_source="An uploaded picture")
     at.file_uploader(key="predict_upload").set_value((name, content, "image/png"))
@@ -591,7 +596,7 @@ def test_shipped_run_on_every_page(shipped, test_set):
     x_test, y_test = test_set
     probs = analysis.predict_probs(model, x_test)
     accuracy = float(np.mean(probs.argmax(axis=1) == y_test))
-    assert accuracy == pytest.approx(runs.read_status(shipped)["test_accuracy"])
+    assert accuracy == pytest.approx(runs.read_status(shipped).test_accuracy)
     at = open_page("evaluate")
     assert metric(at, "Test accuracy").value == f"{accuracy:.2%}"
     np.testing.assert_array_equal(z(at, "evaluate_confusion_chart"), analysis.confusion(y_test, probs.argmax(axis=1)))
@@ -666,12 +671,12 @@ def test_reruns_skip_the_full_garbage_collection_of_keras_clear_session(monkeypa
 
     import keras
 
-    from dashboard import audit_data
+    from dashboard import keras_patch
 
-    audit_data.analysis()
+    keras_patch.skip_gc_on_reruns()
     collections = []
     monkeypatch.setattr(gc, "collect", lambda *args: collections.append(args) or 0)
-    rerun_cleanup = threading.Thread(target=keras.backend.clear_session, name=audit_data.SCRIPT_THREAD)
+    rerun_cleanup = threading.Thread(target=keras.backend.clear_session, name=keras_patch.SCRIPT_THREAD)
     rerun_cleanup.start()
     rerun_cleanup.join()
     assert collections == []

@@ -4,8 +4,10 @@ import numpy as np
 import streamlit as st
 
 from core.store import StoreError
-from dashboard import audit_data as data
-from dashboard import figures_audit as figures
+from dashboard import figures_audit, gallery_state, loaders, pages
+from dashboard.audit_run import open_audit_run
+from dashboard.figure_cache import figure, thumbnails
+from dashboard.loaders import Predictions, TestImages
 
 NORMALIZE = "evaluate_normalize"
 CELL = "evaluate_cell"  # (true, predicted) of the confusion-matrix cell whose images are shown
@@ -16,32 +18,35 @@ VIEWS = ("Per class", "Epoch by epoch")
 CHART = "evaluate_confusion_chart"
 THUMBNAILS_PER_PAGE = 40
 CHANGES_SHOWN = 30
-GALLERY_PAGE = "views/gallery.py"
+# Reference results the headline compares an MNIST run with.
+SEED_ARTICLE_ACCURACY = 0.9926  # the seed article's LeNet-5 on the MNIST test set
+LECUN_1998_ERROR = 0.0095  # LeCun et al. 1998, LeNet-5 without distortions: 0.95% test error
 
 
-def headline(predictions: data.Predictions, dataset: str) -> None:
+def headline(predictions: Predictions, dataset: str) -> None:
     metrics = predictions.metrics
     accuracy, n = metrics["accuracy"], metrics["n"]
     errors = int(metrics.get("error_count", round((1 - accuracy) * n)))
-    lecun_errors = round(data.LECUN_1998_ERROR * n)
+    lecun_errors = round(LECUN_1998_ERROR * n)
     compare = dataset == "mnist"  # the reference results are MNIST's
     columns = st.columns(3)
     columns[0].metric("Test accuracy", f"{accuracy:.2%}",
-                      delta=f"{(accuracy - data.SEED_ARTICLE_ACCURACY) * 100:+.2f} pp" if compare else None,
-                      delta_description=f"vs the seed article's {data.SEED_ARTICLE_ACCURACY:.2%}" if compare else None)
+                      delta=f"{(accuracy - SEED_ARTICLE_ACCURACY) * 100:+.2f} pp" if compare else None,
+                      delta_description=f"vs the seed article's {SEED_ARTICLE_ACCURACY:.2%}" if compare else None)
     columns[1].metric("Test error rate", f"{1 - accuracy:.2%}",
-                      delta=f"{(1 - accuracy - data.LECUN_1998_ERROR) * 100:+.2f} pp" if compare else None,
+                      delta=f"{(1 - accuracy - LECUN_1998_ERROR) * 100:+.2f} pp" if compare else None,
                       delta_color="inverse",
-                      delta_description=f"vs LeCun et al. 1998's {data.LECUN_1998_ERROR:.2%}" if compare else None)
+                      delta_description=f"vs LeCun et al. 1998's {LECUN_1998_ERROR:.2%}" if compare else None)
     columns[2].metric("Errors", f"{errors:,} of {n:,}", delta=f"{errors - lecun_errors:+,}" if compare else None,
                       delta_color="inverse",
-                      delta_description=f"vs the {lecun_errors:,} that 0.95% error would make" if compare else None)
+                      delta_description=f"vs the {lecun_errors:,} that {LECUN_1998_ERROR:.2%} error would make" if compare else None)
     columns = st.columns(6)
     for column, average in zip((columns[:3], columns[3:]), ("macro", "weighted")):
         for slot, name in zip(column, ("precision", "recall", "F1")):
             slot.metric(f"{average.capitalize()} {name}", f"{metrics[f'{average}_{name.lower()}']:.4f}")
-    reference = "" if compare else (" The seed article's 99.26% and LeCun et al.'s 0.95% error are MNIST results, "
-                                    f"so this {dataset} run is not compared with them.")
+    reference = "" if compare else (f" The seed article's {SEED_ARTICLE_ACCURACY:.2%} and LeCun et al.'s "
+                                    f"{LECUN_1998_ERROR:.2%} error are MNIST results, so this {dataset} run is "
+                                    "not compared with them.")
     st.caption(f"From {predictions.source} on the {n:,} test images.{reference}")
 
 
@@ -51,20 +56,20 @@ def select_cell(cell: tuple[int, int]) -> None:
 
 
 def on_chart_select() -> None:
-    cell = figures.selected_cell(st.session_state.get(CHART))
+    cell = figures_audit.selected_cell(st.session_state.get(CHART))
     if cell is not None:
         select_cell(cell)
 
 
-def confusion_section(predictions: data.Predictions, names: list[str], images: data.TestImages | None) -> None:
+def confusion_section(predictions: Predictions, names: list[str], images: TestImages | None) -> None:
     st.subheader("Confusion matrix")
-    counts = data.confusion_counts(predictions.probs, predictions.labels, len(names))
+    counts = loaders.confusion_counts(predictions.probs, predictions.labels, len(names))
     matrix, pairs = st.columns([3, 2])
     with matrix:
         normalize = st.toggle("Row-normalised (share of each true class)", key=NORMALIZE)
         cell = st.session_state.get(CELL)
-        figure = data.figure(figures.confusion_matrix_figure, counts, names, normalize=normalize, selected=cell)
-        st.plotly_chart(figure, key=CHART, on_select=on_chart_select, selection_mode="points",
+        chart = figure(figures_audit.confusion_matrix_figure, counts, names, normalize=normalize, selected=cell)
+        st.plotly_chart(chart, key=CHART, on_select=on_chart_select, selection_mode="points",
                         config={"displayModeBar": False})
         st.caption("Rows are true classes, columns predicted. The grey diagonal holds the correct predictions, "
                    "so the colour scale shows only the errors. Click a cell to see its images.")
@@ -76,7 +81,7 @@ def confusion_section(predictions: data.Predictions, names: list[str], images: d
 
 def confused_pairs(counts: np.ndarray, names: list[str]) -> None:
     st.markdown("**Most confused pairs**")
-    pairs = data.analysis().most_confused_pairs(counts, names, top=8)
+    pairs = loaders.analysis().most_confused_pairs(counts, names, top=8)
     if pairs.empty:
         st.caption("No errors: every test image is classified correctly.")
     for row in pairs.itertuples():
@@ -87,60 +92,60 @@ def confused_pairs(counts: np.ndarray, names: list[str]) -> None:
                       args=((true_class, pred_class),))
 
 
-def cell_gallery(predictions: data.Predictions, names: list[str], images: data.TestImages | None,
+def cell_gallery(predictions: Predictions, names: list[str], images: TestImages | None,
                  true_class: int, pred_class: int) -> None:
-    table = data.cell_images(predictions.probs, predictions.labels, true_class, pred_class)
+    table = loaders.cell_images(predictions.probs, predictions.labels, true_class, pred_class)
     kind = "correct" if true_class == pred_class else "misclassified"
     with st.container(border=True, key="evaluate_cell_gallery"):
         left, right = st.columns([3, 1])
         left.markdown(f"**True {names[true_class]}, predicted {names[pred_class]}: "
                       f"{len(table):,} {kind} images**")
         if true_class != pred_class and right.button("Open in the error gallery", key="evaluate_to_gallery"):
-            data.open_in_gallery(true_class, pred_class)
-            st.switch_page(GALLERY_PAGE)
+            gallery_state.open_in_gallery(true_class, pred_class)
+            pages.switch_to("gallery")
         if right.button("Close", key="evaluate_close_cell"):
             st.session_state[CELL] = None
             st.rerun()
         if table.empty:
             st.caption("No test image falls in this cell.")
             return
-        pages = max(1, int(np.ceil(len(table) / THUMBNAILS_PER_PAGE)))
-        page = st.pagination(pages, key=CELL_PAGE) if pages > 1 else 1
+        page_count = max(1, int(np.ceil(len(table) / THUMBNAILS_PER_PAGE)))
+        page = st.pagination(page_count, key=CELL_PAGE) if page_count > 1 else 1
         shown = table.iloc[(page - 1) * THUMBNAILS_PER_PAGE: page * THUMBNAILS_PER_PAGE]
         order = "least confident first" if true_class == pred_class else "most confident first"
         st.caption(f"Images {(page - 1) * THUMBNAILS_PER_PAGE + 1}–{(page - 1) * THUMBNAILS_PER_PAGE + len(shown)} "
                    f"of {len(table):,}, {order}.")
-        thumbnails(images, shown["index"].tolist(),
+        show_thumbnails(images, shown["index"].tolist(),
                    [f"#{i} · {c:.0%}" for i, c in zip(shown["index"], shown["confidence"])])
 
 
-def thumbnails(images: data.TestImages | None, indices: list[int], captions: list[str]) -> None:
+def show_thumbnails(images: TestImages | None, indices: list[int], captions: list[str]) -> None:
     if images is None:
         st.write("Test indices: " + ", ".join(str(i) for i in indices))
         return
-    st.image(data.thumbnails(images, indices), caption=captions)
+    st.image(thumbnails(images, indices), caption=captions)
 
 
-def per_class_section(predictions: data.Predictions, names: list[str]) -> None:
-    report = data.class_report(predictions.probs, predictions.labels, names)
+def per_class_section(predictions: Predictions, names: list[str]) -> None:
+    report = loaders.class_report(predictions.probs, predictions.labels, names)
     left, right = st.columns([2, 3])
     # A static table: eleven rows need no scrolling or sorting, and it draws far faster than st.dataframe.
     left.table(report.style.format("{:.4f}", subset=["precision", "recall", "f1"]))
-    right.plotly_chart(data.figure(figures.class_metrics_figure, report, height=38 + 35 * len(report)),
+    right.plotly_chart(figure(figures_audit.class_metrics_figure, report, height=38 + 35 * len(report)),
                        key="evaluate_class_chart")
 
 
-def epoch_section(run_id: str, predictions: data.Predictions, names: list[str],
-                  images: data.TestImages | None) -> None:
+def epoch_section(run_id: str, predictions: Predictions, names: list[str],
+                  images: TestImages | None) -> None:
     try:
         epoch_view(run_id, predictions, names, images)
     except StoreError as exc:  # a damaged epoch snapshot: the rest of the page still stands
         st.warning(str(exc))
 
 
-def epoch_view(run_id: str, predictions: data.Predictions, names: list[str],
-               images: data.TestImages | None) -> None:
-    saved, problems = data.readable_epochs(run_id)
+def epoch_view(run_id: str, predictions: Predictions, names: list[str],
+               images: TestImages | None) -> None:
+    saved, problems = loaders.readable_epochs(run_id)
     for problem in problems:
         st.warning(problem)
     if not saved:
@@ -153,29 +158,29 @@ def epoch_view(run_id: str, predictions: data.Predictions, names: list[str],
     else:
         epoch = st.select_slider("Epoch", options=saved, value=saved[-1], key=EPOCH)
     labels = predictions.labels
-    probs = data.snapshot_probs(run_id, epoch)
+    probs = loaders.snapshot_probs(run_id, epoch)
     if len(probs) != len(labels):
         st.warning(f"The epoch {epoch} snapshot holds {len(probs)} predictions, not one per test image.")
         return
-    accuracies = data.epoch_accuracies(run_id, labels, saved)
+    accuracies = loaders.epoch_accuracies(run_id, labels, saved)
     position = saved.index(epoch)
     accuracy = accuracies[position]
     left, right = st.columns([1, 2])
     delta = f"{(accuracy - accuracies[position - 1]) * 100:+.2f} pp" if position else None
     left.metric(f"Test accuracy after epoch {epoch}", f"{accuracy:.2%}", delta=delta,
                 delta_description=f"vs epoch {saved[position - 1]}" if position else None)
-    left.plotly_chart(data.figure(figures.epoch_accuracy_figure, saved, accuracies, epoch),
+    left.plotly_chart(figure(figures_audit.epoch_accuracy_figure, saved, accuracies, epoch),
                       key="evaluate_epoch_accuracy")
-    counts = data.confusion_counts(probs, labels, len(names))
-    matrix = data.figure(figures.confusion_matrix_figure, counts, names, height=420,
-                         title=f"Confusion matrix after epoch {epoch}", clickable=False)
+    counts = loaders.confusion_counts(probs, labels, len(names))
+    matrix = figure(figures_audit.confusion_matrix_figure, counts, names, height=420,
+                    title=f"Confusion matrix after epoch {epoch}", clickable=False)
     right.plotly_chart(matrix, key="evaluate_epoch_confusion", config={"displayModeBar": False})
-    changes = data.epoch_changes(run_id, epoch, labels, saved)
-    if changes is None:
+    if position == 0:
         st.caption("The first saved epoch has no previous epoch to compare with.")
         return
     previous = saved[position - 1]
-    before, after = data.snapshot_probs(run_id, previous).argmax(axis=1), probs.argmax(axis=1)
+    changes = loaders.epoch_changes(run_id, labels, previous, epoch)
+    before, after = loaders.snapshot_probs(run_id, previous).argmax(axis=1), probs.argmax(axis=1)
     st.caption(f"Each thumbnail: test index, then the prediction after epoch {previous} → after epoch {epoch}.")
     for kind, verb in (("fixed", "wrong after epoch {p}, right after epoch {e}"),
                        ("broken", "right after epoch {p}, wrong after epoch {e}")):
@@ -184,20 +189,18 @@ def epoch_view(run_id: str, predictions: data.Predictions, names: list[str],
                     + verb.format(p=previous, e=epoch))
         shown = indices[:CHANGES_SHOWN]
         if shown:
-            thumbnails(images, shown, [f"#{i} · {names[before[i]]}→{names[after[i]]}" for i in shown])
+            show_thumbnails(images, shown, [f"#{i} · {names[before[i]]}→{names[after[i]]}" for i in shown])
         if len(indices) > len(shown):
             st.caption(f"The first {len(shown)} of {len(indices):,} shown.")
 
 
 def main() -> None:
-    opened = data.current_predictions("Evaluate")
-    if opened is None:
+    run = open_audit_run("Evaluate", needs_predictions=True)
+    if run is None:
         return
-    info, predictions = opened
-    names = data.class_names(info)
-    images, image_problem = data.test_images(info, predictions.labels)
+    info, predictions, names, images = run.info, run.predictions, run.names, run.images
     if images is None:
-        st.warning(f"The test images could not be loaded, so indices are shown instead: {image_problem}")
+        st.warning(f"The test images could not be loaded, so indices are shown instead: {run.image_problem}")
     headline(predictions, info.config.dataset)
     confusion_section(predictions, names, images)
     # Only the open tab is computed and drawn: the browser has half as many charts to lay out.

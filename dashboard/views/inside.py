@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import audit_data as data
-from dashboard import common
-from dashboard import figures_audit as figures
+from dashboard import common, figures_audit, figures_network, loaders, widgets
+from dashboard.audit_run import AuditRun, open_audit_run
+from dashboard.figure_cache import figure
 
 FILTER_EPOCH = "inside_filter_epoch"
 INTERACTIVE = "inside_interactive"
@@ -32,7 +32,7 @@ def architecture(config_json: str):
 
 def layers_section(info, model) -> None:
     from core import (
-        model as lenet,  # here, not at the top: it loads TensorFlow (see audit_data.analysis)
+        model as lenet,  # here, not at the top: it loads TensorFlow (see loaders.analysis)
     )
 
     st.subheader("Layers")
@@ -52,20 +52,22 @@ def layers_section(info, model) -> None:
     if info.config.variant == "lecun1998":
         st.markdown("**C3 connection table** (LeCun et al. 1998, Table I): each C3 map reads only the S2 maps "
                     "marked, which keeps C3 at 1,516 parameters instead of 2,416.")
-        st.plotly_chart(data.figure(figures.c3_table_figure, lenet.C3_TABLE), key="inside_c3_table",
+        st.plotly_chart(figure(figures_network.c3_table_figure, lenet.C3_TABLE), key="inside_c3_table",
                         config={"displayModeBar": False})
 
 
 def filters_view(info, model, live: bool) -> None:
-    readable, problems = data.readable_epochs(info.run_id)
+    readable, problems = loaders.readable_epochs(info.run_id)
     for problem in problems:  # a damaged epoch snapshot: its epoch is left out of the slider
         st.warning(problem)
-    saved, history = data.c1_history(info.run_id, readable)
+    saved, history = loaders.c1_history(info.run_id, readable)
     if not saved and model is None:
         st.caption("No epoch has finished yet; the filters appear after the first one.")
         return
     if not saved:
-        kernels, caption = data.analysis().c1_kernels(model), "the saved model"
+        from core.model import c1_kernels  # here, not at the top: it loads TensorFlow (see loaders.analysis)
+
+        kernels, caption = c1_kernels(model), "the saved model"
     elif live or len(saved) == 1:
         kernels, caption = history[-1], f"after epoch {saved[-1]}"
     else:
@@ -73,12 +75,12 @@ def filters_view(info, model, live: bool) -> None:
         kernels, caption = history[saved.index(epoch)], f"after epoch {epoch}"
     if live:
         st.caption(f"Training: updates every {LIVE_SECONDS} s. Epochs saved so far: {len(saved)}.")
-    st.plotly_chart(data.figure(figures.kernel_figure, kernels, title=f"C1 filters {caption}"),
+    st.plotly_chart(figure(figures_network.kernel_figure, kernels, title=f"C1 filters {caption}"),
                     key="inside_filters", config={"displayModeBar": False})
     if len(saved) > 1:
         # A toggle, not an expander: a collapsed expander's chart is still drawn by the browser.
         if st.toggle("Play epoch by epoch (one colour range for all epochs)", key=ANIMATION):
-            st.plotly_chart(data.figure(figures.kernel_animation, saved, history), key="inside_filters_animation")
+            st.plotly_chart(figure(figures_network.kernel_animation, saved, history), key="inside_filters_animation")
 
 
 @st.fragment(run_every=LIVE_SECONDS)
@@ -99,57 +101,50 @@ def filters_section(info, model) -> None:
         filters_view(info, model, live=False)
 
 
-def feature_maps_section(info, model, names: list[str], images: data.TestImages | None) -> None:
+def feature_maps_section(run: AuditRun) -> None:
+    info, model, names = run.info, run.model, run.names
     st.subheader("Feature maps")
-    digit = data.pick_digit("inside", images, with_gallery=True)
+    digit = widgets.pick_digit(widgets.INSIDE_PICKER, run.images, with_gallery=True)
     if digit is None:
         return
     if model is None:
         st.info("Feature maps need the saved model, which this run does not have yet." if info.active else
                 f"Feature maps need the saved model, and this run ended ({info.status}) without one.")
         return
-    maps = data.maps_for(info, model, digit.x32)
+    maps = loaders.maps_for(info, model, digit.x32)
     probs = maps["output"]
     pred = int(np.argmax(probs))
     picture, output = st.columns([1, 3])
     truth = f", true {names[digit.label]}" if digit.label is not None else ""
-    picture.image(data.thumbnail(digit.x28, 5), caption=f"{digit.name}{truth}", output_format="PNG")
+    picture.image(figures_audit.thumbnail(digit.x28, 5), caption=f"{digit.name}{truth}", output_format="PNG")
     picture.markdown(f"Predicted **{names[pred]}** ({probs[pred]:.1%})")
-    output.plotly_chart(data.figure(figures.probability_bars, probs, names, true=digit.label, height=220,
-                                    title="Output: softmax over the 10 classes"),
+    output.plotly_chart(figure(figures_audit.probability_bars, probs, names, true=digit.label, height=220,
+                               title="Output: softmax over the 10 classes"),
                         key="inside_output")
     interactive = st.toggle("Interactive maps: hover shows each activation (slower to draw)", key=INTERACTIVE)
     st.caption("Each map is stretched to its own range, black (lowest) to white (highest); maps are "
                "numbered left to right, top to bottom.")
     for layer, title, columns, cell_height in MAP_LAYERS:
         if interactive:
-            st.plotly_chart(data.figure(figures.feature_map_figure, maps[layer], columns=columns, title=title,
-                                        cell_height=cell_height),
+            st.plotly_chart(figure(figures_network.feature_map_figure, maps[layer], columns=columns, title=title,
+                                   cell_height=cell_height),
                             key=f"inside_map_{layer}", config={"displayModeBar": False})
         else:
             st.markdown(f"**{title}**")
-            st.image(data.figure(figures.feature_map_image, maps[layer], columns), output_format="PNG")
+            st.image(figure(figures_network.feature_map_image, maps[layer], columns), output_format="PNG")
     left, right = st.columns(2)
     for column, (layer, title) in zip((left, right), DENSE_LAYERS):
-        column.plotly_chart(data.figure(figures.activation_figure, maps[layer], title=title),
+        column.plotly_chart(figure(figures_network.activation_figure, maps[layer], title=title),
                             key=f"inside_map_{layer}", config={"displayModeBar": False})
 
 
 def main() -> None:
-    info = common.current_run()
-    if info is None:
+    run = open_audit_run("Inside the model", with_model=True)
+    if run is None:
         return
-    st.title("Inside the model")
-    st.caption(f"Run **{info.name}** · {info.status}")
-    data.analysis()
-    model, problem = data.model(info)
-    if model is None:
-        st.info(problem)
-    predictions, _ = data.predictions(info)
-    images, _ = data.test_images(info, predictions.labels if predictions is not None else None)
-    layers_section(info, model)
-    filters_section(info, model)
-    feature_maps_section(info, model, data.class_names(info), images)
+    layers_section(run.info, run.model)
+    filters_section(run.info, run.model)
+    feature_maps_section(run)
 
 
 main()

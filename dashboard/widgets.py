@@ -1,0 +1,94 @@
+"""One digit to look at, for the Inside and Predict pages: a test image, the gallery's opened tile, or an upload."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import streamlit as st
+
+from core.data import prepare_images
+from dashboard import gallery_state
+from dashboard.loaders import TestImages
+
+FROM_TEST_SET = "A test image"
+FROM_GALLERY = "The image opened in the gallery"
+FROM_UPLOAD = "An uploaded picture"
+INSIDE_PICKER = "inside"  # the Inside page's picker, whose source the gallery's "Inside the model" button sets
+
+
+@dataclass(frozen=True)
+class Digit:
+    x28: np.ndarray  # uint8 (28, 28), MNIST form
+    x32: np.ndarray  # float32 (32, 32, 1), LeNet's input
+    label: int | None  # the test label, None for an upload
+    name: str  # "test image #123" or "upload digit.png"
+
+
+def _source_key(prefix: str) -> str:
+    return f"{prefix}_source"
+
+
+def choose_source(prefix: str, source: str) -> None:
+    """Make the picker with this prefix show `source` (one of FROM_*) when its page next runs."""
+    st.session_state[_source_key(prefix)] = source
+
+
+def upload_types() -> tuple[list[str], str]:
+    """The file extensions the uploader takes and how to say them: every extension Pillow registers for a format
+    that core.digits decodes (the formats its "allowed formats" message names), so the two never disagree."""
+    from PIL import Image
+
+    from core.digits import UPLOAD_FORMATS  # here: it imports SciPy, which the page loads after its title
+
+    Image.init()
+    extensions = sorted(ext.lstrip(".") for ext, name in Image.registered_extensions().items()
+                        if name in UPLOAD_FORMATS)
+    return extensions, ", ".join(UPLOAD_FORMATS[:-1]) + f" or {UPLOAD_FORMATS[-1]}"
+
+
+def _random_index(key: str, count: int) -> None:
+    st.session_state[key] = int(np.random.default_rng().integers(count))
+
+
+def pick_digit(prefix: str, images: TestImages | None, with_gallery: bool = False) -> Digit | None:
+    """A test image by index, the gallery's opened tile, or an uploaded picture (never written anywhere)."""
+    sources = [FROM_TEST_SET] if images is not None else []
+    opened = gallery_state.opened_tile(len(images.labels)) if images is not None else None
+    if with_gallery and opened is not None:
+        sources.append(FROM_GALLERY)
+    sources.append(FROM_UPLOAD)
+    key = _source_key(prefix)
+    if st.session_state.get(key) not in (None, *sources):
+        st.session_state[key] = sources[0]
+    source = st.radio("Image", sources, key=key, horizontal=True)
+    if source == FROM_UPLOAD:
+        return _uploaded_digit(prefix)
+    if source == FROM_GALLERY:
+        index = opened
+    else:
+        count = len(images.labels)
+        index_key = f"{prefix}_index"
+        left, right = st.columns([4, 1], vertical_alignment="bottom")
+        index = int(left.number_input(f"Test index (0–{count - 1})", 0, count - 1, key=index_key))
+        right.button("Random", key=f"{prefix}_random", on_click=_random_index, args=(index_key, count))
+    x28 = images.images[index]
+    return Digit(x28, prepare_images(x28[None])[0], int(images.labels[index]), f"test image #{index}")
+
+
+def _uploaded_digit(prefix: str) -> Digit | None:
+    from core.digits import ImageError, preprocess_digit
+
+    extensions, said = upload_types()
+    upload = st.file_uploader(f"A picture of one handwritten digit ({said})", type=extensions,
+                              key=f"{prefix}_upload")
+    if upload is None:
+        st.caption("Dark ink on light paper or light on dark both work; the picture is cropped, fitted into "
+                   "20×20 and centred like MNIST. It stays in memory and is never saved.")
+        return None
+    try:
+        x28, x32 = preprocess_digit(upload.getvalue())
+    except ImageError as exc:
+        st.error(str(exc))
+        return None
+    return Digit(x28, x32, None, f"upload {upload.name}")
