@@ -70,13 +70,7 @@ def confusion_matrix_figure(
         hovertemplate=None if clickable else "true %{y}, predicted %{x}: %{z}<extra></extra>",
         colorbar={"title": {"text": "share of row" if normalize else "images"}, "thickness": 12},
     ))
-    # The diagonal: grey squares drawn over the heatmap, their numbers in grey on top.
-    for i in range(n):
-        figure.add_shape(type="rect", x0=i - 0.5, x1=i + 0.5, y0=i - 0.5, y1=i + 0.5, layer="above",
-                         fillcolor=DIAGONAL_FILL, line={"width": 1, "color": DIAGONAL_FILL}, name=DIAGONAL_SHAPE)
-    figure.update_layout(annotations=[
-        {"x": i, "y": i, "text": text[i, i], "showarrow": False, "font": {"color": DIAGONAL_TEXT, "size": 11}}
-        for i in range(n)])
+    _mask_diagonal(figure, text)
     if clickable:
         _add_cell_markers(figure, counts, names, height, cell_format)
     if selected is not None:
@@ -91,6 +85,17 @@ def confusion_matrix_figure(
         clickmode="event+select", dragmode=False, plot_bgcolor="white",
     )
     return figure
+
+
+def _mask_diagonal(figure: go.Figure, text: np.ndarray) -> None:
+    """Grey squares over the heatmap's diagonal, with its numbers (text[i, i]) in grey on top."""
+    n = len(text)
+    for i in range(n):
+        figure.add_shape(type="rect", x0=i - 0.5, x1=i + 0.5, y0=i - 0.5, y1=i + 0.5, layer="above",
+                         fillcolor=DIAGONAL_FILL, line={"width": 1, "color": DIAGONAL_FILL}, name=DIAGONAL_SHAPE)
+    figure.update_layout(annotations=[
+        {"x": i, "y": i, "text": text[i, i], "showarrow": False, "font": {"color": DIAGONAL_TEXT, "size": 11}}
+        for i in range(n)])
 
 
 def _add_cell_markers(figure: go.Figure, counts: np.ndarray, names: list[str], height: int, cell_format: str) -> None:
