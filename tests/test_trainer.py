@@ -25,11 +25,11 @@ def test_tiny_training_writes_a_complete_run(finished):
     store, result = finished
     assert result.status == "completed", result.error
     status = store.read_status(result.run_id)
-    assert status["status"] == "completed" and status["model_saved"] is True
-    assert status["data_source"] == "sample" and "bundled sample" in status["source_detail"]
-    assert status["versions"]["tensorflow"] and status["parameters"] == 61706
-    assert status["batch_slices"] == speed.batch_slices(TINY.batch_size, status["n_train"])
-    assert status["fused_adam"] is True
+    assert status.status == "completed" and status.model_saved is True
+    assert status.data_source == "sample" and "bundled sample" in status.source_detail
+    assert status.versions["tensorflow"] and status.parameters == 61706
+    assert status.batch_slices == speed.batch_slices(TINY.batch_size, status.n_train)
+    assert status.fused_adam is True
     assert store.read_config(result.run_id).data_source == "sample"  # the source used is recorded
     batch, epoch = store.read_metrics(result.run_id)
     assert epoch["epoch"].tolist() == [1, 2]
@@ -38,7 +38,8 @@ def test_tiny_training_writes_a_complete_run(finished):
         assert epoch[column].notna().all(), column
     assert len(batch) >= 1 and {"loss", "accuracy", "step"} <= set(batch.columns)
     assert store.epochs_saved(result.run_id) == [1, 2]
-    probs, kernels = store.read_epoch_snapshot(result.run_id, 2)
+    snapshot = store.read_epoch_snapshot(result.run_id, 2)
+    probs, kernels = snapshot.probs, snapshot.c1_kernels
     assert probs.shape == (10000, 10) and kernels.shape == (6, 5, 5)
     metrics, test_probs, labels = store.read_evaluation(result.run_id)
     assert metrics["n"] == 10000 and abs(metrics["accuracy"] - (test_probs.argmax(1) == labels).mean()) < 1e-9
@@ -57,7 +58,7 @@ def test_final_evaluation_is_the_saved_models_own_predictions(finished):
     x_test, y_test, _, _ = load_test_set(source="sample")
     np.testing.assert_array_equal(labels, y_test)
     np.testing.assert_allclose(test_probs, predict_probs(store.load_model(result.run_id), x_test), atol=1e-6)
-    snapshot, _ = store.read_epoch_snapshot(result.run_id, TINY.epochs)
+    snapshot = store.read_epoch_snapshot(result.run_id, TINY.epochs).probs
     np.testing.assert_allclose(snapshot, test_probs, atol=1e-3)  # the snapshot is stored as float16
 
 
@@ -177,7 +178,7 @@ def test_a_last_batch_smaller_than_the_slices_trains(tmp_path, monkeypatch):
     result = train(TINY.replace(train_subset=129, validation_split=0.0, epochs=1), store)
     assert result.status == "completed", result.error
     status = store.read_status(result.run_id)
-    assert status["n_train"] == 129 and status["batch_slices"] == 1
+    assert status.n_train == 129 and status.batch_slices == 1
 
 
 def test_training_batches_reshuffle_each_epoch_without_tf_data_autotuning():
@@ -228,18 +229,18 @@ def test_stop_from_another_thread_ends_as_stopped_with_a_model(tmp_path):
     assert not store.read_metrics(run_id)[0].empty, "training never started"
     stop.set()
     pressed = time.monotonic()
-    while worker.is_alive() and store.read_status(run_id).get("phase") == "training":
+    while worker.is_alive() and store.read_status(run_id).phase == "training":
         time.sleep(0.02)
     latency = time.monotonic() - pressed  # until fit returned and the trainer moved on to saving
     worker.join(120)
     assert result["r"].status == "stopped"
     status = store.read_status(run_id)
-    assert status["status"] == "stopped" and status["model_saved"] is True
+    assert status.status == "stopped" and status.model_saved is True
     # Stop lands mid-epoch: the epoch it cut short is recorded as partial and not counted as done
     _, epochs = store.read_metrics(run_id)
     [partial] = epochs[epochs["partial"].eq(True)].to_dict("records")
-    assert status["epochs_done"] == partial["epoch"] - 1 == int(epochs["partial"].ne(True).sum()) < 20
-    assert status["stopped_batch"] == partial["steps_done"] > 0
+    assert status.epochs_done == partial["epoch"] - 1 == int(epochs["partial"].ne(True).sum()) < 20
+    assert status.stopped_batch == partial["steps_done"] > 0
     assert store.load_model(run_id) is not None
     assert latency < 3.0, f"fit took {latency:.2f} s to stop"
 
@@ -250,7 +251,7 @@ def test_stop_before_training_trains_nothing(tmp_path):
     stop.set()
     result = train(TINY, store, stop_event=stop)
     assert result.status == "stopped"
-    assert store.read_status(result.run_id)["model_saved"] is False
+    assert store.read_status(result.run_id).model_saved is False
 
 
 def test_non_finite_loss_fails_the_run_with_epoch_and_batch(tmp_path, monkeypatch):
@@ -270,8 +271,8 @@ def test_non_finite_loss_fails_the_run_with_epoch_and_batch(tmp_path, monkeypatc
     assert result.status == "failed"
     assert "loss became nan at epoch 2, batch" in result.error
     status = store.read_status(result.run_id)
-    assert status["nonfinite"]["epoch"] == 2 and status["nonfinite"]["batch"] >= 1
-    assert status["model_epoch"] == 1 and status["model_saved"] is True
+    assert status.nonfinite["epoch"] == 2 and status.nonfinite["batch"] >= 1
+    assert status.model_epoch == 1 and status.model_saved is True
     weights = store.load_model(result.run_id).get_layer("output").kernel.numpy()
     assert np.isfinite(weights).all()  # the last finite model was kept
 
@@ -280,7 +281,7 @@ def test_bad_data_path_fails_the_run_with_a_message(tmp_path):
     store = RunStore(tmp_path)
     result = train(TINY.replace(data_source="file", data_path=str(tmp_path / "missing.npz")), store)
     assert result.status == "failed" and "missing.npz" in result.error
-    assert store.read_status(result.run_id)["status"] == "failed"
+    assert store.read_status(result.run_id).status == "failed"
     assert json.loads((store.run_dir(result.run_id) / "status.json").read_text())["error"] == result.error
 
 
@@ -297,7 +298,7 @@ def test_handed_over_training_images_are_freed_and_others_kept(tmp_path):
     assert result.status == "completed"
     assert handed.x_train.shape == (0, 32, 32, 1) and len(handed.y_train) == 0
     assert len(handed.x_test) == 10000  # only the training images are released
-    assert RunStore(tmp_path).read_status(result.run_id)["n_train"] == n
+    assert RunStore(tmp_path).read_status(result.run_id).n_train == n
 
 
 def test_train_creates_no_variable_while_tracing_so_the_step_is_traced_once(tmp_path):
