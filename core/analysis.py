@@ -15,8 +15,6 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
-# core/cli.py and tests/test_faults_security.py import these two from here; they live in core.digits.
-from core.digits import ImageError, preprocess_digit  # noqa: F401
 from core.model import FEATURE_LAYERS
 from core.records import EpochSnapshot
 

@@ -249,7 +249,8 @@ def cmd_predict(args, store: RunStore) -> int:
         raise CliError(f"{args.image}: no such image file (give a test index or the path of a picture)")
     import numpy as np
 
-    from core.analysis import ImageError, predict_probs, preprocess_digit
+    from core.analysis import predict_probs
+    from core.digits import ImageError, preprocess_digit
 
     model = store.load_model(args.run)
     if by_index:

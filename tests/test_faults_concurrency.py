@@ -14,7 +14,7 @@ import pytest
 from core.config import TrainConfig
 from core.store import ACTIVE, RunStore, now_iso, owner
 from dashboard import sidebar, worker
-from test_faults_support import ROOT, SHIPPED_ID, copy_shipped, run_cli
+from test_faults_support import ROOT, SHIPPED_ID, copy_shipped
 
 CASES = [
     "two sessions press Train at the same moment",
@@ -121,7 +121,6 @@ def test_two_sessions_press_train_at_once(gated):
 
 def test_stop_twice_on_a_running_and_a_queued_run_and_after_the_end(gated):
     from dashboard.common import job_manager
-    from dashboard_apptest import texts
 
     at = _session("first")
     at.button(key=sidebar.SUBMIT).click().run()

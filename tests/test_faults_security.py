@@ -2,7 +2,6 @@
 and run ids and names that cannot leave cached_models/."""
 
 import json
-import os
 import pickle
 import shutil
 import tomllib
@@ -19,11 +18,11 @@ def test_server_settings_are_local_and_guarded():
     server = config["server"]
     assert server["address"] == "127.0.0.1"  # not reachable from the network unless asked for
     assert server["enableXsrfProtection"] is True and server["enableCORS"] is True
-    assert server["maxUploadSize"] <= 5  # MB, the same cap core.analysis.preprocess_digit applies
+    assert server["maxUploadSize"] <= 5  # MB, the same cap core.digits.preprocess_digit applies
     assert server["fileWatcherType"] == "none" and server["runOnSave"] is False
     assert config["client"]["showErrorDetails"] == "none"  # no tracebacks or paths shown to a browser
     assert config["browser"]["gatherUsageStats"] is False
-    from core.analysis import preprocess_digit
+    from core.digits import preprocess_digit
 
     assert preprocess_digit.__defaults__[0] == server["maxUploadSize"] * 2**20
 

@@ -4,13 +4,12 @@ import streamlit as st
 
 from core.records import ACTIVE, RunStatus
 from core.store import RunInfo, StoreError
-from dashboard import common, sidebar
+from dashboard import common, pages, sidebar
 from dashboard import figures_training as figures
 
 LIVE_INTERVAL = 0.5  # seconds between reruns of the live fragment; batch records arrive every 0.25 s at most
 SMOOTHING = "train_smoothing"
 STOP_MESSAGE = "train_stop_message"
-EVALUATE_PAGE = "views/evaluate.py"
 STATUS_ICONS = {"queued": "⏳", "running": "🏃", "completed": "✅", "stopped": "⏹️", "failed": "❌",
                 "interrupted": "⚠️"}
 
@@ -134,7 +133,7 @@ def summary(info: RunInfo, status: RunStatus, epoch) -> None:
         st.caption("**Data:** none loaded: the run ended before its data was read.")
     if status.model_saved:
         common.select_run(info.run_id)
-        st.page_link(EVALUATE_PAGE, label="Audit this run: accuracy, confusion matrix, errors", icon="🎯")
+        pages.link("evaluate", "Audit this run: accuracy, confusion matrix, errors")
 
 
 @st.fragment(run_every=LIVE_INTERVAL)
