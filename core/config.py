@@ -76,6 +76,9 @@ class TrainConfig:
     lr_schedule: str = param("constant", label="Learning-rate schedule", short="schedule",
                              choices=("constant", "cosine", "step"),
                              help="constant; cosine decay to 0; step: ×0.1 at 50% and 75% of training")
+    label_smoothing: float = param(
+        0.0, label="Label smoothing", short="label smoothing", low=0.0, high=0.3, step=0.05, format="%.2f",
+        help="Train against (1 - ε)·one-hot + ε/classes instead of the one-hot label (Szegedy et al. 2016); 0 = off")
     batch_size: int = param(64, label="Batch size", short="batch size", low=1, high=4096, step=16,
                             help="The article's batch is 64")
     epochs: int = param(5, label="Epochs", short="epochs", low=1, high=200, step=1, help="The article trains 5")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import platform
@@ -66,6 +67,24 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int):
     if config.optimizer == "rmsprop":
         return keras.optimizers.RMSprop(rate, momentum=config.momentum if config.momentum < 1 else 0.0)
     return keras.optimizers.Adam(rate)
+
+
+def make_loss(config: TrainConfig):
+    """Keras' sparse cross-entropy; with label smoothing ε, the cross-entropy against (1 - ε)·one-hot + ε/classes,
+    which Keras offers for one-hot labels only, so the integer labels are made one-hot inside the loss."""
+    if not config.label_smoothing:
+        return "sparse_categorical_crossentropy"
+    loss = functools.partial(smoothed_sparse_crossentropy, label_smoothing=config.label_smoothing)
+    loss.__name__ = "smoothed_sparse_crossentropy"  # Keras names the loss (and saves it) by its function's name
+    return loss
+
+
+def smoothed_sparse_crossentropy(y_true, y_pred, label_smoothing: float = 0.0):
+    import keras
+    from keras import ops
+
+    one_hot = ops.one_hot(ops.cast(ops.reshape(y_true, (-1,)), "int32"), ops.shape(y_pred)[-1])
+    return keras.losses.categorical_crossentropy(one_hot, y_pred, label_smoothing=label_smoothing)
 
 
 def train(config: TrainConfig, store: RunStore | None = None, *, name: str | None = None,
@@ -139,7 +158,7 @@ def _prepare(config, store, run_id, stop_event, callbacks, streaming, jit_compil
     keras.utils.set_random_seed(config.seed)
     model = build_model(config)
     applied = speed.compile_fast(model, config, optimizer=make_optimizer(config, steps_per_epoch),
-                                 loss="sparse_categorical_crossentropy", metrics=["accuracy"],
+                                 loss=make_loss(config), metrics=["accuracy"],
                                  steps_per_epoch=steps_per_epoch, n_train=n_train, jit_compile=jit_compile)
     train_data = speed.make_train_dataset(data.x_train, data.y_train, config)
     if dataset is None or hand_over:  # nobody else needs them: the graph has its own copy, free the float32 images
