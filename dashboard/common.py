@@ -10,6 +10,9 @@ import streamlit as st
 from core.store import RunInfo, RunStore, StoreError
 
 SELECTED_RUN = "common_selected_run"  # session-state key of the run the audit pages look at
+DEFAULT_SHOWN = "common_default_run"  # the default the selector last showed: a choice equal to it is no choice
+URL_RUN = "common_url_run"  # the ?run= the selector last put in the URL (or took from it)
+RUN_PARAM = "run"  # the audit pages' query parameter naming the run
 RUN_WIDGET = "common_run_widget"  # the selector that shows it
 
 
@@ -44,27 +47,44 @@ def unique_labels(runs: list[RunInfo]) -> dict[str, str]:
 def run_selector(location=st.sidebar) -> RunInfo | None:
     """The one run selector shared by the audit pages (app.py draws it); the choice persists across pages.
 
-    The choice lives in SELECTED_RUN, which links from other pages set too (select_run); the widget only
-    shows it, so its own remembered value never overrides a choice made elsewhere."""
+    The run is the user's choice (the box, or a link whose URL names it in `?run=`), else the default: the run
+    training now once it has an epoch, else the newest finished run with a model. Visiting another page never
+    changes it. The choice lives in SELECTED_RUN; the widget only shows it, and the URL carries it."""
     choices = [r for r in list_runs() if not r.damaged]
     if not choices:
         st.session_state[SELECTED_RUN] = None
         return None
     ids = [r.run_id for r in choices]
-    current = st.session_state.get(SELECTED_RUN)
-    if current not in ids:
-        if current:  # chosen earlier, and deleted or damaged since (perhaps in another tab or a terminal)
-            try:
-                store().read_status(current)  # raises "run ... not found in ..." for a deleted run
-                reason = f"run {current!r} is damaged (the Runs page lists why)"
-            except StoreError as exc:
-                reason = str(exc)
-            location.info(f"{reason}; showing another run.")
-        current = _default_run(choices)
+    _take_run_from_url(ids, location)
+    current, default = st.session_state.get(SELECTED_RUN), _default_run(choices)
+    if current and current not in ids:  # chosen earlier, and deleted or damaged since (another tab, a terminal)
+        try:
+            store().read_status(current)  # raises "run ... not found in ..." for a deleted run
+            reason = f"run {current!r} is damaged (the Runs page lists why)"
+        except StoreError as exc:
+            reason = str(exc)
+        location.info(f"{reason}; showing another run.")
+        current = None
+    if current is None or current == st.session_state.get(DEFAULT_SHOWN):  # nobody chose: follow the default
+        current = default
+    st.session_state[DEFAULT_SHOWN] = default
     labels = unique_labels(choices)
     kept_selectbox(location, "Run", ids, current, choice_key=SELECTED_RUN, widget_key=RUN_WIDGET,
                    format_func=labels.get)
+    st.query_params[RUN_PARAM] = st.session_state[URL_RUN] = current  # a copied URL opens this run
     return next(r for r in choices if r.run_id == current)
+
+
+def _take_run_from_url(ids: list[str], location) -> None:
+    """A `?run=` the selector has not put there itself (a link followed, a URL pasted) is the user's choice."""
+    requested = st.query_params.get(RUN_PARAM)
+    if not requested or requested == st.session_state.get(URL_RUN):
+        return
+    st.session_state[URL_RUN] = requested
+    if requested in ids:
+        st.session_state[SELECTED_RUN] = requested
+    else:  # the id is not echoed: it comes from a URL anyone can write
+        location.info("The link names a run that is not in this store or cannot be read; showing another run.")
 
 
 def kept_selectbox(location, label: str, options: list, current, *, choice_key: str, widget_key: str, format_func):
@@ -95,20 +115,22 @@ def current_run() -> RunInfo | None:
     return None
 
 
+def _has_epoch(run_id: str) -> bool:
+    try:
+        return bool(store().epochs_saved(run_id))
+    except StoreError:  # deleted since it was listed
+        return False
+
+
 def _default_run(runs: list[RunInfo]) -> str:
-    """A live run first, else the newest finished run that has a model."""
+    """The run training now once it has finished an epoch, else the newest finished run that has a model."""
     for info in runs:
-        if info.status == "running":
+        if info.status == "running" and _has_epoch(info.run_id):
             return info.run_id
     for info in runs:
         if info.record.model_saved:
             return info.run_id
     return runs[0].run_id
-
-
-def select_run(run_id: str) -> None:
-    """Make `run_id` the run the audit pages show (used by links from the Train and Runs pages)."""
-    st.session_state[SELECTED_RUN] = run_id
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the model…")

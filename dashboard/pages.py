@@ -55,7 +55,8 @@ def switch_to(name: str) -> None:
     st.switch_page(script(name))
 
 
-def link(name: str, label: str | None = None, icon: str | None = None):
-    """A link to the page called `name`, labelled with its title and icon unless told otherwise."""
+def link(name: str, label: str | None = None, icon: str | None = None, query_params: dict | None = None):
+    """A link to the page called `name`, labelled with its title and icon unless told otherwise; `query_params`
+    go in its URL (the audit pages read `run`)."""
     path, spec = script(name), PAGES[name]
-    return st.page_link(path, label=label or spec.title, icon=icon or spec.icon)
+    return st.page_link(path, label=label or spec.title, icon=icon or spec.icon, query_params=query_params)

@@ -685,11 +685,33 @@ def test_reruns_skip_the_full_garbage_collection_of_keras_clear_session(monkeypa
 
 
 def test_a_run_chosen_by_a_link_beats_what_the_selector_remembers(store, truths):
-    """Links (select_run) set the shared choice; the selector widget must show it, not its old value."""
+    """A link names its run in the URL (?run=, as Train's "Audit this run" does); the selector widget must show
+    it, not its old value, and keep it on the next reruns (the URL then carries what the selector shows)."""
     at = open_page("evaluate")
     selector = at.sidebar.selectbox(key="common_run_widget")
     other = next(t for t in truths.values() if t.run_id != selector.value)
-    at.session_state["common_selected_run"] = other.run_id  # what dashboard.common.select_run does
+    at.query_params["run"] = other.run_id
     rerun(at)
     assert at.sidebar.selectbox(key="common_run_widget").value == other.run_id
     assert metric(at, "Test accuracy").value == f"{np.mean(other.pred == other.labels):.2%}"
+    at.sidebar.selectbox(key="common_run_widget").set_value(selector.value)
+    rerun(at)
+    assert at.session_state[SELECTED_RUN] == selector.value  # the old ?run= does not take the box back
+    at.query_params["run"] = "../not-a-run"
+    rerun(at)
+    assert at.session_state[SELECTED_RUN] == selector.value
+    assert "The link names a run that is not in this store" in " ".join(i.value for i in at.sidebar.info)
+
+
+def test_opening_train_keeps_the_run_the_audit_pages_show(store, truths):
+    """Issue 20.1: the Train page chose its finished run for the audit pages on every redraw."""
+    at = open_page("evaluate")
+    chosen = next(t for t in truths.values() if t.run_id != at.sidebar.selectbox(key="common_run_widget").value)
+    at.sidebar.selectbox(key="common_run_widget").set_value(chosen.run_id)
+    rerun(at)
+    at.switch_page("views/train.py").run()
+    assert at.get("page_link")  # Train shows a finished run with its "Audit this run" link
+    at.switch_page("views/evaluate.py").run()
+    assert not at.exception
+    assert at.sidebar.selectbox(key="common_run_widget").value == chosen.run_id
+    assert metric(at, "Test accuracy").value == f"{np.mean(chosen.pred == chosen.labels):.2%}"

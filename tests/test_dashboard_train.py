@@ -152,7 +152,8 @@ def test_finished_run_shows_its_curves_accuracy_and_audit_link(finished_run, len
     assert "Sample: using the bundled sample" in texts(at.caption)
     links = at.get("page_link")
     assert links and links[0].proto.page == "evaluate"
-    assert at.session_state["common_selected_run"] == finished_run
+    assert links[0].proto.query_string == f"run={finished_run}"  # the link names its run in the URL
+    assert "common_selected_run" not in at.session_state  # drawing Train chooses nothing for the audit pages
     epochs = chart(at, "train_epoch_chart")
     validation = [t for t in epochs["data"] if t["name"] == "validation" and t["xaxis"] == "x2"][0]
     assert validation["y"] == pytest.approx(epoch["val_accuracy"].tolist())

@@ -132,8 +132,9 @@ def summary(info: RunInfo, status: RunStatus, epoch) -> None:
     else:
         st.caption("**Data:** none loaded: the run ended before its data was read.")
     if status.model_saved:
-        common.select_run(info.run_id)
-        pages.link("evaluate", "Audit this run: accuracy, confusion matrix, errors")
+        # the run goes in the link's URL: only following the link changes the run the audit pages show
+        pages.link("evaluate", "Audit this run: accuracy, confusion matrix, errors",
+                   query_params={common.RUN_PARAM: info.run_id})
 
 
 @st.fragment(run_every=LIVE_INTERVAL)
