@@ -133,6 +133,31 @@ def test_selected_runs_are_overlaid(finished_run, lenet_runs):
     assert "test accuracy" in [d["label"] for d in hparams["data"][0]["dimensions"]]
 
 
+def test_ticks_stay_on_their_runs_when_rows_move(finished_run, lenet_runs):
+    """Issue 20.2: the table reports ticks by row position; a new run at the top, a filter or a delete moved the
+    ticks and the chart to other runs. They are kept by run id."""
+    copy_run(lenet_runs, finished_run, "20990101-000000-other-0000", "second run",
+             created="2099-01-01T00:00:00+00:00")
+    at = open_runs()
+    assert list(table(at)["name"]) == ["second run", "tiny sample run"]
+    at.session_state["runs_table"] = {"selection": {"rows": [1], "columns": [], "cells": []}}  # tick row 1
+    at.run()
+    assert [t["name"] for t in chart(at, "runs_overlay_chart")["data"]] == ["tiny sample run"]
+    copy_run(lenet_runs, finished_run, "20990102-000000-newest-0000", "newest run",
+             created="2099-01-02T00:00:00+00:00")  # a run appears at the top: every row moves down
+    at.run()
+    assert list(table(at)["name"]) == ["newest run", "second run", "tiny sample run"]
+    assert [t["name"] for t in chart(at, "runs_overlay_chart")["data"]] == ["tiny sample run"]
+    assert at.session_state["runs_table"]["selection"]["rows"] == [2]  # the tick is drawn on its run's row
+    at.text_input(key="runs_filter_text").set_value("second").run()  # the ticked run is filtered out
+    assert "Select rows in the table" in texts(at.caption)
+    at.text_input(key="runs_filter_text").set_value("").run()  # and back: still ticked
+    assert [t["name"] for t in chart(at, "runs_overlay_chart")["data"]] == ["tiny sample run"]
+    shutil.rmtree(lenet_runs / "20990102-000000-newest-0000")  # deleted elsewhere: the rows move up
+    at.run()
+    assert [t["name"] for t in chart(at, "runs_overlay_chart")["data"]] == ["tiny sample run"]
+
+
 def test_rename(finished_run):
     at = open_runs()
     at.text_input(key="runs_new_name").set_value("renamed run")

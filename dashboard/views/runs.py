@@ -8,6 +8,8 @@ from dashboard import common
 from dashboard import figures_runs
 
 TABLE = "runs_table"
+TICKED = "runs_ticked"  # the run ids ticked in the table: the table itself knows only row positions
+DRAWN_IDS = "runs_drawn_ids"  # the run id of each row of the table as last drawn
 FILTER_TEXT = "runs_filter_text"
 FILTER_STATUS = "runs_filter_status"
 FILTER_DATASET = "runs_filter_dataset"
@@ -66,12 +68,29 @@ def filtered(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[keep].reset_index(drop=True)
 
 
-def runs_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """The sortable table; returns the selected rows."""
-    event = st.dataframe(frame, column_config=COLUMNS, hide_index=True, key=TABLE, on_select="rerun",
-                         selection_mode="multi-row", width="stretch")
-    rows = [r for r in event.selection.rows if r < len(frame)]
-    return frame.iloc[rows]
+def ticked_runs() -> set[str]:
+    """The ticked runs, by run id. The table reports ticks as row positions in the table as it was drawn; a
+    delete, a filter or a new run (from any tab or a terminal) moves the rows, so the positions are turned into
+    run ids at once, with the ids of the rows as drawn. Ticked runs that the filter hid stay ticked."""
+    ticked = set(st.session_state.get(TICKED, ()))
+    drawn, state = st.session_state.get(DRAWN_IDS), st.session_state.get(TABLE)
+    if drawn is not None and state is not None:
+        rows = state["selection"]["rows"]
+        ticked = (ticked - set(drawn)) | {drawn[r] for r in rows if 0 <= r < len(drawn)}
+    return ticked
+
+
+def runs_table(frame: pd.DataFrame, all_ids: list[str]) -> pd.DataFrame:
+    """The sortable table; returns the ticked runs among the rows shown."""
+    ids = frame["run_id"].tolist()
+    ticked = {run_id for run_id in ticked_runs() if run_id in all_ids}  # a deleted run is no longer ticked
+    st.session_state[TICKED] = sorted(ticked)
+    st.session_state[DRAWN_IDS] = ids
+    st.session_state[TABLE] = {"selection": {"rows": [i for i, run_id in enumerate(ids) if run_id in ticked],
+                                             "columns": [], "cells": []}}
+    st.dataframe(frame, column_config=COLUMNS, hide_index=True, key=TABLE, on_select="rerun",
+                 selection_mode="multi-row", width="stretch")
+    return frame[frame["run_id"].isin(ticked)]
 
 
 def compare(selected: pd.DataFrame, epochs: dict[str, pd.DataFrame]) -> None:
@@ -200,7 +219,7 @@ def main() -> None:
     else:
         shown = filtered(frame)
         st.caption(f"{len(shown)} of {len(frame)} runs shown.")
-        selected = runs_table(shown)
+        selected = runs_table(shown, frame["run_id"].tolist())
         compare(selected, epochs)
         hparams(shown)
     if runs:
