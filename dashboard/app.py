@@ -4,7 +4,7 @@ import streamlit as st
 
 from dashboard import common, keras_patch, pages
 
-st.set_page_config(page_title="LeNet Lab", page_icon="🔢", layout="wide")
+st.set_page_config(page_title="LeNet Lab", page_icon=":material/draw:", layout="wide")
 common.startup()  # once per server: the training queue, then runs whose process died marked "interrupted"
 
 name, page = pages.navigation()

@@ -23,12 +23,12 @@ class PageSpec:
 
 # name -> page; the script is views/<name>.py and the URL path /<name> (the default page's is /).
 PAGES = {
-    "train": PageSpec("Train", "🏋️", TRAINING, default=True),
-    "runs": PageSpec("Runs", "🗂️", TRAINING),
-    "evaluate": PageSpec("Evaluate", "🎯", AUDIT),
-    "gallery": PageSpec("Error gallery", "🖼️", AUDIT),
-    "inside": PageSpec("Inside the model", "🔬", AUDIT),
-    "predict": PageSpec("Predict", "✍️", AUDIT),
+    "train": PageSpec("Train", ":material/model_training:", TRAINING, default=True),
+    "runs": PageSpec("Runs", ":material/table_view:", TRAINING),
+    "evaluate": PageSpec("Evaluate", ":material/grid_on:", AUDIT),
+    "gallery": PageSpec("Error gallery", ":material/photo_library:", AUDIT),
+    "inside": PageSpec("Inside the model", ":material/biotech:", AUDIT),
+    "predict": PageSpec("Predict", ":material/draw:", AUDIT),
 }
 
 

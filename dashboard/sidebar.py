@@ -90,7 +90,7 @@ def _on_submit() -> None:
 def _error_next_to(field: str) -> None:
     error = st.session_state.get(FORM_ERROR)
     if error and error[0] == field:
-        st.error(error[1], icon="⚠️")
+        st.error(error[1], icon=":material/warning:")
 
 
 @st.cache_data(ttl=60, show_spinner="Checking the data source…")
@@ -160,7 +160,7 @@ def training_form() -> None:
         st.form_submit_button("Train", type="primary", key=SUBMIT, on_click=_on_submit, width="stretch")
         error = state.get(FORM_ERROR)
         if error:
-            st.error(f"Not started: {error[1]}", icon="🚫")
+            st.error(f"Not started: {error[1]}", icon=":material/block:")
     for name, p in PARAMS.items():
         if p.applies_when and not applies(current, name) and name not in SEED_ONLY:
             other = next(iter(p.applies_when))

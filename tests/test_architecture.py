@@ -2,6 +2,7 @@
 store knows its file names, no module edits sys.path, modules and functions stay small (docs/architecture.md)."""
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -90,3 +91,14 @@ def test_modules_and_functions_are_small(module):
             length = node.end_lineno - node.lineno + 1
             assert length <= MAX_FUNCTION_LINES, f"{module}.{node.name}: {length} lines"
             assert not [n for n in ast.walk(node) if isinstance(n, ast.ClassDef)], f"a class inside {node.name}"
+
+
+EMOJI = re.compile("[\U0001F300-\U0001FAFF\u2600-\u27BF\u2B50\u23E9-\u23FF]")
+
+
+def test_the_dashboard_uses_material_icons_not_emoji():
+    """Issue 20.10: emoji render as empty boxes without a colour-emoji font; Streamlit's :material/...: icons
+    come with its own font."""
+    for module, path in sources().items():
+        if module.startswith("dashboard"):
+            assert not EMOJI.findall(path.read_text()), module

@@ -184,15 +184,15 @@ def downloads(info: RunInfo) -> None:
     has_model = store.has_model(info.run_id)
     st.download_button("Model (.keras)", data=lambda: store.model_bytes(info.run_id),
                        file_name=f"{info.run_id}.keras", mime="application/zip", on_click="ignore",
-                       disabled=not has_model, key="runs_download_model", icon="⬇️")
+                       disabled=not has_model, key="runs_download_model", icon=":material/download:")
     if not has_model:
         st.caption("No model saved (yet) for this run.")
     st.download_button("Metrics (.csv)", data=lambda: store.metrics_csv(info.run_id),
                        file_name=f"{info.run_id}-metrics.csv", mime="text/csv", on_click="ignore",
-                       key="runs_download_metrics", icon="⬇️")
+                       key="runs_download_metrics", icon=":material/download:")
     st.download_button("Config (.json)", data=lambda: store.config_json(info.run_id),
                        file_name=f"{info.run_id}-config.json", mime="application/json", on_click="ignore",
-                       key="runs_download_config", icon="⬇️")
+                       key="runs_download_config", icon=":material/download:")
 
 
 def damaged(runs: list[RunInfo]) -> None:

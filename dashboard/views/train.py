@@ -10,8 +10,9 @@ from dashboard import figures_training as figures
 LIVE_INTERVAL = 0.5  # seconds between reruns of the live fragment; batch records arrive every 0.25 s at most
 SMOOTHING = "train_smoothing"
 STOP_MESSAGE = "train_stop_message"
-STATUS_ICONS = {"queued": "⏳", "running": "🏃", "completed": "✅", "stopped": "⏹️", "failed": "❌",
-                "interrupted": "⚠️"}
+STATUS_ICONS = {"queued": ":material/hourglass_empty:", "running": ":material/directions_run:",
+                "completed": ":material/check_circle:", "stopped": ":material/stop_circle:", "failed": ":material/error:",
+                "interrupted": ":material/warning:"}  # Material icons: emoji need a colour-emoji font
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
@@ -54,7 +55,7 @@ def queue_panel(runs: list[RunInfo], followed: RunInfo, followed_status: str) ->
         behind = f"Queued behind run {names.get(blocking, blocking)}" if blocking else "Queued: starts next"
         where = f" (position {position} in line)" if position else ""
         text, button = st.columns([5, 1], vertical_alignment="center")
-        text.info(f"**{info.name}** — {behind}{where}", icon="⏳")
+        text.info(f"**{info.name}** — {behind}{where}", icon=":material/hourglass_empty:")
         if manager.owns(info.run_id):
             button.button("Stop", key=f"train_stop_{info.run_id}", on_click=stop, args=(info.run_id,))
 
@@ -67,7 +68,7 @@ def progress_panel(info: RunInfo, status: RunStatus, batch, epoch) -> None:
     left.progress(shown.fraction, text=text)
     manager = common.job_manager()
     if manager.owns(info.run_id):
-        right.button("⏹ Stop", key=f"train_stop_{info.run_id}", on_click=stop, args=(info.run_id,),
+        right.button("Stop", icon=":material/stop:", key=f"train_stop_{info.run_id}", on_click=stop, args=(info.run_id,),
                      type="primary", width="stretch")
     else:
         right.caption("Started outside this dashboard (a terminal): stop it there with Ctrl+C.")
@@ -116,7 +117,7 @@ def summary(info: RunInfo, status: RunStatus, epoch) -> None:
     elif state == "interrupted":
         st.warning(f"Interrupted: {status.error or 'the training process stopped before it finished'}")
     elif state == "stopped":
-        st.warning(stopped_text(status), icon="⏹️")
+        st.warning(stopped_text(status), icon=":material/stop_circle:")
     accuracy = status.test_accuracy
     images = figures.median_images_per_sec(epoch)
     columns = st.columns(4)
