@@ -140,6 +140,7 @@ class StreamingCallback(keras.callbacks.Callback):
         self.epoch_start = time.perf_counter()
         self.epoch_step_offset = self.step
         self.epoch_number = epoch + 1
+        self.chunk_start = (0, 0, 0.0, 0.0)  # at the last record: batches, images, loss and accuracy sums
 
     def on_train_batch_end(self, batch, logs=None):
         logs = logs or {}
@@ -148,14 +149,24 @@ class StreamingCallback(keras.callbacks.Callback):
         now = time.perf_counter()
         if now - self.last_write < self.batch_interval:
             return
+        # Keras logs the epoch's running means, weighted by images; the sums they imply give each stretch of
+        # batches since the previous record its own mean, so a point says how training goes now.
+        seen = min(done * self.batch_size, self.n_train) if self.n_train else done * self.batch_size
+        loss_sum = float(logs.get("loss", np.nan)) * seen
+        accuracy_sum = float(logs.get("accuracy", np.nan)) * seen
+        start_batches, start_seen, start_loss, start_accuracy = self.chunk_start
+        if seen <= start_seen:
+            return
         self.last_write = now
+        self.chunk_start = (done, seen, loss_sum, accuracy_sum)
         self.store.append_metrics(self.run_id, [{
             "type": "batch",
             "epoch": self.epoch_number,
             "batch": done,
             "step": self.step,
-            "loss": float(logs.get("loss", np.nan)),
-            "accuracy": float(logs.get("accuracy", np.nan)),
+            "batches": done - start_batches,  # the stretch of batches this record's means cover
+            "loss": (loss_sum - start_loss) / (seen - start_seen),
+            "accuracy": (accuracy_sum - start_accuracy) / (seen - start_seen),
             "time": round(now - self.train_start, 3),
         }])
 

@@ -66,8 +66,15 @@ def batch_figure(batch: pd.DataFrame, smoothing: float = 0.0, revision: str = ""
     if batch is None or batch.empty or "step" not in batch:
         return empty_figure("Training loss and accuracy per batch",
                              "The run ended before its first batch." if ended else "Waiting for the first batch…")
-    figure = _two_panels("Training loss (per batch)", "Training accuracy (per batch)")
-    hover = [f"epoch {int(e)}, batch {int(b)}" for e, b in zip(batch["epoch"], batch["batch"])]
+    chunks = "batches" in batch and batch["batches"].notna().all()
+    # Runs recorded before the chunk means logged Keras' running mean of the epoch so far: say which it is.
+    what = "mean since the previous point" if chunks else "running mean of the epoch"
+    figure = _two_panels(f"Training loss ({what})", f"Training accuracy ({what})")
+    if chunks:
+        hover = [f"epoch {int(e)}, batches {int(b) - int(n) + 1}–{int(b)}" if n > 1 else f"epoch {int(e)}, batch {int(b)}"
+                 for e, b, n in zip(batch["epoch"], batch["batch"], batch["batches"])]
+    else:
+        hover = [f"epoch {int(e)}, batch {int(b)}" for e, b in zip(batch["epoch"], batch["batch"])]
     for col, metric in ((1, "loss"), (2, "accuracy")):
         raw = batch[metric].astype("float64")
         if smoothing > 0:

@@ -363,3 +363,48 @@ def test_batch_records_count_an_epochs_last_short_call_as_it_is(tmp_path):
     assert batch["batch"].tolist() == [4, 8, 11, 4, 8, 11]
     assert batch["step"].tolist() == [4, 8, 11, 15, 19, 22]
     assert epoch["epoch"].tolist() == [1, 2]
+
+
+class _RecordingStore:
+    def __init__(self):
+        self.records = []
+
+    def append_metrics(self, run_id, records):
+        self.records.extend(records)
+
+
+def test_batch_records_hold_each_stretchs_own_mean_not_the_running_mean():
+    """Issue 20.4: Keras logs the epoch's running mean; a record holds the mean of its own batches (images
+    weighted, the last batch short), so the curve does not jump at each epoch's start."""
+    from core.callbacks import StreamingCallback
+
+    losses = np.array([2.0, 1.0, 0.5, 0.25, 4.0])  # per batch; batch 64, 300 images: the last batch has 44
+    sizes = np.array([64, 64, 64, 64, 44])
+    store = _RecordingStore()
+    callback = StreamingCallback(store, "run", np.zeros((0, 32, 32, 1)), np.zeros(0), batch_size=64, n_train=300,
+                                 batch_interval=0.0)
+    callback.set_params({"steps": 5, "epochs": 2})
+    callback.on_train_begin()
+    for epoch in range(2):
+        callback.on_epoch_begin(epoch)
+        for batch in range(5):
+            seen = sizes[: batch + 1]
+            running = float((losses[: batch + 1] * seen).sum() / seen.sum())
+            callback.on_train_batch_end(batch, {"loss": running, "accuracy": running / 10})
+    assert [r["loss"] for r in store.records] == pytest.approx(list(losses) * 2)
+    assert [r["accuracy"] for r in store.records] == pytest.approx(list(losses / 10) * 2)
+    assert [r["batches"] for r in store.records] == [1] * 10 and store.records[5]["step"] == 6
+    # throttled: a record covers every batch since the previous one
+    store.records.clear()
+    callback.on_epoch_begin(2)
+    callback.on_train_batch_end(0, {"loss": 2.0, "accuracy": 0.2})
+    callback.batch_interval = 1e9  # the next two calls are throttled away
+    for batch in (1, 2):
+        seen = sizes[: batch + 1]
+        callback.on_train_batch_end(batch, {"loss": float((losses[: batch + 1] * seen).sum() / seen.sum()),
+                                             "accuracy": 0.0})
+    callback.batch_interval, callback.last_write = 0.0, 0.0
+    seen = sizes[:4]
+    callback.on_train_batch_end(3, {"loss": float((losses[:4] * seen).sum() / seen.sum()), "accuracy": 0.0})
+    assert [r["batches"] for r in store.records] == [1, 3]
+    assert store.records[1]["loss"] == pytest.approx((1.0 + 0.5 + 0.25) / 3)
