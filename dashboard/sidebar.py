@@ -9,7 +9,16 @@ from types import SimpleNamespace
 
 import streamlit as st
 
-from core.config import FIELD_TYPES, PARAMS, PRESETS, SEED_VARIANT_ONLY, TrainConfig, applies, describe_range
+from core.config import (
+    FIELD_TYPES,
+    PARAMS,
+    PRESETS,
+    RANGES,
+    SEED_VARIANT_ONLY,
+    TrainConfig,
+    applies,
+    describe_range,
+)
 from dashboard import common
 
 PRESET = "train_preset"
@@ -21,6 +30,8 @@ CUSTOM = "Custom"
 DEFAULTS = TrainConfig()
 SEED_ONLY = tuple(name for name, p in PARAMS.items() if p.applies_when == SEED_VARIANT_ONLY)
 GROUPS = ("Data", "Model", "Optimisation")
+FORM_READY = "train_form_ready"  # set once the form's state exists in this session
+URL_IGNORED = "train_url_ignored"  # fields of the URL that could not fill their control
 PERSIST = "session"  # the controls keep their values when the user visits another page and comes back
 
 
@@ -35,11 +46,67 @@ def _widget_value(config: TrainConfig, field: str):
 
 
 def _init_state() -> None:
+    fresh = FORM_READY not in st.session_state
     st.session_state.setdefault(PRESET, CUSTOM)
     st.session_state.setdefault(NAME, "")
     st.session_state.setdefault(FORM_ERROR, None)
     for field in dataclasses.fields(TrainConfig):
         st.session_state.setdefault(key(field.name), _widget_value(DEFAULTS, field.name))
+    if fresh:  # a new session (a reload, a shared link): the form's values come back from the URL
+        st.session_state[URL_IGNORED] = _read_url()
+    st.session_state[FORM_READY] = True
+
+
+def _from_text(field: str, text: str):
+    """A form value from its text in the URL, or None if it is not one the control can show."""
+    p, kind = PARAMS[field], FIELD_TYPES[field]
+    try:
+        if p.choices:
+            return text if text in p.choices else None
+        if kind is bool:
+            return {"true": True, "false": False}.get(text.lower())
+        if kind is str:
+            return text
+        value = kind(text)
+    except ValueError:
+        return None
+    low, high, _, _ = RANGES[field]
+    return value if low <= value <= high else None
+
+
+def _read_url() -> list[str]:
+    """Fill the controls from the Train page's URL (?learning_rate=0.01&epochs=3); returns the fields ignored."""
+    ignored = []
+    for field in PARAMS:
+        text = st.query_params.get(field)
+        if text is None:
+            continue
+        value = _from_text(field, text)
+        if value is None:
+            ignored.append(field)
+        else:
+            st.session_state[key(field)] = value
+    return ignored
+
+
+def _keep_in_url() -> None:
+    """The values that differ from the defaults go in the URL, so a reload (a new session) keeps the form."""
+    for field in PARAMS:
+        value = st.session_state[key(field)]
+        if value != _widget_value(DEFAULTS, field):
+            st.query_params[field] = str(value)
+        elif field in st.query_params:
+            del st.query_params[field]
+
+
+def use_settings(config: TrainConfig, name: str) -> None:
+    """Load a run's config into the form ("Use these settings"); a callback, so before the controls are drawn."""
+    for field in PARAMS:
+        st.session_state[key(field)] = _widget_value(config, field)
+    st.session_state[PRESET] = CUSTOM
+    st.session_state[NAME] = f"{name} (again)"[:100]
+    st.session_state[FORM_ERROR] = None
+    st.session_state[FORM_READY] = True  # the settings win over what the URL said
 
 
 def apply_preset() -> None:
@@ -144,7 +211,8 @@ def training_form() -> None:
     # set already (a preset switched to lecun1998), they stay editable, so the user can put it back.
     unused = [name for name in SEED_ONLY if not applies(current, name)]
     locked = set(unused) if unused and all(state[key(n)] == getattr(DEFAULTS, n) for n in unused) else set()
-    with sidebar.form("train_form", border=False, enter_to_submit=False):  # only the Train button starts a run
+    # No st.form: inside one, the hints below went stale until Train was pressed. Only Train starts a run.
+    with sidebar.container():
         st.text_input("Run name", key=NAME, max_chars=100, placeholder="e.g. adam lr 1e-3",
                       help="Shown in the Runs table; leave empty for an automatic name.", persist_state=PERSIST)
         _error_next_to("name")
@@ -152,19 +220,23 @@ def training_form() -> None:
             st.subheader(group)
             for name in (n for n, p in PARAMS.items() if p.group == group):
                 _control(name, disabled=name in locked)
+                p = PARAMS[name]
+                if p.applies_when and not applies(current, name) and name not in SEED_ONLY:
+                    other = next(iter(p.applies_when))
+                    st.caption(f"{p.label} is ignored by {getattr(current, other)}.")
             if group == "Model" and unused:
                 defaults = ", ".join(f"{getattr(DEFAULTS, n):g}" if FIELD_TYPES[n] is float else
                                      str(getattr(DEFAULTS, n)) for n in unused)
                 st.caption(f"{current.variant} ignores {', '.join(unused[:-1])} and {unused[-1]}; "
                            f"leave them at {defaults}.")
-        st.form_submit_button("Train", type="primary", key=SUBMIT, on_click=_on_submit, width="stretch")
+        st.button("Train", type="primary", key=SUBMIT, on_click=_on_submit, width="stretch")
         error = state.get(FORM_ERROR)
         if error:
             st.error(f"Not started: {error[1]}", icon=":material/block:")
-    for name, p in PARAMS.items():
-        if p.applies_when and not applies(current, name) and name not in SEED_ONLY:
-            other = next(iter(p.applies_when))
-            sidebar.caption(f"{p.label} is ignored by {getattr(current, other)}.")
+    ignored = state.get(URL_IGNORED)
+    if ignored:
+        sidebar.caption(f"The link's value for {', '.join(ignored)} was not allowed; the default is shown.")
+    _keep_in_url()
     ok, text = data_source_text(state[key("dataset")], state[key("data_source")],
                                 (state[key("data_path")] or "").strip() or None)
     (sidebar.info if ok else sidebar.error)(f"**Data:** {text}")

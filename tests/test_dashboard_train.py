@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from dashboard_apptest import chart, open_app, texts
+from dashboard_apptest import APP, chart, open_app, texts
 from streamlit.testing.v1 import AppTest
 
 from core.records import RunStatus
@@ -294,3 +294,45 @@ def test_a_run_training_in_a_terminal_is_followed_without_a_stop_button(finished
     assert "Started outside this dashboard" in texts(at.caption)
     assert not [b for b in at.button if b.key and b.key.startswith("train_stop_")]
     assert at.get("progress")
+
+
+def test_the_forms_hints_follow_the_controls_before_train_is_pressed(lenet_runs):
+    """Issue 20.5: inside an st.form the hints went stale until Train was pressed."""
+    at = open_app()
+    assert "Momentum is ignored by adam." in texts(at.sidebar.caption)
+    at.sidebar.selectbox(key=sidebar.key("optimizer")).set_value("sgd").run()
+    assert not [c for c in texts(at.sidebar.caption) if "Momentum is ignored" in c]
+    at.sidebar.selectbox(key=sidebar.key("variant")).set_value("lecun1998").run()
+    for field in ("activation", "pooling"):
+        assert at.sidebar.selectbox(key=sidebar.key(field)).disabled, field
+    assert at.sidebar.slider(key=sidebar.key("dropout")).disabled
+    assert "lecun1998 ignores activation, pooling and dropout; leave them at relu, average, 0." in texts(at.sidebar.caption)
+    at.sidebar.text_input(key=sidebar.key("data_path")).set_value("/nonexistent/mnist.npz").run()
+    assert "/nonexistent/mnist.npz" in texts(at.sidebar.error) and "Offline" not in texts(at.sidebar.info)
+    assert run_folders(lenet_runs) == []  # nothing started without Train
+
+
+def test_use_these_settings_and_a_reload_keep_the_forms_values(finished_run, lenet_runs):
+    """Issue 20.6: a run's config goes back into the form from Runs and from Train's summary; the URL keeps it."""
+    config = RunStore().read_config(finished_run)
+    at = open_app("views/runs.py")
+    [use] = [b for b in at.button if b.key == "runs_use_settings"]
+    use.click().run()
+    assert at.session_state[sidebar.key("train_subset")] == config.train_subset
+    at.switch_page("views/train.py").run()
+    assert at.sidebar.number_input(key=sidebar.key("train_subset")).value == config.train_subset
+    assert at.sidebar.text_input(key=sidebar.NAME).value == "tiny sample run (again)"
+    assert at.query_params["train_subset"] in (str(config.train_subset), [str(config.train_subset)])
+    at.sidebar.number_input(key=sidebar.key("learning_rate")).set_value(0.01).run()
+    on_train = [b for b in at.button if b.key == f"train_use_{finished_run}"]
+    assert on_train and on_train[0].label == "Use these settings"
+    on_train[0].click().run()
+    assert at.sidebar.number_input(key=sidebar.key("learning_rate")).value == config.learning_rate
+    # a reload is a new session with the same URL
+    reloaded = AppTest.from_file(str(APP), default_timeout=60)
+    reloaded.query_params.update({"train_subset": "600", "epochs": "3", "optimizer": "adagrad"})
+    reloaded.run()
+    assert reloaded.sidebar.number_input(key=sidebar.key("train_subset")).value == 600
+    assert reloaded.sidebar.number_input(key=sidebar.key("epochs")).value == 3
+    assert reloaded.sidebar.selectbox(key=sidebar.key("optimizer")).value == "adam"  # not allowed: the default
+    assert "The link's value for optimizer was not allowed" in texts(reloaded.sidebar.caption)

@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from core.store import STATUSES, RunInfo, StoreError
-from dashboard import common
+from dashboard import common, pages, sidebar
 from dashboard import figures_runs
 
 TABLE = "runs_table"
@@ -174,6 +174,9 @@ def manage(runs: list[RunInfo], selected: pd.DataFrame) -> None:
                   disabled=info.active or not st.session_state[CONFIRM_DELETE])
     with download_column.container(border=True):
         downloads(info)
+    if st.button("Use these settings on the Train page", key="runs_use_settings", icon=":material/replay:",
+                 disabled=info.damaged, on_click=sidebar.use_settings, args=(info.config, info.name)):
+        pages.switch_to("train")
 
 
 def downloads(info: RunInfo) -> None:

@@ -136,6 +136,10 @@ def summary(info: RunInfo, status: RunStatus, epoch) -> None:
         # the run goes in the link's URL: only following the link changes the run the audit pages show
         pages.link("evaluate", "Audit this run: accuracy, confusion matrix, errors",
                    query_params={common.RUN_PARAM: info.run_id})
+    if info.config is not None:
+        st.button("Use these settings", key=f"train_use_{info.run_id}", icon=":material/replay:",
+                  on_click=sidebar.use_settings, args=(info.config, info.name),
+                  help="Fills the sidebar form with this run's config; press Train to run it again")
 
 
 @st.fragment(run_every=LIVE_INTERVAL)
