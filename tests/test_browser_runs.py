@@ -63,3 +63,33 @@ def test_manage_box_stays_on_a_renamed_run(tmp_path, tiny_trained_run):
             assert store.read_status(other).name == "other run"
         finally:
             browser.close()
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(),
+                    reason=f"Chromium not found at {CHROMIUM}: install Debian's chromium package "
+                           "to run the browser tests")
+def test_use_these_settings_fills_the_form_in_a_browser(tmp_path, tiny_trained_run):
+    """Issue 20.6: Train's summary sits in the live fragment; a click there reran only the fragment, so the
+    sidebar kept showing the old values (AppTest reruns the whole script and cannot show it)."""
+    from playwright.sync_api import expect, sync_playwright
+
+    template, run_id = tiny_trained_run
+    store_root = tmp_path / "runs"
+    shutil.copytree(template / run_id, store_root / run_id)
+    subset = RunStore(store_root).read_config(run_id).train_subset
+    with streamlit_server(store_root, tmp_path / "streamlit_form.log") as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(30_000)
+            page.goto(f"{url}/?epochs=7")  # the URL fills the form
+            field = page.locator(".st-key-train_cfg_train_subset input")
+            field.wait_for(timeout=FIRST_RENDER)
+            expect(page.locator(".st-key-train_cfg_epochs input")).to_have_value("7")
+            expect(field).to_have_value("0")
+            page.get_by_role("button", name="Use these settings").click(timeout=FIRST_RENDER)
+            expect(field).to_have_value(str(subset), timeout=15_000)
+            expect(page.locator(".st-key-train_cfg_epochs input")).to_have_value("1")
+            expect(page.locator(".st-key-train_name input")).to_have_value("tiny sample run (again)")
+        finally:
+            browser.close()

@@ -137,9 +137,10 @@ def summary(info: RunInfo, status: RunStatus, epoch) -> None:
         pages.link("evaluate", "Audit this run: accuracy, confusion matrix, errors",
                    query_params={common.RUN_PARAM: info.run_id})
     if info.config is not None:
-        st.button("Use these settings", key=f"train_use_{info.run_id}", icon=":material/replay:",
-                  on_click=sidebar.use_settings, args=(info.config, info.name),
-                  help="Fills the sidebar form with this run's config; press Train to run it again")
+        if st.button("Use these settings", key=f"train_use_{info.run_id}", icon=":material/replay:",
+                     on_click=sidebar.use_settings, args=(info.config, info.name),
+                     help="Fills the sidebar form with this run's config; press Train to run it again"):
+            st.rerun()  # the summary is in the live fragment: redraw the whole page, so the sidebar shows them
 
 
 @st.fragment(run_every=LIVE_INTERVAL)
