@@ -50,10 +50,9 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def _add_config_flag(parser: argparse.ArgumentParser, name: str, p) -> None:
+def _add_config_flag(parser: argparse.ArgumentParser, name: str, p, default) -> None:
     """A flag for one TrainConfig field, from its description: choices, a switch, or a number with its range."""
     kind = FIELD_TYPES[name]
-    default = getattr(TrainConfig(), name)
     help_text = (f"{p.label}" + (f": {p.help}" if p.help else "")).replace("%", "%%")  # argparse formats help with %
     if p.choices:
         parser.add_argument(_flag(name), choices=p.choices, help=f"{help_text} (default: {default})")
@@ -74,9 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--preset", choices=list(PRESETS), help="start from a preset; flags override it")
     train.add_argument("--name", help="run name shown in the dashboard")
     train.add_argument("--data", dest="data_path", help="Keras-layout .npz or a folder of IDX files")
+    defaults = TrainConfig()
     for name, p in PARAMS.items():
         if name != "data_path":
-            _add_config_flag(train, name, p)
+            _add_config_flag(train, name, p, getattr(defaults, name))
     for sub in (train,):
         sub.add_argument("--runs-dir", dest="sub_runs_dir", help=argparse.SUPPRESS)
         sub.add_argument("--json", dest="sub_json", action="store_true", help=argparse.SUPPRESS)

@@ -3,7 +3,6 @@ the fields' descriptions (core.config.PARAMS)."""
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from types import SimpleNamespace
 
@@ -50,8 +49,8 @@ def _init_state() -> None:
     st.session_state.setdefault(PRESET, CUSTOM)
     st.session_state.setdefault(NAME, "")
     st.session_state.setdefault(FORM_ERROR, None)
-    for field in dataclasses.fields(TrainConfig):
-        st.session_state.setdefault(key(field.name), _widget_value(DEFAULTS, field.name))
+    for field in PARAMS:
+        st.session_state.setdefault(key(field), _widget_value(DEFAULTS, field))
     if fresh:  # a new session (a reload, a shared link): the form's values come back from the URL
         st.session_state[URL_IGNORED] = _read_url()
     st.session_state[FORM_READY] = True
@@ -99,31 +98,31 @@ def _keep_in_url() -> None:
             del st.query_params[field]
 
 
-def use_settings(config: TrainConfig, name: str) -> None:
-    """Load a run's config into the form ("Use these settings"); a callback, so before the controls are drawn."""
+def _fill_form(config: TrainConfig, name: str) -> None:
+    """Every control from `config`, and the run name; nothing starts until Train is pressed."""
     for field in PARAMS:
         st.session_state[key(field)] = _widget_value(config, field)
-    st.session_state[PRESET] = CUSTOM
-    st.session_state[NAME] = f"{name} (again)"[:100]
+    st.session_state[NAME] = name[:100]
     st.session_state[FORM_ERROR] = None
+
+
+def use_settings(config: TrainConfig, name: str) -> None:
+    """Load a run's config into the form ("Use these settings"); a callback, so before the controls are drawn."""
+    _fill_form(config, f"{name} (again)")
+    st.session_state[PRESET] = CUSTOM
     st.session_state[FORM_READY] = True  # the settings win over what the URL said
 
 
 def apply_preset() -> None:
-    """Fill every control from the chosen preset; nothing starts until Train is pressed."""
+    """Fill every control from the chosen preset."""
     name = st.session_state[PRESET]
-    if name not in PRESETS:
-        return
-    config = PRESETS[name]
-    for field in dataclasses.fields(TrainConfig):
-        st.session_state[key(field.name)] = _widget_value(config, field.name)
-    st.session_state[NAME] = name
-    st.session_state[FORM_ERROR] = None
+    if name in PRESETS:
+        _fill_form(PRESETS[name], name)
 
 
 def config_from_state() -> TrainConfig:
     """The TrainConfig the controls describe; raises ValueError naming the field, value and allowed range."""
-    values = {field.name: st.session_state[key(field.name)] for field in dataclasses.fields(TrainConfig)}
+    values = {field: st.session_state[key(field)] for field in PARAMS}
     values["data_path"] = (values["data_path"] or "").strip() or None
     return TrainConfig(**values)
 
@@ -131,8 +130,7 @@ def config_from_state() -> TrainConfig:
 def error_field(message: str) -> str | None:
     """The TrainConfig field a validation message is about: messages start with `field=value`."""
     match = re.match(r"^(\w+)=", message)
-    names = {field.name for field in dataclasses.fields(TrainConfig)}
-    return match.group(1) if match and match.group(1) in names else None
+    return match.group(1) if match and match.group(1) in PARAMS else None
 
 
 def _on_submit() -> None:

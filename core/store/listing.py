@@ -48,6 +48,11 @@ class RunInfo:
         return self.status in ACTIVE
 
 
+def _reason(exc: Exception, run_id: str) -> str:
+    """A store error as a problem of the listed run: without the "run '<id>'" the list already shows."""
+    return str(exc).replace(f"run {run_id!r}: ", "").replace(f"run {run_id!r} ", "")
+
+
 class RunListing:
     """The run list, its cache key and the clean-up of dead writers; RunStore inherits it."""
 
@@ -132,13 +137,13 @@ class RunListing:
         try:
             info.config = self.read_config(entry.name)
         except StoreError as exc:
-            info.problems.append(str(exc).replace(f"run {entry.name!r}: ", "").replace(f"run {entry.name!r} ", ""))
+            info.problems.append(_reason(exc, entry.name))
         try:
             info.record, info.stored_status = self._read_status(entry.name)
             info.name = info.record.name or entry.name
             info.status = info.record.status if info.config is not None else "damaged"
         except (StoreError, OSError, ValueError) as exc:
-            info.problems.append(str(exc).replace(f"run {entry.name!r}: ", "").replace(f"run {entry.name!r} ", ""))
+            info.problems.append(_reason(exc, entry.name))
             info.status = "damaged"
         try:  # the folder can vanish while it is listed (deleted in another session)
             _, metric_problems = self._read_metric_records(entry.name) if info.status not in ACTIVE else ([], [])

@@ -20,9 +20,9 @@ MANAGED_CHOICE = "runs_managed_choice"  # the run chosen in it: the widget alone
 NEW_NAME = "runs_new_name"
 CONFIRM_DELETE = "runs_confirm_delete"
 MESSAGE = "runs_message"  # (kind, text) left by the last rename or delete
-COLUMN_KINDS = {  # figures_runs.Column.kind -> Streamlit's column type
+COLUMN_KINDS = {  # figures_runs.Column.kind -> Streamlit's column type (percent and date: column_config)
     "text": st.column_config.TextColumn, "number": st.column_config.NumberColumn,
-    "check": st.column_config.CheckboxColumn, "date": st.column_config.DatetimeColumn,
+    "check": st.column_config.CheckboxColumn,
 }
 
 
