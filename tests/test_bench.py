@@ -2,6 +2,7 @@
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -143,3 +144,18 @@ def test_page_latency_quick(tmp_path, monkeypatch):
     assert set(result["apptest"]["pages"]) == {"evaluate", "gallery", "inside", "predict"}
     for row in result["apptest"]["pages"].values():
         assert positive(row["cold_s"]) and positive(row["warm_median_s"])
+
+
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="Chromium not found at /usr/bin/chromium")
+def test_watching_quick(tmp_path):
+    from bench import watching
+
+    watching.main(["--quick", "--results-dir", str(tmp_path)])
+    result = read(tmp_path, "watching")
+    assert_machine(result)
+    assert [run["tabs"] for run in result["runs"]] == [0, 1]
+    watched = result["summary"]["1"]
+    # the tab followed the run: its batch chart changed while it trained, and the figures are real
+    assert watched["target"] == 0.05 and positive(watched["chart_period_median"])
+    assert positive(result["summary"]["0"]["images_per_s"]) and positive(watched["images_per_s"])
+    assert watched["browser_cpu"] > 0 and isinstance(watched["met"], bool)

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import common, figures_audit, figures_network, loaders, widgets
+from dashboard import common, figures_audit, figures_network, live, loaders, widgets
 from dashboard.audit_run import AuditRun, open_audit_run
 from dashboard.figure_cache import figure
 
@@ -83,7 +83,6 @@ def filters_view(info, model, live: bool) -> None:
             st.plotly_chart(figure(figures_network.kernel_animation, saved, history), key="inside_filters_animation")
 
 
-@st.fragment(run_every=LIVE_SECONDS)
 def live_filters(info) -> None:
     current = common.store().inspect(info.path)
     if not current.active:
@@ -96,7 +95,8 @@ def filters_section(info, model) -> None:
     st.caption("The six 5×5 kernels of the first convolution; blue weights are positive, red negative, "
                "white zero.")
     if info.active:
-        live_filters(info)
+        # no reruns while the tab is hidden (dashboard/live.py)
+        st.fragment(run_every=LIVE_SECONDS if live.tab_visible() else None)(live_filters)(info)
     else:
         filters_view(info, model, live=False)
 
