@@ -6,30 +6,45 @@ field with in_runs=True shows up here without a change to this file."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
 import pandas as pd
+import plotly.colors
 import plotly.graph_objects as go
 
 from core.config import FIELD_TYPES, PARAMS
 from core.store import RunInfo
-from dashboard.figures_training import COLORS, EPOCH_METRICS, empty_figure, median_images_per_sec
+from dashboard.figures_training import COLORS, EPOCH_METRICS, empty_figure, format_seconds, median_images_per_sec
 
 HYPERPARAMETERS = [name for name, p in PARAMS.items() if p.in_runs]  # config fields shown as columns and axes
 TRAIN_IMAGES = "train_images"  # the images a run trained on (its status), not the subset asked for
-RUN_COLUMNS = ["name", "status", *HYPERPARAMETERS, TRAIN_IMAGES, "best_val_accuracy", "test_accuracy",
-               "duration_s", "images_per_sec", "created", "problems", "run_id"]
+# The outcome first, so test accuracy is in view without scrolling; then what produced it.
+RUN_COLUMNS = ["name", "status", "test_accuracy", "best_val_accuracy", "duration_s", "images_per_sec",
+               *HYPERPARAMETERS, TRAIN_IMAGES, "created", "problems", "run_id"]
+MISSING = "–"  # what an empty cell shows (Streamlit writes "None")
+RUN_COLORS = plotly.colors.qualitative.D3  # compared runs: distinct hues, blue then orange, green, red...
+NO_ACCURACY = "No finished run with a test accuracy yet"
 
 
 @dataclass(frozen=True)
 class Column:
-    """How the Runs table shows one column: title, kind (text, number, check, percent, date) and number format."""
+    """How the Runs table shows one column: title, kind (text, number, check, date) and, for numbers, the text of
+    a value. The table sorts by the values; the text is only what a cell shows (a pandas Styler's format)."""
 
     title: str
     kind: str = "text"
-    format: str | None = None
+    text: Callable[[float], str] | None = None
+
+
+def percent(value: float) -> str:
+    return f"{value:.2%}"  # one rounding for every accuracy in the table (Streamlit's "percent" dropped zeros)
+
+
+def whole(value: float) -> str:
+    return f"{value:,.0f}"
 
 
 def _hyperparameter_column(name: str) -> Column:
@@ -37,20 +52,29 @@ def _hyperparameter_column(name: str) -> Column:
     title = p.short[0].upper() + p.short[1:]
     if kind is bool:
         return Column(title, "check")
-    if kind in (int, float):
-        return Column(title, "number", p.format if kind is float else None)
+    if kind is float:
+        return Column(title, "number", (lambda v, f=p.format or "%g": f % v))
+    if kind is int:
+        return Column(title, "number", whole)
     return Column(title)
 
 
 COLUMNS: dict[str, Column] = {
     "name": Column("Name"), "status": Column("Status"),
+    "test_accuracy": Column("Test accuracy", "number", percent),
+    "best_val_accuracy": Column("Best val. accuracy", "number", percent),
+    "duration_s": Column("Duration", "number", format_seconds),  # as the Train page writes it: 2m 43s
+    "images_per_sec": Column("Images/s", "number", whole),
     **{name: _hyperparameter_column(name) for name in HYPERPARAMETERS},
-    TRAIN_IMAGES: Column("Training images", "number", "localized"),
-    "best_val_accuracy": Column("Best val. accuracy", "percent"), "test_accuracy": Column("Test accuracy", "percent"),
-    "duration_s": Column("Duration", "number", "%.0f s"),  # Streamlit's "duration" wrote 48 s as "a minute"
-    "images_per_sec": Column("Images/s", "number", "%.0f"), "created": Column("Date", "date"),
-    "problems": Column("Problems"), "run_id": Column("Run id"),
+    TRAIN_IMAGES: Column("Training images", "number", whole),
+    "created": Column("Date", "date"), "problems": Column("Problems"), "run_id": Column("Run id"),
 }
+
+
+def styled(frame: pd.DataFrame):
+    """The table as shown: each number written by its column's `text`, an empty cell as a dash."""
+    texts = {key: column.text for key, column in COLUMNS.items() if column.text and key in frame}
+    return frame.style.format(na_rep=MISSING).format(texts, na_rep=MISSING)
 NUMERIC = [n for n in HYPERPARAMETERS if FIELD_TYPES[n] in (int, float)] + [TRAIN_IMAGES]
 CATEGORICAL = [n for n in HYPERPARAMETERS if PARAMS[n].choices]
 SWITCHES = [n for n in HYPERPARAMETERS if FIELD_TYPES[n] is bool]
@@ -104,27 +128,29 @@ def damaged_frame(runs: list[RunInfo]) -> pd.DataFrame:
 
 
 def overlay_figure(curves: dict[str, pd.DataFrame], metric: str) -> go.Figure:
-    """One line per run of an epoch metric (a key of EPOCH_METRICS), to compare runs."""
+    """One line per run of an epoch metric (a key of EPOCH_METRICS), to compare runs; each run its own hue
+    (Streamlit's theme would give the first two runs two blues)."""
     column = EPOCH_METRICS[metric]
     figure = go.Figure()
-    for label, epoch in curves.items():
+    for n, (label, epoch) in enumerate(curves.items()):
         if epoch is None or epoch.empty or column not in epoch or epoch[column].isna().all():
             continue
         figure.add_trace(go.Scatter(x=epoch["epoch"], y=epoch[column].astype("float64"), mode="lines+markers",
-                                    name=label, hovertemplate=f"{label}<br>epoch %{{x}}: %{{y:.4f}}"))
+                                    name=label, line_color=RUN_COLORS[n % len(RUN_COLORS)],
+                                    hovertemplate=f"{label}<br>epoch %{{x}}: %{{y:.4f}}"))
     if not figure.data:
         return empty_figure(metric, f"No {metric} recorded for the selected runs")
     longest = max(len(epoch) for epoch in curves.values() if epoch is not None)
     figure.update_layout(height=380, xaxis=dict(title="epoch", dtick=1 if longest <= 20 else None), yaxis_title=metric,
                          margin=dict(t=30, b=100, l=90, r=20), showlegend=True, legend=dict(orientation="h", y=-0.2))
     if "accuracy" in metric:
-        figure.update_yaxes(tickformat=".1%")
+        figure.update_yaxes(tickformat=".2~%")
     return figure
 
 
 def _dimension(rows: pd.DataFrame, column: str) -> dict:
     """One axis of the parallel coordinates: categories as ticks, a log axis for a rate, whole numbers for counts."""
-    label = axis_label(column)
+    label = axis_label(column).replace(" ", "<br>")  # two lines: a dozen axes' labels fit side by side
     if column in CATEGORICAL:
         categories = sorted(rows[column].astype(str).unique())
         codes = rows[column].astype(str).map({c: i for i, c in enumerate(categories)})
@@ -137,21 +163,27 @@ def _dimension(rows: pd.DataFrame, column: str) -> dict:
         ticks = np.arange(math.floor(logs.min()), math.ceil(logs.max()) + 1)
         return dict(label=label, values=logs, tickvals=ticks, ticktext=[f"1e{int(t)}" for t in ticks])
     # whole numbers on the counts' axes (Plotly's SI ticks wrote 90 training images as 0.09k)
-    whole = column == TRAIN_IMAGES or FIELD_TYPES.get(column) is int
-    return dict(label=label, values=values, **({"tickformat": ",d"} if whole else {}))
+    integer = column == TRAIN_IMAGES or FIELD_TYPES.get(column) is int
+    if values.nunique() == 1:  # one value: one tick at it (Plotly spanned -1 to 1 around it)
+        value = float(values.iloc[0])
+        text = whole(value) if integer else f"{value:g}"
+        return dict(label=label, values=values, range=[value - 1, value + 1], tickvals=[value], ticktext=[text])
+    return dict(label=label, values=values, **({"tickformat": ",d"} if integer else {}))
 
 
-def hparams_figure(table: pd.DataFrame) -> go.Figure:
-    """Parallel coordinates of the hyperparameters of finished runs, coloured by test accuracy."""
+def hparams_figure(table: pd.DataFrame, empty: str | None = None) -> go.Figure:
+    """Parallel coordinates of the hyperparameters of finished runs, coloured by test accuracy (`empty`: what to say
+    when no run has one)."""
     rows = table.dropna(subset=["test_accuracy"]) if "test_accuracy" in table else table.iloc[0:0]
     if rows.empty:
-        return empty_figure("Hyperparameters", "No finished run with a test accuracy yet")
+        return empty_figure("Hyperparameters", empty or NO_ACCURACY)
     # The dataset first: a Fashion-MNIST run's accuracy is not comparable with an MNIST run's.
     order = ["dataset", *(c for c in CATEGORICAL if c != "dataset"), *NUMERIC, *SWITCHES]
     dimensions = [_dimension(rows, column) for column in order if column in rows]
-    dimensions.append(dict(label="test accuracy", values=rows["test_accuracy"].astype("float64"), tickformat=".2%"))
+    dimensions.append(dict(label="test<br>accuracy", values=rows["test_accuracy"].astype("float64"), tickformat=".2%"))
     figure = go.Figure(go.Parcoords(
-        line=dict(color=rows["test_accuracy"].astype("float64"), colorscale="Viridis", showscale=True,
+        # reversed Viridis: the best runs dark purple (the plain scale drew them pale yellow on white)
+        line=dict(color=rows["test_accuracy"].astype("float64"), colorscale="Viridis_r", showscale=True,
                   colorbar=dict(title="test acc.", tickformat=".1%")),
         dimensions=dimensions,
     ))
@@ -159,11 +191,11 @@ def hparams_figure(table: pd.DataFrame) -> go.Figure:
     return figure
 
 
-def hparam_scatter(table: pd.DataFrame, hyperparameter: str) -> go.Figure:
+def hparam_scatter(table: pd.DataFrame, hyperparameter: str, empty: str | None = None) -> go.Figure:
     """Test accuracy against one hyperparameter; one point per finished run."""
     rows = table.dropna(subset=["test_accuracy"]) if "test_accuracy" in table else table.iloc[0:0]
     if rows.empty:
-        return empty_figure("Test accuracy", "No finished run with a test accuracy yet")
+        return empty_figure("Test accuracy", empty or NO_ACCURACY)
     label = axis_label(hyperparameter)
     figure = go.Figure(go.Scatter(x=rows[hyperparameter], y=rows["test_accuracy"], mode="markers",
                                   marker=dict(size=11, color=COLORS["test"]), text=rows["name"],

@@ -87,7 +87,8 @@ def batch_figure(batch: pd.DataFrame, smoothing: float = 0.0, revision: str = ""
                                     marker_size=4, name=metric if smoothing == 0 else f"{metric} (smoothed)",
                                     line=dict(color=COLORS["train"], width=2), text=hover, showlegend=False,
                                     hovertemplate="%{text}<br>%{y:.4f}", **_axes(col)))
-    figure.update_layout(xaxis_title="step", xaxis2_title="step", yaxis2_tickformat=".0%", uirevision=revision)
+    # ".2~%": 98.5%, 99%, 99.25%; ".0%" wrote "99% 99% 99%" once accuracy passed 98.5%
+    figure.update_layout(xaxis_title="step", xaxis2_title="step", yaxis2_tickformat=".2~%", uirevision=revision)
     return figure
 
 
@@ -116,7 +117,7 @@ def epoch_figure(epoch: pd.DataFrame, revision: str = "", ended: bool = False) -
                                         **_axes(col)))
     tick = 1 if len(epoch) <= 20 else None
     figure.update_layout(xaxis=dict(title="epoch", dtick=tick), xaxis2=dict(title="epoch", dtick=tick),
-                         yaxis2_tickformat=".0%", uirevision=revision, legend=dict(orientation="h", y=-0.25),
+                         yaxis2_tickformat=".2~%", uirevision=revision, legend=dict(orientation="h", y=-0.25),
                          margin_b=95)
     return figure
 

@@ -196,8 +196,8 @@ def test_evaluate_headline_matches_analysis(store, truths):
     assert metric(at, "Test accuracy").delta == f"{(expected['accuracy'] - 0.9926) * 100:+.2f} pp"
     assert metric(at, "Test error rate").value == f"{1 - expected['accuracy']:.2%}"
     assert metric(at, "Test error rate").delta == f"{(1 - expected['accuracy'] - 0.0095) * 100:+.2f} pp"
-    assert metric(at, "Errors").value == f"{expected['error_count']:,} of 10,000"
-    assert metric(at, "Errors").delta == f"{expected['error_count'] - 95:+,}"
+    assert metric(at, "Errors (of 10,000)").value == f"{expected['error_count']:,}"
+    assert metric(at, "Errors (of 10,000)").delta == f"{expected['error_count'] - 95:+,}"
     for average in ("macro", "weighted"):
         for name in ("precision", "recall", "F1"):
             shown = metric(at, f"{average.capitalize()} {name}").value
@@ -362,7 +362,9 @@ def test_gallery_counts_the_errors_and_pages_them(store, truths):
     assert f"**{len(expected):,} misclassified test images**" in [m.value for m in at.markdown]
     assert [b.key for b in tile_buttons(at)] == [f"gallery_tile_{i}" for i in expected["index"][:40]]
     first = next(expected.itertuples())
-    assert tile_buttons(at)[0].label == f"#{first.index} · {first.true}→{first.pred} · {first.confidence:.0%}"
+    assert tile_buttons(at)[0].label == f"#{first.index}"
+    captions = [img.caption for e in at.get("image") for img in e.proto.imgs]
+    assert captions[0] == f"{first.true}→{first.pred} · {first.confidence:.0%}"
     (pages,) = at.get("pagination")
     assert pages.num_pages == int(np.ceil(len(expected) / 40))
     pages.set_value(3)
@@ -655,7 +657,7 @@ def test_a_fashion_run_is_not_compared_with_mnist_results(store, truths):
     runs.write_status(truth.run_id, class_names=list(CLASS_NAMES["fashion_mnist"]))
     at = open_page("evaluate", truth.run_id, evaluate_cell=(0, 0))
     assert metric(at, "Test accuracy").value == f"{np.mean(truth.pred == truth.labels):.2%}"
-    assert not metric(at, "Test accuracy").delta and not metric(at, "Errors").delta
+    assert not metric(at, "Test accuracy").delta and not metric(at, "Errors (of 10,000)").delta
     assert any("so this fashion_mnist run is not compared with them" in c.value for c in at.caption)
     assert any(w.value.startswith("The test images could not be loaded") for w in at.warning)
     assert "Test indices: " in text_of(block(at, "evaluate_cell_gallery"))

@@ -52,20 +52,25 @@ def test_overlay_and_hparams_figures_hold_each_runs_values():
     epoch_b = pd.DataFrame({"epoch": [1], "val_accuracy": [0.7]})
     overlay = figures_runs.overlay_figure({"a": epoch_a, "b": epoch_b}, "validation accuracy")
     assert [(t.name, list(t.y)) for t in overlay.data] == [("a", [0.8, 0.9]), ("b", [0.7])]
+    assert overlay.data[0].line.color != overlay.data[1].line.color  # each run its own colour (not two blues)
     frame = pd.DataFrame({"name": ["a", "b", "c"], "dataset": ["mnist", "fashion_mnist", "mnist"],
                           "optimizer": ["adam", "sgd", "adam"], "lr_schedule": ["constant"] * 3,
                           "variant": ["seed"] * 3, "learning_rate": [0.001, 0.01, 0.1], "batch_size": [64, 128, 64],
                           "epochs": [5, 5, 2], "dropout": [0.0, 0.1, 0.0], "train_images": [54000.0] * 3,
                           "augment": [False, True, False], "test_accuracy": [0.98, 0.97, None]})
     parcoords = figures_runs.hparams_figure(frame).data[0]
-    dimensions = {d.label: list(d.values) for d in parcoords.dimensions}
+    dimensions = {d.label.replace("<br>", " "): list(d.values) for d in parcoords.dimensions}
     assert dimensions["test accuracy"] == [0.98, 0.97]  # the run without a test accuracy is left out
     assert dimensions["learning rate"] == pytest.approx([-3, -2])
     assert dimensions["augment"] == [0, 1]
-    by_label = {d.label: d for d in parcoords.dimensions}
+    by_label = {d.label.replace("<br>", " "): d for d in parcoords.dimensions}
     assert parcoords.dimensions[0].label == "dataset" and dimensions["dataset"] == [1, 0]
     assert list(by_label["dataset"].ticktext) == ["fashion_mnist", "mnist"]
-    assert by_label["training images"].tickformat == ",d" and by_label["dropout"].tickformat is None
+    assert by_label["batch size"].tickformat == ",d" and by_label["dropout"].tickformat is None
+    # one value on an axis: one tick at it (Plotly drew -1 to 1 around a constant)
+    assert list(by_label["training images"].tickvals) == [54000] and list(by_label["training images"].ticktext) == [
+        "54,000"]
+    assert parcoords.line.colorscale[-1][1] == "#440154"  # the best runs dark (reversed Viridis), not pale yellow
     scatter = figures_runs.hparam_scatter(frame, "batch_size").data[0]
     assert list(scatter.x) == [64, 128] and list(scatter.y) == [0.98, 0.97]
 
@@ -130,7 +135,7 @@ def test_selected_runs_are_overlaid(finished_run, lenet_runs):
     test_accuracy = RunStore().read_metrics(finished_run)[1]["test_accuracy"].tolist()  # the default metric
     assert overlay["data"][0]["y"] == pytest.approx(test_accuracy)
     hparams = chart(at, "runs_hparams_chart")
-    assert "test accuracy" in [d["label"] for d in hparams["data"][0]["dimensions"]]
+    assert "test<br>accuracy" in [d["label"] for d in hparams["data"][0]["dimensions"]]
 
 
 def test_ticks_stay_on_their_runs_when_rows_move(finished_run, lenet_runs):
@@ -200,3 +205,18 @@ def test_runs_whose_process_died_are_marked_interrupted_at_start(finished_run, l
     stored = {info.run_id: info.stored_status for info in RunStore().list_runs()}
     assert stored[dead] == "interrupted"  # persisted in status.json, not only shown
     assert table(at).set_index("run_id").loc[dead, "status"] == "interrupted"
+
+
+def test_the_table_writes_numbers_like_the_rest_of_the_dashboard():
+    """Issue 20, item 8: test accuracy in view (third column), one rounding for percentages, images/s with
+    separators, durations as the Train page writes them, a dash (not "None") for an empty cell."""
+    assert figures_runs.RUN_COLUMNS[:4] == ["name", "status", "test_accuracy", "best_val_accuracy"]
+    frame = pd.DataFrame([{"name": "a", "status": "completed", "test_accuracy": 0.894, "best_val_accuracy": None,
+                           "duration_s": 163.2, "images_per_sec": 8366.65, "learning_rate": 0.001, "batch_size": 64},
+                          {"name": "b", "status": "failed", "test_accuracy": 0.9815, "best_val_accuracy": 0.99,
+                           "duration_s": 48.0, "images_per_sec": 12000.0, "learning_rate": 0.1, "batch_size": 256}])
+    text = figures_runs.styled(frame).to_string()
+    for shown in ("89.40%", "98.15%", "99.00%", "2m 43s", "48s", "8,367", "12,000", "0.001", "0.1"):
+        assert shown in text, (shown, text)
+    assert "None" not in text and "nan" not in text and " – " in f" {text} "
+    assert figures_runs.styled(frame).data["duration_s"].tolist() == [163.2, 48.0]  # sorted by value, not by text

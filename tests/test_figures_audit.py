@@ -238,3 +238,34 @@ def test_activation_figure_has_one_bar_per_unit():
     trace = figures_network.activation_figure(values, title="F6").data[0]
     np.testing.assert_allclose(trace.y, values)
     assert trace.marker.color[0] == figures.WRONG and trace.marker.color[-1] == figures.ACCENT
+
+
+# ----- wording and number formats (issue 20, items 8 and 9) ---------------------------------------------
+
+
+def test_counts_and_epoch_lists_read_as_english():
+    assert figures.count(1, "test image") == "1 test image"
+    assert figures.count(1234, "test image") == "1,234 test images"
+    assert figures.after_epochs([1]) == "after epoch 1"
+    assert figures.after_epochs([1, 3]) == "after epochs 1, 3"
+    assert figures.after_epochs([]) == "after no epoch"
+
+
+def test_a_probability_is_never_rounded_to_certainty():
+    assert figures.share(0.9996) == "99%" and figures.share(0.9996, 1) == "99.9%"
+    assert figures.share(1.0) == "100%" and figures.share(0.0004, 1) == "0.1%"
+    assert figures.share(0.734) == "73%" and figures.share(0.2, 2) == "20.00%"
+
+
+def test_epoch_ticks_thin_out_for_long_runs():
+    few = figures.epoch_accuracy_figure([1, 2, 3], [0.9, 0.95, 0.97])
+    many = figures.epoch_accuracy_figure(list(range(1, 21)), [0.9] * 20)
+    assert few.layout.xaxis.dtick == 1 and many.layout.xaxis.dtick is None
+
+
+def test_the_row_normalised_colour_bar_is_in_percent_and_below_the_matrix():
+    cm = np.array([[8, 2], [1, 9]])
+    normalised = figures.confusion_matrix_figure(cm, ["a", "b"], normalize=True).data[0].colorbar
+    counts = figures.confusion_matrix_figure(cm, ["a", "b"]).data[0].colorbar
+    assert normalised.tickformat == ".2~%" and counts.tickformat is None
+    assert normalised.orientation == "h" and counts.orientation == "h"

@@ -33,17 +33,16 @@ def headline(predictions: Predictions, dataset: str) -> None:
     columns = st.columns(3)
     columns[0].metric("Test accuracy", f"{accuracy:.2%}",
                       delta=f"{(accuracy - SEED_ARTICLE_ACCURACY) * 100:+.2f} pp" if compare else None,
-                      delta_description=f"vs the seed article's {SEED_ARTICLE_ACCURACY:.2%}" if compare else None)
+                      delta_description=f"vs the article's {SEED_ARTICLE_ACCURACY:.2%}" if compare else None)
     columns[1].metric("Test error rate", f"{1 - accuracy:.2%}",
                       delta=f"{(1 - accuracy - LECUN_1998_ERROR) * 100:+.2f} pp" if compare else None,
                       delta_color="inverse",
-                      delta_description=f"vs LeCun et al. 1998's {LECUN_1998_ERROR:.2%}" if compare else None)
-    columns[2].metric("Errors", f"{errors:,} of {n:,}", delta=f"{errors - lecun_errors:+,}" if compare else None,
+                      delta_description=f"vs LeCun 1998's {LECUN_1998_ERROR:.2%}" if compare else None)
+    columns[2].metric(f"Errors (of {n:,})", f"{errors:,}", delta=f"{errors - lecun_errors:+,}" if compare else None,
                       delta_color="inverse",
-                      delta_description=f"vs the {lecun_errors:,} that {LECUN_1998_ERROR:.2%} error would make" if compare else None)
-    columns = st.columns(6)
-    for column, average in zip((columns[:3], columns[3:]), ("macro", "weighted")):
-        for slot, name in zip(column, ("precision", "recall", "F1")):
+                      delta_description=f"vs {lecun_errors:,} at {LECUN_1998_ERROR:.2%} error" if compare else None)
+    for average in ("macro", "weighted"):  # rows of three: six in a row were cut to "0.9…" at 1024 px
+        for slot, name in zip(st.columns(3), ("precision", "recall", "F1")):
             slot.metric(f"{average.capitalize()} {name}", f"{metrics[f'{average}_{name.lower()}']:.4f}")
     reference = "" if compare else (f" The seed article's {SEED_ARTICLE_ACCURACY:.2%} and LeCun et al.'s "
                                     f"{LECUN_1998_ERROR:.2%} error are MNIST results, so this {dataset} run is "
@@ -65,7 +64,7 @@ def on_chart_select() -> None:
 def confusion_section(predictions: Predictions, names: list[str], images: TestImages | None) -> None:
     st.subheader("Confusion matrix")
     counts = loaders.confusion_counts(predictions.probs, predictions.labels, len(names))
-    matrix, pairs = st.columns([3, 2])
+    matrix, pairs = st.columns([2, 1])  # the matrix keeps about 370 px at a 1024 px wide window
     with matrix:
         normalize = st.toggle("Row-normalised (share of each true class)", key=NORMALIZE)
         cell = st.session_state.get(CELL)
@@ -88,9 +87,9 @@ def confused_pairs(counts: np.ndarray, names: list[str]) -> None:
     for row in pairs.itertuples():
         true_class, pred_class = names.index(row.true), names.index(row.pred)
         label, button = st.columns([3, 1], vertical_alignment="center")
-        label.markdown(f"True **{row.true}** predicted as **{row.pred}**: {row.count} images")
-        button.button("Show", key=f"evaluate_pair_{true_class}_{pred_class}", on_click=select_cell,
-                      args=((true_class, pred_class),))
+        label.markdown(f"True **{row.true}** predicted as **{row.pred}**: {row.count} image{'s' * (row.count != 1)}")
+        button.button("", icon=":material/visibility:", key=f"evaluate_pair_{true_class}_{pred_class}",
+                      on_click=select_cell, args=((true_class, pred_class),), help="Show these images")
 
 
 def cell_gallery(predictions: Predictions, names: list[str], images: TestImages | None,
@@ -100,7 +99,7 @@ def cell_gallery(predictions: Predictions, names: list[str], images: TestImages 
     with st.container(border=True, key="evaluate_cell_gallery"):
         left, right = st.columns([3, 1])
         left.markdown(f"**True {names[true_class]}, predicted {names[pred_class]}: "
-                      f"{len(table):,} {kind} images**")
+                      f"{figures_audit.count(len(table), kind + ' image')}**")
         if true_class != pred_class and right.button("Open in the error gallery", key="evaluate_to_gallery"):
             gallery_state.open_in_gallery(true_class, pred_class)
             pages.switch_to("gallery")
@@ -117,7 +116,7 @@ def cell_gallery(predictions: Predictions, names: list[str], images: TestImages 
         st.caption(f"Images {(page - 1) * THUMBNAILS_PER_PAGE + 1}–{(page - 1) * THUMBNAILS_PER_PAGE + len(shown)} "
                    f"of {len(table):,}, {order}.")
         show_thumbnails(images, shown["index"].tolist(),
-                   [f"#{i} · {c:.0%}" for i, c in zip(shown["index"], shown["confidence"])])
+                   [f"#{i} · {figures_audit.share(c)}" for i, c in zip(shown["index"], shown["confidence"])])
 
 
 def show_thumbnails(images: TestImages | None, indices: list[int], captions: list[str]) -> None:
@@ -187,7 +186,7 @@ def epoch_view(run_id: str, predictions: Predictions, names: list[str],
     for kind, verb in (("fixed", "wrong after epoch {p}, right after epoch {e}"),
                        ("broken", "right after epoch {p}, wrong after epoch {e}")):
         indices = changes[kind].tolist()
-        st.markdown(f"**{kind.capitalize()}: {len(indices):,}** test images were "
+        st.markdown(f"**{kind.capitalize()}: {len(indices):,}** test {'image was' if len(indices) == 1 else 'images were'} "
                     + verb.format(p=previous, e=epoch))
         shown = indices[:CHANGES_SHOWN]
         if shown:

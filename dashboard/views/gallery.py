@@ -67,7 +67,7 @@ def misclassified_view(run: AuditRun) -> None:
     predictions, names = run.predictions, run.names
     true_class, pred_class, sort_by = filters(names)
     table = loaders.errors(predictions.probs, predictions.labels, sort_by, true_class, pred_class)
-    st.markdown(f"**{len(table):,} misclassified test images**{describe(names, true_class, pred_class)}")
+    st.markdown(f"**{figures_audit.count(len(table), 'misclassified test image')}**{describe(names, true_class, pred_class)}")
     opened = opened_tile(len(predictions.labels))
     if opened is not None:
         details(run, opened)
@@ -83,7 +83,8 @@ def misclassified_view(run: AuditRun) -> None:
                          bind=links.BIND) if page_count > 1 else 1
     shown = table.iloc[(page - 1) * TILES_PER_PAGE: page * TILES_PER_PAGE]
     st.caption(f"Page {page} of {page_count}: images {(page - 1) * TILES_PER_PAGE + 1}–"
-               f"{(page - 1) * TILES_PER_PAGE + len(shown)}. Each tile: test index, true → predicted, confidence.")
+               f"{(page - 1) * TILES_PER_PAGE + len(shown)}. Each tile: true → predicted class, the confidence, and a button with the "
+               "test index that opens the image.")
     tile_grid(shown, names, run.images)
 
 
@@ -93,10 +94,11 @@ def tile_grid(shown, names: list[str], images: TestImages) -> None:
         columns = st.columns(TILE_COLUMNS)
         for column, row in zip(columns, rows):
             with column:
-                st.image(thumbnails(images, [row.index])[0])
-                st.button(f"#{row.index} · {names[row.true]}→{names[row.pred]} · {row.confidence:.0%}",
-                          key=f"gallery_tile_{row.index}", on_click=open_tile, args=(int(row.index),),
-                          width="stretch")
+                # The caption wraps; a button's label is cut to one line ("#2654 · 6→…" at 1280 px)
+                st.image(thumbnails(images, [row.index])[0],
+                         caption=f"{names[row.true]}→{names[row.pred]} · {figures_audit.share(row.confidence)}")
+                st.button(f"#{row.index}", key=f"gallery_tile_{row.index}", on_click=open_tile,
+                          args=(int(row.index),), width="stretch", help="Open this image's details")
 
 
 def details(run: AuditRun, index: int) -> None:
@@ -129,8 +131,8 @@ def details(run: AuditRun, index: int) -> None:
             history = loaders.history(info.run_id, predictions.labels, index, saved)
             right = history.loc[history["correct"], "epoch"].tolist()
             st.plotly_chart(figure(figures_audit.history_figure, history, names, label), key="gallery_history")
-            st.caption(f"Right after epochs {', '.join(map(str, right)) or 'none'}; "
-                       f"wrong after {', '.join(map(str, history.loc[~history['correct'], 'epoch'])) or 'none'}.")
+            wrong = history.loc[~history["correct"], "epoch"].tolist()
+            st.caption(f"Right {figures_audit.after_epochs(right)}; wrong {figures_audit.after_epochs(wrong)}.")
 
 
 def suspects_view(run: AuditRun) -> None:
@@ -154,7 +156,8 @@ def suspects_view(run: AuditRun) -> None:
             cells = st.columns([1.3, 2, 1, 1, 1, 1])
             cells[0].image(thumbnails(images, [row.index])[0], caption=f"#{row.index}")
             cells[1].markdown(f"**{rank}. Labelled {names[row.given]}, model says {names[row.pred]}**  \n"
-                              f"confidence {row.confidence:.1%} · given label {row.given_prob:.2%} · "
+                              f"confidence {figures_audit.share(row.confidence, 1)} · given label "
+                              f"{figures_audit.share(row.given_prob, 2)} · "
                               f"score {row.score:.3f}")
             cells[1].button("Details", key=f"gallery_suspect_open_{row.index}", on_click=open_in_grid,
                             args=(int(row.index),))

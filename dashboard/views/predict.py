@@ -28,7 +28,7 @@ def show_prediction(run: AuditRun, digit: widgets.Digit) -> None:
         st.metric(f"Prediction for {digit.name}", names[pred], delta=verdict,
                   delta_color="normal" if digit.label is None or pred == digit.label else "inverse",
                   delta_arrow="off")
-        st.markdown(f"Confidence **{probs[pred]:.2%}**")
+        st.markdown(f"Confidence **{figures_audit.share(probs[pred], 2)}**")
         bars = figure(figures_audit.probability_bars, probs, names, true=digit.label, title="Probability of each class")
         st.plotly_chart(bars, key="predict_probs", config={"displayModeBar": False})
 

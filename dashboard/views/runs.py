@@ -20,19 +20,16 @@ MANAGED_CHOICE = "runs_managed_choice"  # the run chosen in it: the widget alone
 NEW_NAME = "runs_new_name"
 CONFIRM_DELETE = "runs_confirm_delete"
 MESSAGE = "runs_message"  # (kind, text) left by the last rename or delete
-COLUMN_KINDS = {  # figures_runs.Column.kind -> Streamlit's column type (percent and date: column_config)
+COLUMN_KINDS = {  # figures_runs.Column.kind -> Streamlit's column type; numbers get their text from the Styler
     "text": st.column_config.TextColumn, "number": st.column_config.NumberColumn,
     "check": st.column_config.CheckboxColumn,
 }
 
 
 def column_config(key: str, column: figures_runs.Column):
-    if column.kind == "percent":
-        return st.column_config.NumberColumn(column.title, format="percent")
     if column.kind == "date":
         return st.column_config.DatetimeColumn(column.title, format="YYYY-MM-DD HH:mm")
-    extra = {"format": column.format} if column.format else {}
-    return COLUMN_KINDS[column.kind](column.title, pinned=key == "name", **extra)
+    return COLUMN_KINDS[column.kind](column.title, pinned=key == "name")
 
 
 COLUMNS = {key: column_config(key, column) for key, column in figures_runs.COLUMNS.items()}
@@ -88,7 +85,7 @@ def runs_table(frame: pd.DataFrame, all_ids: list[str]) -> pd.DataFrame:
     st.session_state[DRAWN_IDS] = ids
     st.session_state[TABLE] = {"selection": {"rows": [i for i, run_id in enumerate(ids) if run_id in ticked],
                                              "columns": [], "cells": []}}
-    st.dataframe(frame, column_config=COLUMNS, hide_index=True, key=TABLE, on_select="rerun",
+    st.dataframe(figures_runs.styled(frame), column_config=COLUMNS, hide_index=True, key=TABLE, on_select="rerun",
                  selection_mode="multi-row", width="stretch")
     return frame[frame["run_id"].isin(ticked)]
 
@@ -111,16 +108,17 @@ def compare(selected: pd.DataFrame, epochs: dict[str, pd.DataFrame]) -> None:
         st.caption(f"No {metric} recorded for: {', '.join(missing)}.")
 
 
-def hparams(frame: pd.DataFrame) -> None:
+def hparams(frame: pd.DataFrame, filtered_out: bool) -> None:
     st.subheader("Hyperparameters against test accuracy")
+    empty = "No run shown has a test accuracy: change the filters above" if filtered_out else None
     parallel, scatter = st.tabs(["Parallel coordinates", "Scatter"])
     with parallel:
-        st.plotly_chart(figures_runs.hparams_figure(frame), key="runs_hparams_chart")
+        st.plotly_chart(figures_runs.hparams_figure(frame, empty), key="runs_hparams_chart")
         st.caption("One line per run with a test accuracy; drag along an axis to highlight a range.")
     with scatter:
         x = st.selectbox("Hyperparameter", figures_runs.SCATTER_CHOICES, key=HPARAM_X,
                          format_func=figures_runs.axis_label)
-        st.plotly_chart(figures_runs.hparam_scatter(frame, x), key="runs_scatter_chart")
+        st.plotly_chart(figures_runs.hparam_scatter(frame, x, empty), key="runs_scatter_chart")
 
 
 def rename(run_id: str) -> None:
@@ -224,7 +222,7 @@ def main() -> None:
         st.caption(f"{len(shown)} of {len(frame)} runs shown.")
         selected = runs_table(shown, frame["run_id"].tolist())
         compare(selected, epochs)
-        hparams(shown)
+        hparams(shown, filtered_out=len(shown) < len(frame))
     if runs:
         manage(runs, selected)
     damaged(runs)
