@@ -40,6 +40,14 @@ def _as_probs(probs) -> np.ndarray:
     return probs if np.issubdtype(probs.dtype, np.floating) else probs.astype(np.float64)
 
 
+def cross_entropy(y_true, probs, n_classes: int) -> float:
+    """scikit-learn's log loss of softmax outputs stored as float32 or float16: rows renormalised in float64
+    first (their sums are 1 only to within the storage precision; sklearn warned "y_prob values do not sum to
+    one" in the server log), and clipped as Keras does, so a probability of 0 gives a large loss, not inf."""
+    probs = np.clip(np.asarray(probs, dtype=np.float64), 1e-7, 1.0)
+    return float(log_loss(y_true, probs / probs.sum(axis=1, keepdims=True), labels=range(n_classes)))
+
+
 def _as_labels(y, n_classes: int, name: str = "y_true", n: int | None = None) -> np.ndarray:
     """Integer class indices in 0..n_classes-1; a wrong label fails loudly instead of vanishing from a count."""
     y = np.asarray(y)
@@ -80,7 +88,7 @@ def summary_metrics(y_true, probs) -> dict:
         "n": int(n),
         "accuracy": float(accuracy_score(y_true, y_pred)),
         "error_count": int(np.count_nonzero(y_pred != y_true)),
-        "loss": float(log_loss(y_true, probs, labels=labels)),
+        "loss": cross_entropy(y_true, probs, n_classes),
     }
     for average in ("macro", "weighted"):
         p, r, f1, _ = precision_recall_fscore_support(

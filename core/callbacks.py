@@ -10,8 +10,9 @@ import time
 
 import keras
 import numpy as np
-from sklearn.metrics import accuracy_score, log_loss
+from sklearn.metrics import accuracy_score
 
+from core.analysis import cross_entropy
 from core.model import c1_kernels
 from core.records import EpochSnapshot
 from core.speed import usable_cpus
@@ -200,7 +201,7 @@ class StreamingCallback(keras.callbacks.Callback):
         }
         if np.isfinite(probs).all() and len(self.y_eval):
             record["test_accuracy"] = float(accuracy_score(self.y_eval, probs.argmax(axis=1)))
-            record["test_loss"] = float(log_loss(self.y_eval, np.clip(probs, 1e-7, 1), labels=self.labels))
+            record["test_loss"] = cross_entropy(self.y_eval, probs, len(self.labels))
         snapshot = EpochSnapshot(epoch=epoch + 1, probs=probs, c1_kernels=c1_kernels(self.model))
         self.store.save_epoch_snapshot(self.run_id, snapshot)
         record["eval_time"] = round(time.perf_counter() - eval_start, 3)

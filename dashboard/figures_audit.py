@@ -149,8 +149,9 @@ def probability_bars(probs: np.ndarray, class_names: Sequence[str], true: int | 
     outline = [3 if i == true else 0 for i in range(len(probs))]
     figure = go.Figure(go.Bar(
         x=[str(c) for c in class_names], y=probs, marker={"color": colours, "line": {"width": outline, "color": RIGHT}},
-        text=[f"{p:.1%}" if p >= 0.005 else "" for p in probs], textposition="outside",
-        hovertemplate="class %{x}: %{y:.2%}<extra></extra>",
+        # share(): the bar of a 99.99% prediction said "100.0%" beside "Confidence 99.99%"
+        text=[share(p, 1) if p >= 0.005 else "" for p in probs], textposition="outside",
+        customdata=[share(p, 2) for p in probs], hovertemplate="class %{x}: %{customdata}<extra></extra>",
     ))
     figure.update_layout(title=title, height=height, margin={"l": 85, "r": 10, "t": 40 if title else 10, "b": 70},
                          showlegend=False, plot_bgcolor="white")

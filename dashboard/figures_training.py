@@ -156,9 +156,10 @@ def format_seconds(seconds: float | None) -> str:
     return f"{hours}h {minutes:02d}m" if hours else (f"{minutes}m {secs:02d}s" if minutes else f"{secs}s")
 
 
-def progress(status: RunStatus, batch: pd.DataFrame, epoch: pd.DataFrame) -> Progress:
-    """Progress from the stored status and metrics; ETA assumes the rate of the steps done so far."""
-    epochs = int(status.epochs or 0) or 1
+def progress(status: RunStatus, batch: pd.DataFrame, epoch: pd.DataFrame, configured_epochs: int | None = None) -> Progress:
+    """Progress from the stored status and metrics; ETA assumes the rate of the steps done so far. The status
+    names the epochs once the data is loaded; before, the run's config does (it said "Epoch 0/1")."""
+    epochs = int(status.epochs or configured_epochs or 0) or 1
     steps_per_epoch = status.steps_per_epoch
     total = steps_per_epoch * epochs if steps_per_epoch else None
     step = done_epochs = 0

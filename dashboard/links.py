@@ -30,10 +30,6 @@ def check_bound(key: str, valid: Callable[[str], bool], what: str) -> None:
                 icon=":material/link_off:")
 
 
-def check_index(key: str, count: int) -> None:
-    check_bound(key, lambda text: _is_int_in(text, count), f"test index (allowed: 0–{count - 1})")
-
-
 def check_label(key: str, labels: list[str], what: str) -> None:
     check_bound(key, lambda text: text in labels, f"{what} (allowed: {', '.join(labels)})")
 

@@ -47,8 +47,22 @@ def upload_types() -> tuple[list[str], str]:
     return extensions, ", ".join(UPLOAD_FORMATS[:-1]) + f" or {UPLOAD_FORMATS[-1]}"
 
 
+def per_run(key: str, run_id: str) -> None:
+    """The widget `key` belongs to the run it was set for: when another run is audited, it starts again from its
+    default (the C1 epoch slider kept the previous run's epoch). The first run a page opens keeps a link's value."""
+    owner = f"{key}__run"
+    if st.session_state.get(owner) not in (None, run_id):
+        st.session_state.pop(key, None)
+    st.session_state[owner] = run_id
+
+
 def _random_index(key: str, count: int) -> None:
-    st.session_state[key] = int(np.random.default_rng().integers(count))
+    st.session_state[key] = str(int(np.random.default_rng().integers(count)))
+
+
+def _index(text: str, count: int) -> int | None:
+    text = text.strip().replace(",", "")
+    return int(text) if text.isdigit() and int(text) < count else None
 
 
 def pick_digit(prefix: str, images: TestImages | None, with_gallery: bool = False) -> Digit | None:
@@ -69,10 +83,17 @@ def pick_digit(prefix: str, images: TestImages | None, with_gallery: bool = Fals
     else:
         count = len(images.labels)
         index_key = f"{prefix}_index"
-        links.check_index(index_key, count)
+        # A text box, not a number box: after an out-of-range entry Streamlit's number box kept showing it while
+        # the page used the previous index (and Random changed the image, not the box). Now the box always holds
+        # what the page uses, or the page says why it shows nothing.
+        st.session_state.setdefault(index_key, "0")
         left, right = st.columns([4, 1], vertical_alignment="bottom")
-        index = int(left.number_input(f"Test index (0–{count - 1})", 0, count - 1, key=index_key, bind=links.BIND))
+        text = left.text_input(f"Test index (0–{count - 1:,})", key=index_key, bind=links.BIND)
         right.button("Random", key=f"{prefix}_random", on_click=_random_index, args=(index_key, count))
+        index = _index(text, count)
+        if index is None:
+            st.warning(f"The test index must be a whole number from 0 to {count - 1:,}.")
+            return None
     x28 = images.images[index]
     return Digit(x28, prepare_images(x28[None])[0], int(images.labels[index]), f"test image #{index}")
 

@@ -450,3 +450,26 @@ def test_wrong_input_type_is_a_type_error():
 
 def test_image_error_is_a_value_error():
     assert issubclass(ImageError, ValueError)
+
+
+def test_the_loss_of_stored_probabilities_raises_no_warning():
+    """Issue 20, item 9: sklearn's "y_prob values do not sum to one" filled the server log: the epoch snapshots
+    keep float16 probabilities, and once in float64 sklearn checks their sums to float64's precision."""
+    import warnings
+
+    from sklearn.metrics import log_loss
+
+    from core.analysis import cross_entropy
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(500, 10)) * 8
+    exact = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    stored = exact.astype(np.float16)  # as an epoch snapshot keeps them
+    labels = rng.integers(0, 10, 500)
+    with pytest.warns(UserWarning, match="do not sum to one"):  # what the pages did
+        log_loss(labels, stored.astype(np.float64), labels=range(10))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loss = cross_entropy(labels, stored, 10)
+        cross_entropy(labels, stored.astype(np.float64), 10)
+    assert loss == pytest.approx(log_loss(labels, np.clip(exact, 1e-7, 1), labels=range(10)), rel=1e-3)

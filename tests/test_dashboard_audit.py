@@ -463,7 +463,7 @@ def test_inside_summary_and_filters(store, truths):
 
 def test_inside_feature_maps_of_a_test_image(store, truths, test_set):
     truth = truths["two_epochs"]
-    at = open_page("inside", truth.run_id, inside_index=12)
+    at = open_page("inside", truth.run_id, inside_index="12")
     assert [m.value for m in at.markdown if m.value.startswith("**C") or m.value.startswith("**S")] == [
         "**C1: 6 feature maps of 28×28**", "**S2: 6 maps of 14×14**", "**C3: 16 maps of 10×10**",
         "**S4: 16 maps of 5×5**"]
@@ -523,7 +523,7 @@ def test_live_run_follows_its_snapshots(store, truths):
 
 def test_predict_a_test_image(store, truths):
     truth = truths["two_epochs"]
-    at = open_page("predict", truth.run_id, predict_index=3)
+    at = open_page("predict", truth.run_id, predict_index="3")
     shown = metric(at, "Prediction for test image #3")
     assert shown.value == str(truth.pred[3])
     assert shown.delta == ("right" if truth.pred[3] == truth.labels[3] else f"wrong: the label is {truth.labels[3]}")
@@ -791,7 +791,7 @@ def test_a_bad_cell_in_a_link_gets_a_message(store, truths, bad):
 def test_bad_bound_values_in_a_link_get_a_message(store, truths):
     truth = truths["two_epochs"]
     at = open_link("predict", run=truth.run_id, predict_index=10 ** 6)
-    assert "The link's test index (allowed: 0–" in infos(at)
+    assert "The test index must be a whole number from 0 to 9,999." in [w.value for w in at.warning]
     at = open_link("evaluate", run=truth.run_id, evaluate_view="Epoch by epoch", evaluate_epoch=7)
     assert "The link's epoch (saved: 1–2)" in infos(at)
     assert at.select_slider(key="evaluate_epoch").value == 2  # the default: the last epoch
@@ -800,5 +800,40 @@ def test_bad_bound_values_in_a_link_get_a_message(store, truths):
 def test_a_predict_link_opens_its_test_image(store, truths):
     truth = truths["two_epochs"]
     at = open_link("predict", run=truth.run_id, predict_index=12)
-    assert at.number_input(key="predict_index").value == 12
+    assert at.text_input(key="predict_index").value == "12"
     assert metric(at, "Prediction for test image #12").value == str(truth.pred[12])
+
+
+def test_the_epoch_sliders_start_again_on_another_run(store, truths):
+    """Issue 20, item 9: the C1 filter slider (and Evaluate's epoch) kept the previous run's epoch."""
+    truth = truths["two_epochs"]
+    other = "20990101-000000-copy-0000"
+    shutil.copytree(store / truth.run_id, store / other)
+    at = open_page("inside", truth.run_id)
+    at.select_slider(key="inside_filter_epoch").set_value(1)
+    rerun(at)
+    assert at.select_slider(key="inside_filter_epoch").value == 1
+    at.session_state[SELECTED_RUN] = other
+    rerun(at)
+    assert at.select_slider(key="inside_filter_epoch").value == 2  # the new run's last epoch, its default
+    at = open_page("evaluate", truth.run_id, evaluate_view="Epoch by epoch")
+    at.select_slider(key="evaluate_epoch").set_value(1)
+    rerun(at)
+    at.session_state[SELECTED_RUN] = other
+    rerun(at)
+    assert at.select_slider(key="evaluate_epoch").value == 2
+
+
+def test_predicts_index_box_always_holds_the_image_shown(store, truths):
+    """Issue 20, item 9: after an out-of-range entry the box showed it while the page used the previous index,
+    and Random then changed the image but not the box."""
+    truth = truths["two_epochs"]
+    at = open_page("predict", truth.run_id)
+    at.text_input(key="predict_index").set_value("99999")
+    rerun(at)
+    assert "The test index must be a whole number from 0 to 9,999." in [w.value for w in at.warning]
+    assert not [m for m in at.metric if m.label.startswith("Prediction for")]  # no image the box does not name
+    at.button(key="predict_random").click()
+    rerun(at)
+    index = int(at.text_input(key="predict_index").value)
+    assert metric(at, f"Prediction for test image #{index}").value == str(truth.pred[index])

@@ -115,6 +115,9 @@ def test_progress_counts_steps_eta_and_throughput():
     assert "epoch 2/3" in shown.text and "batch 4/8" in shown.text and "ETA 3s" in shown.text
     before = figures.progress(RunStatus(epochs=2), pd.DataFrame(), pd.DataFrame())
     assert (before.fraction, before.epoch, before.eta_seconds) == (0.0, 0, None)
+    # While the data loads the status has no epochs yet: the config's count, not "Epoch 0/1"
+    loading = figures.progress(RunStatus(status="running", phase="loading data"), pd.DataFrame(), pd.DataFrame(), 2)
+    assert loading.epochs == 2
 
 
 def test_format_seconds():
@@ -265,7 +268,9 @@ def test_training_from_the_form_queues_a_second_run_and_completes(lenet_runs):
     second = next(r.run_id for r in store.list_runs() if r.run_id != first)
     assert store.read_status(second).status == "queued"
     assert "**second ui run** — Queued behind run ui run (position 1 in line)" in texts(at.info)
-    at.button(key=f"train_stop_{second}").click().run()
+    remove = at.button(key=f"train_stop_{second}")
+    assert remove.label == "Remove from queue"  # not a second "Stop" next to the running run's
+    remove.click().run()
     assert store.read_status(second).status == "stopped"
 
     assert wait_for_status(store, first, {"completed", "failed"}, timeout=180) == "completed"

@@ -269,3 +269,9 @@ def test_the_row_normalised_colour_bar_is_in_percent_and_below_the_matrix():
     counts = figures.confusion_matrix_figure(cm, ["a", "b"]).data[0].colorbar
     assert normalised.tickformat == ".2~%" and counts.tickformat is None
     assert normalised.orientation == "h" and counts.orientation == "h"
+
+
+def test_probability_bars_say_what_the_confidence_says():
+    probs = np.array([0.00004, 0.99996] + [0.0] * 8)
+    bars = figures.probability_bars(probs, NAMES).data[0]
+    assert bars.text[1] == "99.9%" and bars.customdata[1] == "99.99%"  # not "100.0%" beside "99.99%"

@@ -4,7 +4,7 @@ import numpy as np
 import streamlit as st
 
 from core.store import StoreError
-from dashboard import figures_audit, gallery_state, links, loaders, pages
+from dashboard import figures_audit, gallery_state, links, loaders, pages, widgets
 from dashboard.audit_run import open_audit_run
 from dashboard.figure_cache import figure, thumbnails
 from dashboard.loaders import Predictions, TestImages
@@ -156,6 +156,7 @@ def epoch_view(run_id: str, predictions: Predictions, names: list[str],
         st.caption(f"Only epoch {epoch} {'can be read' if problems else 'was saved'}, so there is nothing to "
                    "scrub through yet.")
     else:
+        widgets.per_run(EPOCH, run_id)
         links.check_bound(EPOCH, lambda text: text in map(str, saved), f"epoch (saved: {saved[0]}–{saved[-1]})")
         epoch = st.select_slider("Epoch", options=saved, value=saved[-1], key=EPOCH, bind=links.BIND)
     labels = predictions.labels

@@ -71,6 +71,7 @@ def filters_view(info, model, live: bool) -> None:
     elif live or len(saved) == 1:
         kernels, caption = history[-1], f"after epoch {saved[-1]}"
     else:
+        widgets.per_run(FILTER_EPOCH, info.run_id)
         links.check_bound(FILTER_EPOCH, lambda text: text in map(str, saved), f"epoch (saved: {saved[0]}–{saved[-1]})")
         epoch = st.select_slider("Epoch", options=saved, value=saved[-1], key=FILTER_EPOCH, bind=links.BIND)
         kernels, caption = history[saved.index(epoch)], f"after epoch {epoch}"

@@ -38,7 +38,7 @@ def header(info: RunInfo, status: RunStatus) -> None:
 
 
 def queue_panel(runs: list[RunInfo], followed: RunInfo, followed_status: str) -> None:
-    """Runs waiting in line, each with the run it waits behind and a Stop button.
+    """Runs waiting in line, each with the run it waits behind and a "Remove from queue" button.
 
     followed_status is the followed run's status read after the listing: the run may have started in
     between, and then the progress panel, not this one, shows it (and its Stop button)."""
@@ -56,11 +56,13 @@ def queue_panel(runs: list[RunInfo], followed: RunInfo, followed_status: str) ->
         text, button = st.columns([5, 1], vertical_alignment="center")
         text.info(f"**{info.name}** — {behind}{where}", icon=":material/hourglass_empty:")
         if manager.owns(info.run_id):
-            button.button("Stop", key=f"train_stop_{info.run_id}", on_click=stop, args=(info.run_id,))
+            # not "Stop": that is the running run's button, drawn right next to this one
+            button.button("Remove from queue", key=f"train_stop_{info.run_id}", on_click=stop, args=(info.run_id,),
+                          icon=":material/playlist_remove:")
 
 
 def progress_panel(info: RunInfo, status: RunStatus, batch, epoch) -> None:
-    shown = figures.progress(status, batch, epoch)
+    shown = figures.progress(status, batch, epoch, info.config.epochs if info.config else None)
     phase = status.phase or status.status
     text = shown.text if shown.epoch else f"{phase}…"
     left, right = st.columns([5, 1], vertical_alignment="bottom")
