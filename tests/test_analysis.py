@@ -472,4 +472,4 @@ def test_the_loss_of_stored_probabilities_raises_no_warning():
         warnings.simplefilter("error")
         loss = cross_entropy(labels, stored, 10)
         cross_entropy(labels, stored.astype(np.float64), 10)
-    assert loss == pytest.approx(log_loss(labels, np.clip(exact, 1e-7, 1), labels=range(10)), rel=1e-3)
+    assert loss == pytest.approx(-np.mean(np.log(exact[np.arange(500), labels])), rel=1e-3)
