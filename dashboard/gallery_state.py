@@ -12,12 +12,15 @@ GALLERY_OPEN = "gallery_open"  # test index of the tile whose details are shown
 ALL = "all"  # the class filters' "any class"
 
 
-def open_in_gallery(true_class: int | None, pred_class: int | None, opened: int | None = None) -> None:
-    """Set the gallery's filters (and, optionally, the tile it opens); the caller then switches page."""
+def open_in_gallery(true_class: int | None, pred_class: int | None, names: list[str]) -> dict:
+    """Set the gallery's filters; returns them as the query parameters the caller switches page with, so the
+    gallery's URL names them from the start (a bound widget set from session state does not write the URL)."""
     st.session_state[GALLERY_TRUE] = ALL if true_class is None else int(true_class)
     st.session_state[GALLERY_PRED] = ALL if pred_class is None else int(pred_class)
     st.session_state[GALLERY_PAGE] = 1
-    st.session_state[GALLERY_OPEN] = opened
+    st.session_state[GALLERY_OPEN] = None
+    return {key: names[value] for key, value in ((GALLERY_TRUE, true_class), (GALLERY_PRED, pred_class))
+            if value is not None}
 
 
 def opened_tile(count: int) -> int | None:

@@ -50,9 +50,12 @@ def navigation() -> tuple[str, StreamlitPage]:
     return name, page
 
 
-def switch_to(name: str) -> None:
-    """Go to the page called `name` now (st.switch_page: the rest of this script run is skipped)."""
-    st.switch_page(script(name))
+def switch_to(name: str, query_params: dict | None = None) -> None:
+    """Go to the page called `name` now (st.switch_page: the rest of this script run is skipped).
+
+    Always with a dict of query parameters, even empty: without one, st.switch_page clears the URL's parameters
+    and refuses to when a widget is bound to one (dashboard/links.py), so the switch crashed."""
+    st.switch_page(script(name), query_params=query_params or {})
 
 
 def link(name: str, label: str | None = None, icon: str | None = None, query_params: dict | None = None):

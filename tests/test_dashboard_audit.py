@@ -837,3 +837,17 @@ def test_predicts_index_box_always_holds_the_image_shown(store, truths):
     rerun(at)
     index = int(at.text_input(key="predict_index").value)
     assert metric(at, f"Prediction for test image #{index}").value == str(truth.pred[index])
+
+
+def test_a_page_switch_works_with_values_bound_to_the_url(store, truths):
+    """st.switch_page refused to clear the query parameters of widgets bound to the URL (`evaluate_view`,
+    `evaluate_epoch`...): "Open in the error gallery" crashed once the epoch tab had been opened."""
+    truth = truths["two_epochs"]
+    at = open_link("evaluate", run=truth.run_id, cell="9-4", evaluate_view="Epoch by epoch", evaluate_epoch=1)
+    at.button(key="evaluate_to_gallery").click()
+    rerun(at)
+    assert at.title[0].value == "Error gallery"
+    assert at.selectbox(key="gallery_true").value == 9 and at.selectbox(key="gallery_pred").value == 4
+    # and the gallery's URL names the run and the filters, so a copied link opens the same tiles
+    assert (at.query_params["run"], at.query_params["gallery_true"], at.query_params["gallery_pred"]) == (
+        truth.run_id, "9", "4")

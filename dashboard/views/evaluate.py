@@ -4,7 +4,7 @@ import numpy as np
 import streamlit as st
 
 from core.store import StoreError
-from dashboard import figures_audit, gallery_state, links, loaders, pages, widgets
+from dashboard import common, figures_audit, gallery_state, links, loaders, pages, widgets
 from dashboard.audit_run import open_audit_run
 from dashboard.figure_cache import figure, thumbnails
 from dashboard.loaders import Predictions, TestImages
@@ -101,8 +101,8 @@ def cell_gallery(predictions: Predictions, names: list[str], images: TestImages 
         left.markdown(f"**True {names[true_class]}, predicted {names[pred_class]}: "
                       f"{figures_audit.count(len(table), kind + ' image')}**")
         if true_class != pred_class and right.button("Open in the error gallery", key="evaluate_to_gallery"):
-            gallery_state.open_in_gallery(true_class, pred_class)
-            pages.switch_to("gallery")
+            filters = gallery_state.open_in_gallery(true_class, pred_class, names)
+            pages.switch_to("gallery", {**filters, common.RUN_PARAM: st.session_state[common.URL_RUN]})
         if right.button("Close", key="evaluate_close_cell"):
             st.session_state[CELL] = None
             st.rerun()

@@ -106,12 +106,12 @@ def details(run: AuditRun, index: int) -> None:
     label, pred = int(predictions.labels[index]), int(predictions.pred[index])
     verdict = "right" if label == pred else "wrong"
     with st.container(border=True, key="gallery_details"):
-        title, inside, close = st.columns([4, 1, 1])
-        title.markdown(f"#### Test image #{index}: true {names[label]}, predicted {names[pred]} ({verdict})")
-        if inside.button("Inside the model", key="gallery_to_inside"):
-            widgets.choose_source(widgets.INSIDE_PICKER, widgets.FROM_GALLERY)
-            pages.switch_to("inside")
-        close.button("Close", key="gallery_close", on_click=open_tile, args=(None,))
+        st.markdown(f"#### Test image #{index}: true {names[label]}, predicted {names[pred]} ({verdict})")
+        with st.container(horizontal=True):  # buttons as wide as their labels ("Inside the mo…" in a column)
+            if st.button("Inside the model", key="gallery_to_inside", icon=":material/biotech:"):
+                widgets.choose_source(widgets.INSIDE_PICKER, widgets.FROM_GALLERY)
+                pages.switch_to("inside")
+            st.button("Close", key="gallery_close", on_click=open_tile, args=(None,), icon=":material/close:")
         picture, bars = st.columns([1, 3])
         picture.image(figures_audit.thumbnail(images.images[index], DETAIL_SCALE), caption="28×28 test image",
                       output_format="PNG")
