@@ -4,7 +4,8 @@ import numpy as np
 import streamlit as st
 
 from core.store import StoreError
-from dashboard import figures_audit, gallery_state, loaders, pages
+from core import figures_audit
+from dashboard import gallery_state, loaders, pages
 from dashboard.audit_run import open_audit_run
 from dashboard.figure_cache import figure, thumbnails
 from dashboard.loaders import Predictions, TestImages

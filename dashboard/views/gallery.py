@@ -4,7 +4,8 @@ import numpy as np
 import streamlit as st
 
 from core.data import prepare_images
-from dashboard import figures_audit, figures_network, loaders, pages, widgets
+from core import figures_audit
+from dashboard import figures_network, loaders, pages, widgets
 from dashboard.audit_run import AuditRun, open_audit_run
 from dashboard.figure_cache import figure, thumbnails
 from dashboard.gallery_state import (ALL, GALLERY_OPEN, GALLERY_PAGE, GALLERY_PRED, GALLERY_SORT, GALLERY_TRUE,

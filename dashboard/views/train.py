@@ -5,7 +5,7 @@ import streamlit as st
 from core.records import ACTIVE, RunStatus
 from core.store import RunInfo, StoreError
 from dashboard import common, pages, sidebar
-from dashboard import figures_training as figures
+from core import figures_training as figures
 
 LIVE_INTERVAL = 0.5  # seconds between reruns of the live fragment; batch records arrive every 0.25 s at most
 SMOOTHING = "train_smoothing"
