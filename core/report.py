@@ -180,11 +180,11 @@ def curves_section(audit: RunAudit) -> str:
                      h.chart(figures_training.batch_figure(audit.batch, ended=True)))
 
 
-def confusion_html(audit: RunAudit, height: int = 520, title: str | None = None) -> str:
+def confusion_html(audit: RunAudit, height: int = 520) -> str:
     from core.analysis import confusion, most_confused_pairs
 
     counts = confusion(audit.labels, audit.probs.argmax(axis=1), len(audit.names))
-    figure = figures_audit.confusion_matrix_figure(counts, audit.names, title=title, height=height, clickable=False)
+    figure = figures_audit.confusion_matrix_figure(counts, audit.names, height=height, clickable=False)
     pairs = most_confused_pairs(counts, audit.names, top=PAIRS_SHOWN)
     return h.chart(figure) + "<h3>Most confused pairs</h3>" + (
         h.table(pairs.rename(columns={"true": "true class", "pred": "predicted as", "count": "images"}))

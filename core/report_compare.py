@@ -14,6 +14,7 @@ from core.report import RunAudit, confusion_html, gather, header
 from core.store import RunStore
 
 DISAGREEMENTS_SHOWN = 30
+RESULT_ROWS = {"accuracy": ".2%", "error_count": ",", "macro_f1": ".4f", "weighted_f1": ".4f", "loss": ".4f"}
 
 
 def _label(audit: RunAudit) -> str:
@@ -25,9 +26,11 @@ def settings_table(a: RunAudit, b: RunAudit) -> str:
             ("trained on", a.status.source_detail, b.status.source_detail)]
     config_a, config_b = dataclasses.asdict(a.config), dataclasses.asdict(b.config)
     rows += [(name, config_a[name], config_b[name]) for name in config_a]
-    rows += [("parameters", a.parameters, b.parameters), ("training time (s)", a.status.train_time, b.status.train_time)]
-    for key in ("accuracy", "error_count", "macro_f1", "weighted_f1", "loss"):
-        rows.append((f"test {key.replace('_', ' ')}", *((m or {}).get(key) for m in (a.metrics, b.metrics))))
+    rows += [("parameters", *(f"{r.parameters:,}" if r.parameters else None for r in (a, b))),
+             ("training time", *(f"{r.status.train_time:.1f} s" if r.status.train_time else None for r in (a, b)))]
+    for key, shown in RESULT_ROWS.items():
+        rows.append((f"test {key.replace('_', ' ')}",
+                     *(format(m[key], shown) if m and key in m else None for m in (a.metrics, b.metrics))))
     frame = pd.DataFrame([(k, "" if x is None else str(x), "" if y is None else str(y)) for k, x, y in rows],
                          columns=["", "A", "B"])
     return h.table(frame, highlight=[x != y for _, x, y in rows])
@@ -71,7 +74,7 @@ def build_comparison(store: RunStore, run_a: str, run_b: str) -> str:
     both = a.probs is not None and b.probs is not None
     if both:
         body.append(h.section("Confusion matrices", "<div class=\"grid\">", *(
-            f"<div>{confusion_html(r, height=440, title=f'{letter}: {_label(r)}')}</div>"
+            f"<div><h3>{h.esc(letter)}: {h.esc(_label(r))}</h3>{confusion_html(r, height=440)}</div>"
             for letter, r in (("A", a), ("B", b))), "</div>"))
     same_test_set = both and len(a.labels) == len(b.labels) and np.array_equal(a.labels, b.labels)
     if same_test_set:

@@ -22,7 +22,7 @@ tr.diff td{background:#fff7ed} .grid table{width:100%} td{overflow-wrap:anywhere
 .cards{display:flex;flex-wrap:wrap;gap:12px;margin:10px 0} .card{border:1px solid #e5e7eb;border-radius:8px;
 padding:8px 14px;min-width:130px} .card b{display:block;font-size:1.45em}
 .grid{display:grid;grid-template-columns:1fr 1fr;gap:18px} .grid>div{min-width:0}
-.thumbs{display:flex;flex-wrap:wrap;gap:10px;margin:8px 0} figure.thumb{margin:0;text-align:center;width:96px}
+.thumbs{display:flex;flex-wrap:wrap;gap:10px;margin:8px 0} figure.thumb{margin:0;text-align:center;width:112px}
 figure.thumb img{width:84px;height:84px;image-rendering:pixelated;border:1px solid #d1d5db}
 figure.thumb figcaption{font-size:.78em;color:#374151}
 .note{background:#f3f4f6;border-left:4px solid #9ca3af;padding:6px 12px;margin:10px 0}
