@@ -5,7 +5,7 @@ import streamlit as st
 
 from core.store import StoreError
 from core import figures_audit
-from dashboard import gallery_state, loaders, pages
+from dashboard import gallery_state, loaders, pages, share
 from dashboard.audit_run import open_audit_run
 from dashboard.figure_cache import figure, thumbnails
 from dashboard.loaders import Predictions, TestImages
@@ -203,6 +203,7 @@ def main() -> None:
     if images is None:
         st.warning(f"The test images could not be loaded, so indices are shown instead: {run.image_problem}")
     headline(predictions, info.config.dataset)
+    share.report_button(info.run_id)
     confusion_section(predictions, names, images)
     # Only the open tab is computed and drawn: the browser has half as many charts to lay out.
     per_class, by_epoch = st.tabs(VIEWS, key=VIEW, on_change="rerun")
