@@ -7,6 +7,7 @@ import contextlib
 import os
 import secrets
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -32,8 +33,11 @@ def check_output(path: str | os.PathLike, force: bool = False, folder: bool = Fa
         raise OutputError(f"{path}: the folder {parent} does not exist")
     if not parent.is_dir():
         raise OutputError(f"{path}: {parent} is not a folder")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputError(f"{path}: the folder {parent} is not writable")
+    try:  # os.access says yes to root even on a read-only file system: try it
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=f".{path.name}.", suffix=".probe"):
+            pass
+    except OSError as exc:
+        raise OutputError(f"{path}: the folder {parent} is not writable ({exc.strerror or exc})") from None
     return path
 
 
