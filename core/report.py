@@ -22,6 +22,7 @@ ERRORS_SHOWN = 40
 SUSPECTS_SHOWN = 20
 SUSPECT_MIN_CONFIDENCE = 0.9
 PAIRS_SHOWN = 8
+BATCH_POINTS = 1000  # batch records drawn at most (bench/RESULTS.md: about 85 bytes each)
 
 
 @dataclass
@@ -176,8 +177,16 @@ def results_cards(audit: RunAudit) -> str:
 
 
 def curves_section(audit: RunAudit) -> str:
+    """The epoch and batch curves; a long run's batch curve keeps BATCH_POINTS evenly spaced records (and the
+    last), so the file stays under 5 MB (plotly.js alone is 4.8 MB)."""
+    batch, note = audit.batch, ""
+    if len(batch) > BATCH_POINTS:
+        keep = np.unique(np.linspace(0, len(batch) - 1, BATCH_POINTS).round().astype(int))
+        batch = batch.iloc[keep]
+        note = h.paragraph(f"The batch curve shows {len(batch):,} of the {len(audit.batch):,} batch records, "
+                           "evenly spaced.", muted=True)
     return h.section("Training curves", h.chart(figures_training.epoch_figure(audit.epoch, ended=True)),
-                     h.chart(figures_training.batch_figure(audit.batch, ended=True)))
+                     h.chart(figures_training.batch_figure(batch, ended=True)), note)
 
 
 def confusion_html(audit: RunAudit, height: int = 520) -> str:

@@ -79,3 +79,14 @@ def test_cli_report_writes_once_and_refuses_bad_input(store, finished_run, tmp_p
         [line] = err.strip().splitlines()
         assert out == "" and line.startswith("error: ") and expected in line, (args, line)
     assert target.read_bytes() == before and not (tmp_path / "r.pdf").exists()
+
+
+def test_a_long_runs_batch_curve_is_thinned_so_the_file_stays_small(store, finished_run, monkeypatch):
+    import core.report
+
+    store.append_metrics(finished_run, [{"type": "batch", "epoch": 1, "batch": 100 + i, "step": 100 + i, "loss": 0.5,
+                                         "accuracy": 0.9, "time": 9.0 + i} for i in range(10)])
+    batch, _ = store.read_metrics(finished_run)
+    monkeypatch.setattr(core.report, "BATCH_POINTS", 3)
+    html = build_report(store, finished_run)
+    assert f"The batch curve shows 3 of the {len(batch):,} batch records" in html
