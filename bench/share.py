@@ -64,6 +64,16 @@ def open_times(paths: dict[str, Path], repeats: int) -> dict[str, float]:
     return found
 
 
+def cli_seconds(run_id: str, folder: Path) -> float:
+    """Wall seconds of `python -m core report RUN -o FILE` in a fresh process: Python and TensorFlow start too."""
+    import subprocess
+
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "core", "report", run_id, "-o", str(folder / f"cli-{run_id}.html")],
+                   cwd=common.REPO, check=True, capture_output=True)
+    return round(time.perf_counter() - started, 3)
+
+
 def export_figures(store, run_id: str) -> dict:
     from core.export import FORMATS, export_model
 
@@ -101,6 +111,9 @@ def main(argv=None) -> dict:
         print(f"{run_id}: report {figures['size_mb']:.2f} MB ({figures['size_mb'] / LIMITS['size_mb']:.2f} of the "
               f"limit), built in {figures['build_median_s']:.2f} s (first {figures['build_first_s']:.2f} s; "
               f"{figures['build_median_s'] / LIMITS['build_s']:.2f} of the limit)", flush=True)
+        if not args.quick:
+            figures["cli_s"] = cli_seconds(run_id, folder)
+            print(f"  python -m core report, fresh process: {figures['cli_s']:.2f} s", flush=True)
         result["runs"][run_id] = {"report": figures, "exports": export_figures(store, run_id)}
     if (not args.quick or args.browser) and CHROMIUM.exists():
         for run_id, seconds in open_times(paths, repeats).items():
