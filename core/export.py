@@ -105,7 +105,7 @@ def export_model(store: RunStore, run_id: str, fmt: str, images: np.ndarray | No
     result = parity(reference, probs, RUNTIMES[fmt])
     if not result.ok:
         raise ExportRefused(f"the {fmt} export of run {run_id!r} disagrees with its Keras model, so it was not "
-                            f"written: {result.text} (allowed: at most {MAX_PROB_DIFF:.0e} and at least "
+                            f"written: {result.text} (allowed: at most {MAX_PROB_DIFF:g} and at least "
                             f"{MIN_IDENTICAL:.1%})", result)
     return Export(fmt, data, result, time.perf_counter() - started)
 

@@ -148,11 +148,12 @@ def header(title: str, subtitle: str) -> str:
 def run_section(audit: RunAudit) -> str:
     """The config, the data and the library versions."""
     status = audit.status
-    config = pd.DataFrame([(k, "none" if v is None else v) for k, v in dataclasses.asdict(audit.config).items()],
+    config = pd.DataFrame([(k, "none" if v is None else str(v)) for k, v in dataclasses.asdict(audit.config).items()],
                           columns=["field", "value"])
+    counts = " / ".join(f"{n:,}" if isinstance(n, int) else "?" for n in (status.n_train, status.n_val, status.n_test))
     data = [("dataset", audit.config.dataset), ("trained on", status.source_detail or "?"),
-            ("training / validation / test images", f"{status.n_train} / {status.n_val} / {status.n_test}"),
-            ("test images in this report", audit.test_detail or "not loaded"),
+            ("training / validation / test images", counts),
+            ("test images read from", audit.test_detail or "not loaded"),
             ("SHA-256 of the test images and labels", audit.test_hash or "not computed")]
     when = [("status", status.status), ("created", status.created), ("ended", status.ended),
             ("training time", f"{status.train_time:.1f} s" if status.train_time else "?")]
@@ -165,7 +166,7 @@ def run_section(audit: RunAudit) -> str:
                            columns=["library", "trained with", "report built with"])
     return h.section("Run", "<div class=\"grid\"><div>", h.section("Config", h.table(config), level=3),
                      "</div><div>", h.section("Data", h.table(pd.DataFrame(data, columns=["", "value"])), level=3),
-                     h.section("Run", h.table(pd.DataFrame(when, columns=["", "value"])), level=3),
+                     h.section("Status", h.table(pd.DataFrame(when, columns=["", "value"])), level=3),
                      h.section("Library versions", h.table(library), level=3), "</div></div>")
 
 

@@ -69,7 +69,7 @@ def export_section(info: RunInfo) -> None:
         return
     fmt = st.radio("Format", list(FORMAT_LABELS), format_func=FORMAT_LABELS.get, key=EXPORT_FORMAT, horizontal=True)
     st.caption(f"Each export is run in its own runtime on {PARITY_IMAGES:,} test images and compared with the Keras "
-               f"model; it is offered only if no probability differs by more than {MAX_PROB_DIFF:.0e} and at least "
+               f"model; it is offered only if no probability differs by more than {MAX_PROB_DIFF:g} and at least "
                f"{MIN_IDENTICAL:.1%} of the predictions are identical.")
     key = (info.run_id, fmt, store.version(info.run_id))
     if st.button("Build and check the export", key="runs_export_build", icon=":material/fact_check:"):
@@ -82,7 +82,8 @@ def export_section(info: RunInfo) -> None:
     if refusal:
         st.error(refusal, icon=":material/block:")
         return
-    st.success(f"Checked in {seconds:.1f} s: {parity.text}.", icon=":material/verified:")
+    st.success(f"The export agrees with the Keras model, {parity.text} (took {seconds:.1f} s).",
+               icon=":material/verified:")
     st.download_button(f"Download {FORMAT_LABELS[fmt]}", data=data, file_name=f"{info.run_id}{SUFFIXES[fmt]}",
                        mime="application/octet-stream", on_click="ignore", key="runs_download_export",
                        icon=":material/download:")

@@ -38,7 +38,7 @@ def test_runs_page_builds_an_export_on_a_click_and_shows_its_parity(finished_run
     assert not at.exception, [e.message for e in at.exception]
     assert calls == ["onnx"]
     success = texts(at.success)
-    assert "checked with onnxruntime on 1,000 test images" in success and "identical predictions 100.00%" in success
+    assert "agrees with the Keras model, checked with onnxruntime on 1,000 test images" in success and "identical predictions 100.00%" in success
     assert "Download ONNX (.onnx)" in download_labels(at)
 
 

@@ -26,7 +26,7 @@ def test_report_holds_the_audit_of_the_run(store, finished_run):
     assert html.count('class="plotly-graph-div"') == 5  # epoch curves, batch curves, matrix, per class, epochs
     assert f"{metrics['accuracy']:.2%}" in html and status.source_detail in html
     assert re.search(r"SHA-256 of the test images and labels</td><td>[0-9a-f]{64}<", html)
-    assert f"<td>learning_rate</td><td class=\"num\">{config.learning_rate}</td>" in html
+    assert f"<td>learning_rate</td><td>{config.learning_rate}</td>" in html
     assert "<td>tensorflow</td><td>2.21.0</td>" in html  # the versions the run was trained with
     errors = int((probs.argmax(1) != labels).sum())
     assert f"Most confident errors ({min(errors, 40)} shown)" in html
