@@ -168,3 +168,13 @@ def test_export_metrics_is_one_tidy_table_across_runs(store, finished_run, lenet
     assert code == 0, err
     back = pd.read_parquet(parquet)
     assert len(back) == len(table) and back["value"].tolist() == pytest.approx(table["value"].tolist())
+
+
+def test_the_1998_variants_custom_layers_export_too(audit_trained_runs):
+    """lecun1998 has its own layers (scaled tanh, trainable subsampling, C3's connection table): the converters
+    must turn them into plain ops that onnxruntime and LiteRT run the same way."""
+    root, run_ids = audit_trained_runs
+    store = RunStore(root)
+    for fmt in ("onnx", "tflite"):
+        parity = export.export_model(store, run_ids["lecun1998"], fmt).parity
+        assert parity.ok and parity.identical >= 0.999, (fmt, parity)
