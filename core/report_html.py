@@ -26,6 +26,8 @@ padding:8px 14px;min-width:130px} .card b{display:block;font-size:1.45em}
 figure.thumb img{width:84px;height:84px;image-rendering:pixelated;border:1px solid #d1d5db}
 figure.thumb figcaption{font-size:.78em;color:#374151}
 .note{background:#f3f4f6;border-left:4px solid #9ca3af;padding:6px 12px;margin:10px 0}
+@media print{.modebar-container{display:none!important} .plotly-graph-div,figure.thumb,tr,.card{break-inside:avoid}
+h2,h3{break-after:avoid}}
 """
 
 
