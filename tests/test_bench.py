@@ -153,7 +153,7 @@ def test_share_quick(tmp_path):
     assert result["quick"] is True and result["limits"] == share.LIMITS == returned["limits"]
     [(run_id, run)] = result["runs"].items()
     assert run_id == "seed-article-full-mnist"
-    assert 4.0 < run["report"]["size_mb"] < 5.0 and positive(run["report"]["build_median_s"])
+    assert 1.0 < run["report"]["size_mb"] < 5.0 and positive(run["report"]["build_median_s"])
     assert set(run["exports"]) == {"keras", "onnx", "tflite"}
     for row in run["exports"].values():
         assert row["images"] == 1000 and row["identical"] >= 0.999 and row["max_prob_diff"] < 1e-4
