@@ -179,7 +179,7 @@ def results_cards(audit: RunAudit) -> str:
 
 def curves_section(audit: RunAudit) -> str:
     """The epoch and batch curves; a long run's batch curve keeps BATCH_POINTS evenly spaced records (and the
-    last), so the file stays under 5 MB (plotly.js alone is 4.8 MB)."""
+    last), so a run of hundreds of epochs still gives a small file."""
     batch, note = audit.batch, ""
     if len(batch) > BATCH_POINTS:
         keep = np.unique(np.linspace(0, len(batch) - 1, BATCH_POINTS).round().astype(int))
