@@ -8,7 +8,7 @@ import numpy as np
 import streamlit as st
 
 from core.data import prepare_images
-from dashboard import gallery_state
+from dashboard import gallery_state, links
 from dashboard.loaders import TestImages
 
 FROM_TEST_SET = "A test image"
@@ -69,8 +69,9 @@ def pick_digit(prefix: str, images: TestImages | None, with_gallery: bool = Fals
     else:
         count = len(images.labels)
         index_key = f"{prefix}_index"
+        links.check_index(index_key, count)
         left, right = st.columns([4, 1], vertical_alignment="bottom")
-        index = int(left.number_input(f"Test index (0–{count - 1})", 0, count - 1, key=index_key))
+        index = int(left.number_input(f"Test index (0–{count - 1})", 0, count - 1, key=index_key, bind=links.BIND))
         right.button("Random", key=f"{prefix}_random", on_click=_random_index, args=(index_key, count))
     x28 = images.images[index]
     return Digit(x28, prepare_images(x28[None])[0], int(images.labels[index]), f"test image #{index}")

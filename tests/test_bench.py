@@ -2,6 +2,7 @@
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -160,3 +161,18 @@ def test_share_quick(tmp_path):
         assert positive(row["seconds"])
     assert isinstance(result["meets_limits"], bool)
     assert_machine(result)
+
+
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="Chromium not found at /usr/bin/chromium")
+def test_watching_quick(tmp_path):
+    from bench import watching
+
+    watching.main(["--quick", "--results-dir", str(tmp_path)])
+    result = read(tmp_path, "watching")
+    assert_machine(result)
+    assert [run["tabs"] for run in result["runs"]] == [0, 1]
+    watched = result["summary"]["1"]
+    # the tab followed the run: its batch chart changed while it trained, and the figures are real
+    assert watched["target"] == 0.05 and positive(watched["chart_period_median"])
+    assert positive(result["summary"]["0"]["images_per_s"]) and positive(watched["images_per_s"])
+    assert watched["browser_cpu"] > 0 and isinstance(watched["met"], bool)

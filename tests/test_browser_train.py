@@ -20,6 +20,7 @@ import pytest
 
 from conftest import streamlit_server
 from core.store import RunStore
+from dashboard import live
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
@@ -213,7 +214,7 @@ def test_live_chart_moves_survives_a_page_switch_and_stop_works(server, page):
                  "10,000 test images), then the trainer saves the model and scores the test set again: "
                  "stop_to_fit_returned_s and stop_to_stopped_status_s include that work.",
         "run": {"data_source": "sample", **RUN},
-        "fragment_run_every_s": 0.5,
+        "fragment_run_every_s": live.TRAINING_INTERVAL,
         "time_to_first_point_s": round(first_point, 2),
         "model_built_to_first_point_s": round(first_point_after_model, 2),
         "model_built_to_first_record_s": round(first_record_wall - built, 2),

@@ -715,3 +715,88 @@ def test_opening_train_keeps_the_run_the_audit_pages_show(store, truths):
     assert not at.exception
     assert at.sidebar.selectbox(key="common_run_widget").value == chosen.run_id
     assert metric(at, "Test accuracy").value == f"{np.mean(chosen.pred == chosen.labels):.2%}"
+
+
+# ----- links a user can share (issue 20, item 7) --------------------------------------------------------
+
+
+def open_link(page: str, **params) -> AppTest:
+    """Open the app at /<page>?params, as a pasted URL does (the query parameters are there from the start)."""
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    for name, value in params.items():
+        at.query_params[name] = str(value)
+    at.switch_page(f"views/{page}.py").run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def infos(at: AppTest) -> str:
+    return "\n".join(str(e.value) for e in at.info)
+
+
+def test_a_gallery_link_opens_its_run_filters_and_image(store, truths):
+    truth = truths["two_epochs"]
+    errors = np.where(np.eye(10, dtype=bool), -1, truth.cm)
+    true_class, pred_class = (int(v) for v in np.unravel_index(np.argmax(errors), errors.shape))
+    image = int(analysis.misclassified(truth.labels, truth.probs, "loss", true_class, pred_class)["index"].iloc[0])
+    at = open_link("gallery", run=truth.run_id, gallery_true=true_class, gallery_pred=pred_class,
+                   gallery_sort="Highest loss first", image=image)
+    assert at.session_state["common_selected_run"] == truth.run_id
+    assert at.selectbox(key="gallery_true").value == true_class and at.selectbox(key="gallery_pred").value == pred_class
+    assert at.radio(key="gallery_sort").value == "loss"
+    assert f"Test image #{image}: true {true_class}, predicted {pred_class}" in text_of(block(at, "gallery_details"))
+    assert at.query_params["image"] == str(image)
+    # Closing the image takes it out of the URL; opening another puts that one in.
+    at.button(key="gallery_close").click()
+    rerun(at)
+    assert "image" not in at.query_params
+    other = int(np.flatnonzero(truth.pred != truth.labels)[0])
+    at.session_state["gallery_open"] = other  # what a tile's button sets
+    rerun(at)
+    assert at.query_params["image"] == str(other)
+
+
+@pytest.mark.parametrize("bad", ["99999", "-1", "seven"])
+def test_a_bad_image_in_a_link_gets_a_message(store, truths, bad):
+    at = open_link("gallery", run=truths["two_epochs"].run_id, image=bad)
+    assert "The link's image is not allowed here (a test index, 0–" in infos(at)
+    assert bad not in infos(at)  # a URL's text is never echoed
+    assert not any(b.key == "gallery_close" for b in at.button)  # no image opened
+
+
+def test_an_evaluate_link_opens_its_cell_and_epoch(store, truths):
+    truth = truths["two_epochs"]
+    at = open_link("evaluate", run=truth.run_id, cell="4-9", evaluate_view="Epoch by epoch", evaluate_epoch=1)
+    assert f"True 4, predicted 9: {truth.cm[4, 9]:,}" in text_of(block(at, "evaluate_cell_gallery"))
+    assert at.select_slider(key="evaluate_epoch").value == 1
+    assert metric(at, "Test accuracy after epoch 1")
+    # Clicking another cell's button puts that cell in the URL.
+    at.button(key="evaluate_close_cell").click()
+    rerun(at)
+    assert "cell" not in at.query_params
+    at.session_state["evaluate_cell"] = (3, 5)
+    rerun(at)
+    assert at.query_params["cell"] == "3-5"
+
+
+@pytest.mark.parametrize("bad", ["4-10", "4", "a-b", "4-9-1"])
+def test_a_bad_cell_in_a_link_gets_a_message(store, truths, bad):
+    at = open_link("evaluate", run=truths["two_epochs"].run_id, cell=bad)
+    assert "The link's cell is not allowed here (true and predicted class, e.g. 4-9)" in infos(at)
+    assert not any(b.key == "evaluate_close_cell" for b in at.button)
+
+
+def test_bad_bound_values_in_a_link_get_a_message(store, truths):
+    truth = truths["two_epochs"]
+    at = open_link("predict", run=truth.run_id, predict_index=10 ** 6)
+    assert "The link's test index (allowed: 0–" in infos(at)
+    at = open_link("evaluate", run=truth.run_id, evaluate_view="Epoch by epoch", evaluate_epoch=7)
+    assert "The link's epoch (saved: 1–2)" in infos(at)
+    assert at.select_slider(key="evaluate_epoch").value == 2  # the default: the last epoch
+
+
+def test_a_predict_link_opens_its_test_image(store, truths):
+    truth = truths["two_epochs"]
+    at = open_link("predict", run=truth.run_id, predict_index=12)
+    assert at.number_input(key="predict_index").value == 12
+    assert metric(at, "Prediction for test image #12").value == str(truth.pred[12])

@@ -3,9 +3,9 @@
 import numpy as np
 import streamlit as st
 
-from core.store import StoreError
 from core import figures_audit
-from dashboard import gallery_state, loaders, pages, share
+from core.store import StoreError
+from dashboard import gallery_state, links, loaders, pages, share
 from dashboard.audit_run import open_audit_run
 from dashboard.figure_cache import figure, thumbnails
 from dashboard.loaders import Predictions, TestImages
@@ -14,6 +14,7 @@ NORMALIZE = "evaluate_normalize"
 CELL = "evaluate_cell"  # (true, predicted) of the confusion-matrix cell whose images are shown
 CELL_PAGE = "evaluate_cell_page"
 EPOCH = "evaluate_epoch"
+CELL_PARAM = "cell"  # ?cell=4-9: true class 4 predicted as 9
 VIEW = "evaluate_view"
 VIEWS = ("Per class", "Epoch by epoch")
 CHART = "evaluate_confusion_chart"
@@ -111,7 +112,7 @@ def cell_gallery(predictions: Predictions, names: list[str], images: TestImages 
             st.caption("No test image falls in this cell.")
             return
         page_count = max(1, int(np.ceil(len(table) / THUMBNAILS_PER_PAGE)))
-        page = st.pagination(page_count, key=CELL_PAGE) if page_count > 1 else 1
+        page = st.pagination(page_count, key=CELL_PAGE, bind=links.BIND) if page_count > 1 else 1
         shown = table.iloc[(page - 1) * THUMBNAILS_PER_PAGE: page * THUMBNAILS_PER_PAGE]
         order = "least confident first" if true_class == pred_class else "most confident first"
         st.caption(f"Images {(page - 1) * THUMBNAILS_PER_PAGE + 1}–{(page - 1) * THUMBNAILS_PER_PAGE + len(shown)} "
@@ -157,7 +158,8 @@ def epoch_view(run_id: str, predictions: Predictions, names: list[str],
         st.caption(f"Only epoch {epoch} {'can be read' if problems else 'was saved'}, so there is nothing to "
                    "scrub through yet.")
     else:
-        epoch = st.select_slider("Epoch", options=saved, value=saved[-1], key=EPOCH)
+        links.check_bound(EPOCH, lambda text: text in map(str, saved), f"epoch (saved: {saved[0]}–{saved[-1]})")
+        epoch = st.select_slider("Epoch", options=saved, value=saved[-1], key=EPOCH, bind=links.BIND)
     labels = predictions.labels
     probs = loaders.snapshot_probs(run_id, epoch)
     if len(probs) != len(labels):
@@ -202,11 +204,16 @@ def main() -> None:
     info, predictions, names, images = run.info, run.predictions, run.names, run.images
     if images is None:
         st.warning(f"The test images could not be loaded, so indices are shown instead: {run.image_problem}")
+    cell = links.from_url(CELL_PARAM, links.cell_parser(len(names)), "true and predicted class, e.g. 4-9")
+    if cell is not None:  # a shared link opens its cell
+        select_cell(cell)
     headline(predictions, info.config.dataset)
     share.report_button(info.run_id)
     confusion_section(predictions, names, images)
+    cell = st.session_state.get(CELL)
+    links.to_url(CELL_PARAM, f"{cell[0]}-{cell[1]}" if cell else None)
     # Only the open tab is computed and drawn: the browser has half as many charts to lay out.
-    per_class, by_epoch = st.tabs(VIEWS, key=VIEW, on_change="rerun")
+    per_class, by_epoch = st.tabs(VIEWS, key=VIEW, on_change="rerun", bind=links.BIND)
     if per_class.open is not False:
         with per_class:
             per_class_section(predictions, names)

@@ -3,9 +3,9 @@
 import numpy as np
 import streamlit as st
 
-from core.data import prepare_images
 from core import figures_audit
-from dashboard import figures_network, loaders, pages, widgets
+from core.data import prepare_images
+from dashboard import figures_network, links, loaders, pages, widgets
 from dashboard.audit_run import AuditRun, open_audit_run
 from dashboard.figure_cache import figure, thumbnails
 from dashboard.gallery_state import (ALL, GALLERY_OPEN, GALLERY_PAGE, GALLERY_PRED, GALLERY_SORT, GALLERY_TRUE,
@@ -13,6 +13,7 @@ from dashboard.gallery_state import (ALL, GALLERY_OPEN, GALLERY_PAGE, GALLERY_PR
 from dashboard.loaders import TestImages
 
 VIEW = "gallery_view"
+IMAGE_PARAM = "image"  # ?image=2130: the test image whose details are open
 SUSPECT_CONFIDENCE = "gallery_suspect_confidence"
 SUSPECT_TOP = "gallery_suspect_top"
 TILES_PER_PAGE = 40
@@ -42,13 +43,15 @@ def filters(names: list[str]) -> tuple[int | None, int | None, str]:
         if st.session_state.get(key, ALL) not in options:  # left over from a run with other classes
             st.session_state[key] = ALL
     label = {ALL: "All"} | dict(enumerate(names))
+    links.check_label(GALLERY_TRUE, list(label.values()), "true class")
+    links.check_label(GALLERY_PRED, list(label.values()), "predicted class")
     left, middle, right = st.columns([1, 1, 2])
     true_class = left.selectbox("True class", options, format_func=label.get, key=GALLERY_TRUE,
-                                on_change=first_page, persist_state="session")
+                                on_change=first_page, persist_state="session", bind=links.BIND)
     pred_class = middle.selectbox("Predicted class", options, format_func=label.get, key=GALLERY_PRED,
-                                  on_change=first_page, persist_state="session")
+                                  on_change=first_page, persist_state="session", bind=links.BIND)
     sort_by = right.radio("Sort", list(SORTS), format_func=SORTS.get, key=GALLERY_SORT, horizontal=True,
-                          on_change=first_page, persist_state="session")
+                          on_change=first_page, persist_state="session", bind=links.BIND)
     return (None if true_class == ALL else true_class, None if pred_class == ALL else pred_class, sort_by)
 
 
@@ -75,7 +78,10 @@ def misclassified_view(run: AuditRun) -> None:
     page_count = max(1, int(np.ceil(len(table) / TILES_PER_PAGE)))
     if st.session_state.get(GALLERY_PAGE, 1) > page_count:
         st.session_state[GALLERY_PAGE] = 1
-    page = st.pagination(page_count, key=GALLERY_PAGE, persist_state="session") if page_count > 1 else 1
+    links.check_bound(GALLERY_PAGE, lambda text: text.isdigit() and 1 <= int(text) <= page_count,
+                      f"page (allowed: 1–{page_count})")
+    page = st.pagination(page_count, key=GALLERY_PAGE, persist_state="session",
+                         bind=links.BIND) if page_count > 1 else 1
     shown = table.iloc[(page - 1) * TILES_PER_PAGE: page * TILES_PER_PAGE]
     st.caption(f"Page {page} of {page_count}: images {(page - 1) * TILES_PER_PAGE + 1}–"
                f"{(page - 1) * TILES_PER_PAGE + len(shown)}. Each tile: test index, true → predicted, confidence.")
@@ -175,13 +181,18 @@ def main() -> None:
     if run.images is None:
         st.warning(f"The gallery needs the test images, which could not be loaded: {run.image_problem}")
         return
-    errors, suspects = st.tabs(VIEWS, key=VIEW, on_change="rerun")
+    count = len(run.predictions.labels)
+    image = links.from_url(IMAGE_PARAM, links.index_parser(count), f"a test index, 0–{count - 1}")
+    if image is not None:  # a shared link opens its image
+        open_tile(image)
+    errors, suspects = st.tabs(VIEWS, key=VIEW, on_change="rerun", bind=links.BIND)
     if errors.open is not False:
         with errors:
             misclassified_view(run)
     if suspects.open:
         with suspects:
             suspects_view(run)
+    links.to_url(IMAGE_PARAM, opened_tile(count))
 
 
 main()

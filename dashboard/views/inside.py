@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from core import figures_audit
-from dashboard import common, figures_network, loaders, widgets
+from dashboard import common, figures_network, live, loaders, widgets
 from dashboard.audit_run import AuditRun, open_audit_run
 from dashboard.figure_cache import figure
 
@@ -72,7 +72,8 @@ def filters_view(info, model, live: bool) -> None:
     elif live or len(saved) == 1:
         kernels, caption = history[-1], f"after epoch {saved[-1]}"
     else:
-        epoch = st.select_slider("Epoch", options=saved, value=saved[-1], key=FILTER_EPOCH)
+        links.check_bound(FILTER_EPOCH, lambda text: text in map(str, saved), f"epoch (saved: {saved[0]}–{saved[-1]})")
+        epoch = st.select_slider("Epoch", options=saved, value=saved[-1], key=FILTER_EPOCH, bind=links.BIND)
         kernels, caption = history[saved.index(epoch)], f"after epoch {epoch}"
     if live:
         st.caption(f"Training: updates every {LIVE_SECONDS} s. Epochs saved so far: {len(saved)}.")
@@ -84,7 +85,6 @@ def filters_view(info, model, live: bool) -> None:
             st.plotly_chart(figure(figures_network.kernel_animation, saved, history), key="inside_filters_animation")
 
 
-@st.fragment(run_every=LIVE_SECONDS)
 def live_filters(info) -> None:
     current = common.store().inspect(info.path)
     if not current.active:
@@ -97,7 +97,8 @@ def filters_section(info, model) -> None:
     st.caption("The six 5×5 kernels of the first convolution; blue weights are positive, red negative, "
                "white zero.")
     if info.active:
-        live_filters(info)
+        # no reruns while the tab is hidden (dashboard/live.py)
+        st.fragment(run_every=LIVE_SECONDS if live.tab_visible() else None)(live_filters)(info)
     else:
         filters_view(info, model, live=False)
 

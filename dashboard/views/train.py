@@ -2,12 +2,11 @@
 
 import streamlit as st
 
+from core import figures_training as figures
 from core.records import ACTIVE, RunStatus
 from core.store import RunInfo, StoreError
-from dashboard import common, pages, sidebar
-from core import figures_training as figures
+from dashboard import common, live, pages, sidebar
 
-LIVE_INTERVAL = 0.5  # seconds between reruns of the live fragment; batch records arrive every 0.25 s at most
 SMOOTHING = "train_smoothing"
 STOP_MESSAGE = "train_stop_message"
 STATUS_ICONS = {"queued": ":material/hourglass_empty:", "running": ":material/directions_run:",
@@ -17,7 +16,7 @@ STATUS_ICONS = {"queued": ":material/hourglass_empty:", "running": ":material/di
 
 @st.cache_resource(max_entries=8, show_spinner=False)
 def batch_chart(root: str, run_id: str, version: tuple, smoothing: float, ended: bool):
-    """Shared by every tab and rebuilt only when the metrics file grows: the fragment redraws twice a second."""
+    """Shared by every tab and rebuilt only when the metrics file grows."""
     return figures.batch_figure(common.read_metrics(run_id)[0], smoothing, revision=run_id, ended=ended)
 
 
@@ -143,11 +142,15 @@ def summary(info: RunInfo, status: RunStatus, epoch) -> None:
             st.rerun()  # the summary is in the live fragment: redraw the whole page, so the sidebar shows them
 
 
-@st.fragment(run_every=LIVE_INTERVAL)
-def live_view() -> None:
-    """Re-read the store on every rerun: the run lives in the worker or a terminal, not in this session."""
+def live_view(training: bool) -> None:
+    """Re-read the store on every rerun: the run lives in the worker or a terminal, not in this session.
+
+    training says which interval the fragment was declared with; when the followed run starts or ends, the
+    page reruns to declare it again (once a second while training, every few seconds otherwise)."""
     runs = common.list_runs_cached()
     followed = common.followed_run(runs)
+    if (followed is not None and followed.active) != training:
+        st.rerun(scope="app")
     if followed is None:
         st.info("No run yet. Pick a preset (\"Quick demo\" takes about a minute), then press **Train**.")
         return
@@ -166,9 +169,18 @@ def live_view() -> None:
     charts(followed, ended=not status.active)
 
 
+def follow() -> None:
+    """The live view, as a fragment that reruns only while this tab is visible (dashboard/live.py)."""
+    followed = common.followed_run(common.list_runs_cached())
+    training = followed is not None and followed.active
+    st.fragment(run_every=live.interval(training))(live_view)(training)
+
+
 st.session_state.setdefault(SMOOTHING, 0.6)
+# The progress bar's width animation redraws the page for a while after each update (bench/watching.py)
+st.html("<style>[data-testid=stProgress], [data-testid=stProgress] * { transition: none !important; }</style>")
 sidebar.training_form()
 st.title("Train LeNet-5")
 st.caption("Start a run from the sidebar. The newest live run is followed here, also one started in a terminal "
            "with `python -m core train`; when nothing trains, the latest run is shown.")
-live_view()
+follow()
