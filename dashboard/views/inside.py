@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from core import figures_audit
-from dashboard import common, figures_network, live, loaders, widgets
+from dashboard import common, figures_network, links, live, loaders, widgets
 from dashboard.audit_run import AuditRun, open_audit_run
 from dashboard.figure_cache import figure
 
