@@ -1,4 +1,5 @@
-"""`python -m core`: train, list, evaluate, audit, predict and summary from a terminal."""
+"""`python -m core`: train, list, evaluate, audit, predict and summary from a terminal (report, export and
+export-metrics: core.cli_share)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import sys
 import threading
 from pathlib import Path
 
+from core import cli_share
 from core.config import FIELD_TYPES, PARAMS, PRESETS, TrainConfig, describe_range, preset
 from core.store import RunStore, StoreError
 
@@ -77,9 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, p in PARAMS.items():
         if name != "data_path":
             _add_config_flag(train, name, p, getattr(defaults, name))
-    for sub in (train,):
-        sub.add_argument("--runs-dir", dest="sub_runs_dir", help=argparse.SUPPRESS)
-        sub.add_argument("--json", dest="sub_json", action="store_true", help=argparse.SUPPRESS)
+    _hidden_flags(train)
 
     listing = commands.add_parser("list", help="show the runs in the store")
     evaluate = commands.add_parser("evaluate", help="accuracy and the per-class table of a run")
@@ -92,9 +92,14 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("run", help="run id (see `list`)")
     predict.add_argument("image", help="test-set index, or a PNG/JPEG file of a handwritten digit")
     for sub in (listing, evaluate, audit, predict, summary):
-        sub.add_argument("--runs-dir", dest="sub_runs_dir", help=argparse.SUPPRESS)
-        sub.add_argument("--json", dest="sub_json", action="store_true", help=argparse.SUPPRESS)
+        _hidden_flags(sub)
+    cli_share.add_commands(commands, _hidden_flags)  # report, export, export-metrics
     return parser
+
+
+def _hidden_flags(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--runs-dir", dest="sub_runs_dir", help=argparse.SUPPRESS)
+    sub.add_argument("--json", dest="sub_json", action="store_true", help=argparse.SUPPRESS)
 
 
 def config_from_args(args) -> TrainConfig:
@@ -286,7 +291,7 @@ def cmd_summary(args, store: RunStore) -> int:
 
 
 COMMANDS = {"train": cmd_train, "list": cmd_list, "evaluate": cmd_evaluate, "audit": cmd_audit,
-            "predict": cmd_predict, "summary": cmd_summary}
+            "predict": cmd_predict, "summary": cmd_summary, **cli_share.COMMANDS}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,7 +7,8 @@ import io
 import numpy as np
 import streamlit as st
 
-from dashboard import figures_audit, figures_network
+from core import figures_audit
+from dashboard import figures_network
 
 BUILDERS = {module.__name__: module for module in (figures_audit, figures_network)}
 

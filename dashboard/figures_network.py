@@ -7,7 +7,7 @@ from typing import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from dashboard.figures_audit import ACCENT, GRID, WRONG
+from core.figures_audit import ACCENT, GRID, WRONG
 
 KERNEL_SCALE = "RdBu"
 MAP_SCALE = "Greys_r"

@@ -17,13 +17,7 @@ import plotly.graph_objects as go
 
 from core.config import FIELD_TYPES, PARAMS
 from core.store import RunInfo
-from dashboard.figures_training import (
-    COLORS,
-    EPOCH_METRICS,
-    empty_figure,
-    format_seconds,
-    median_images_per_sec,
-)
+from core.figures_training import COLORS, EPOCH_METRICS, empty_figure, format_seconds, median_images_per_sec
 
 HYPERPARAMETERS = [name for name, p in PARAMS.items() if p.in_runs]  # config fields shown as columns and axes
 TRAIN_IMAGES = "train_images"  # the images a run trained on (its status), not the subset asked for

@@ -11,6 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from core.data import DataError, load_test_set, unpad_images
+from core import testset
 from core.records import EpochSnapshot
 from core.store import RunInfo, RunStore, StoreError
 from dashboard import common
@@ -64,26 +65,10 @@ def _load_test_images(dataset: str, source: str, path: str | None) -> TestImages
     return TestImages(unpad_images(x), y.astype(np.int64), detail)
 
 
-def _sources(info: RunInfo) -> list[tuple[str, str | None]]:
-    """Where the run's test set can be read from, the run's own source first.
-
-    MNIST's test set is the same 10,000 images in every source, and the bundled sample holds all
-    of it, so an MNIST run trained from a Keras download can be audited offline.
-    """
-    config = info.config
-    candidates: list[tuple[str, str | None]] = []
-    if config.data_source in ("file", "sample"):
-        candidates.append((config.data_source, config.data_path))
-    if config.dataset == "mnist":
-        candidates.append(("sample", None))
-    candidates.append(("auto", None))
-    return list(dict.fromkeys(candidates))
-
-
 def test_images(info: RunInfo, labels: np.ndarray | None = None) -> tuple[TestImages | None, str | None]:
     """(the run's test images, None) or (None, why not). With `labels`, a source must hold exactly those labels."""
     problems = []
-    for source, path in _sources(info):
+    for source, path in testset.sources(info.config):
         try:
             found = _load_test_images(info.config.dataset, source, path)
         except (DataError, OSError, ValueError) as exc:

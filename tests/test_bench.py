@@ -146,6 +146,23 @@ def test_page_latency_quick(tmp_path, monkeypatch):
         assert positive(row["cold_s"]) and positive(row["warm_median_s"])
 
 
+def test_share_quick(tmp_path):
+    from bench import share
+
+    returned = share.main(["--quick", "--results-dir", str(tmp_path)])
+    result = read(tmp_path, "share")
+    assert result["quick"] is True and result["limits"] == share.LIMITS == returned["limits"]
+    [(run_id, run)] = result["runs"].items()
+    assert run_id == "seed-article-full-mnist"
+    assert 1.0 < run["report"]["size_mb"] < 5.0 and positive(run["report"]["build_median_s"])
+    assert set(run["exports"]) == {"keras", "onnx", "tflite"}
+    for row in run["exports"].values():
+        assert row["images"] == 1000 and row["identical"] >= 0.999 and row["max_prob_diff"] < 1e-4
+        assert positive(row["seconds"])
+    assert isinstance(result["meets_limits"], bool)
+    assert_machine(result)
+
+
 @pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="Chromium not found at /usr/bin/chromium")
 def test_watching_quick(tmp_path):
     from bench import watching

@@ -98,6 +98,19 @@ def test_clicking_a_cell_shows_its_images_then_the_gallery(page, finished_store)
     assert all(f" · {true_class}→{pred_class} · " in t for t in tiles)
 
 
+def test_the_report_button_downloads_the_runs_report(page, finished_store):
+    """Issue 19: the button builds the report when clicked (Streamlit's deferred download) and serves it."""
+    _, run_id = finished_store
+    page.locator('[data-testid="stSidebarNav"] a', has_text="Evaluate").click()
+    button = page.locator(".st-key-evaluate_download_report button").first
+    button.wait_for()
+    with page.expect_download(timeout=60_000) as download:
+        button.click()
+    assert download.value.suggested_filename == f"{run_id}-report.html"
+    html = Path(download.value.path()).read_text()
+    assert html.startswith("<!DOCTYPE html>") and f"run {run_id}" in html and "plotly-graph-div" in html
+
+
 # Each chart's margins as Plotly ended up drawing it, next to the margins its figure asked for.
 GROWN_MARGINS = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(gd => {
     const key = (gd.closest('[class*="st-key-"]') || {className: ''}).className.match(/st-key-[\\w-]+/);

@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.records import RunStatus
 from core.store import RunStore
-from dashboard import figures_training as figures
+from core import figures_training as figures
 from dashboard import sidebar
 
 pytestmark = pytest.mark.usefixtures("offline_sources")

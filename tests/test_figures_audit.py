@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import confusion_matrix
 
-from dashboard import figures_audit as figures
+from core import figures_audit as figures
 from dashboard import figures_network
 
 NAMES = [str(i) for i in range(10)]

@@ -3,8 +3,9 @@
 import numpy as np
 import streamlit as st
 
+from core import figures_audit
 from core.store import StoreError
-from dashboard import common, figures_audit, gallery_state, links, loaders, pages, widgets
+from dashboard import common, gallery_state, links, loaders, pages, share, widgets
 from dashboard.audit_run import open_audit_run
 from dashboard.figure_cache import figure, thumbnails
 from dashboard.loaders import Predictions, TestImages
@@ -207,6 +208,7 @@ def main() -> None:
     if cell is not None:  # a shared link opens its cell
         select_cell(cell)
     headline(predictions, info.config.dataset)
+    share.report_button(info.run_id)
     confusion_section(predictions, names, images)
     cell = st.session_state.get(CELL)
     links.to_url(CELL_PARAM, f"{cell[0]}-{cell[1]}" if cell else None)

@@ -3,8 +3,9 @@
 import numpy as np
 import streamlit as st
 
+from core import figures_audit
 from core.data import prepare_images
-from dashboard import figures_audit, figures_network, links, loaders, pages, widgets
+from dashboard import figures_network, links, loaders, pages, widgets
 from dashboard.audit_run import AuditRun, open_audit_run
 from dashboard.figure_cache import figure, thumbnails
 from dashboard.gallery_state import (ALL, GALLERY_OPEN, GALLERY_PAGE, GALLERY_PRED, GALLERY_SORT, GALLERY_TRUE,

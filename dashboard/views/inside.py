@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import common, figures_audit, figures_network, links, live, loaders, widgets
+from core import figures_audit
+from dashboard import common, figures_network, links, live, loaders, widgets
 from dashboard.audit_run import AuditRun, open_audit_run
 from dashboard.figure_cache import figure
 

@@ -3,7 +3,8 @@
 import numpy as np
 import streamlit as st
 
-from dashboard import figures_audit, loaders, widgets
+from core import figures_audit
+from dashboard import loaders, widgets
 from dashboard.audit_run import AuditRun, open_audit_run
 from dashboard.figure_cache import figure
 

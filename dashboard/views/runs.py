@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from core.store import STATUSES, RunInfo, StoreError
-from dashboard import common, pages, sidebar
+from dashboard import common, pages, share, sidebar
 from dashboard import figures_runs
 
 TABLE = "runs_table"
@@ -106,6 +106,10 @@ def compare(selected: pd.DataFrame, epochs: dict[str, pd.DataFrame]) -> None:
                if epoch is None or column not in epoch or epoch[column].isna().all()]
     if missing:
         st.caption(f"No {metric} recorded for: {', '.join(missing)}.")
+    if len(selected) == 2:
+        share.comparison_button(*selected["run_id"])
+    else:
+        st.caption("Tick exactly two runs for a comparison report (one HTML file).")
 
 
 def hparams(frame: pd.DataFrame, filtered_out: bool) -> None:
@@ -172,6 +176,8 @@ def manage(runs: list[RunInfo], selected: pd.DataFrame) -> None:
                   disabled=info.active or not st.session_state[CONFIRM_DELETE])
     with download_column.container(border=True):
         downloads(info)
+    with st.container(border=True, key="runs_export"):
+        share.export_section(info)
     if st.button("Use these settings on the Train page", key="runs_use_settings", icon=":material/replay:",
                  disabled=info.damaged, on_click=sidebar.use_settings, args=(info.config, info.name)):
         pages.switch_to("train")

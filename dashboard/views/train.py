@@ -2,10 +2,10 @@
 
 import streamlit as st
 
+from core import figures_training as figures
 from core.records import ACTIVE, RunStatus
 from core.store import RunInfo, StoreError
 from dashboard import common, live, pages, sidebar
-from dashboard import figures_training as figures
 
 SMOOTHING = "train_smoothing"
 STOP_MESSAGE = "train_stop_message"
