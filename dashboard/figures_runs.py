@@ -187,7 +187,7 @@ def hparams_figure(table: pd.DataFrame, empty: str | None = None) -> go.Figure:
                   colorbar=dict(title="test acc.", tickformat=".1%")),
         dimensions=dimensions,
     ))
-    figure.update_layout(height=420, margin=dict(t=60, b=30, l=60, r=115))
+    figure.update_layout(height=440, margin=dict(t=85, b=30, l=60, r=115))  # room for two-line labels
     return figure
 
 

@@ -220,3 +220,9 @@ def test_the_table_writes_numbers_like_the_rest_of_the_dashboard():
         assert shown in text, (shown, text)
     assert "None" not in text and "nan" not in text and " – " in f" {text} "
     assert figures_runs.styled(frame).data["duration_s"].tolist() == [163.2, 48.0]  # sorted by value, not by text
+
+
+def test_an_empty_cell_shows_a_dash(finished_run, lenet_runs):
+    at = open_runs()
+    (table,) = at.dataframe
+    assert table.proto.placeholder == figures_runs.MISSING == "–"  # Streamlit's default writes "None"

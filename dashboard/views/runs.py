@@ -86,6 +86,7 @@ def runs_table(frame: pd.DataFrame, all_ids: list[str]) -> pd.DataFrame:
     st.session_state[TABLE] = {"selection": {"rows": [i for i, run_id in enumerate(ids) if run_id in ticked],
                                              "columns": [], "cells": []}}
     st.dataframe(figures_runs.styled(frame), column_config=COLUMNS, hide_index=True, key=TABLE, on_select="rerun",
+                 placeholder=figures_runs.MISSING,  # an empty cell: a dash, not "None"
                  selection_mode="multi-row", width="stretch")
     return frame[frame["run_id"].isin(ticked)]
 
