@@ -82,10 +82,12 @@ def confusion_matrix_figure(
         figure.add_shape(type="rect", x0=col - 0.5, x1=col + 0.5, y0=row - 0.5, y1=row + 0.5,
                          line={"color": ACCENT, "width": 3})
     axis = {"tickmode": "array", "tickvals": positions, "ticktext": names, "showgrid": False, "zeroline": False}
-    figure.update_xaxes(title_text="Predicted class", side="top", range=[-0.5, n - 0.5], **axis)
+    # constrain="domain" on both axes: whichever way the chart is wider, the square cells shrink the axis' domain;
+    # on x the default widened the range instead (empty columns beside the matrix, clicks off by columns)
+    figure.update_xaxes(title_text="Predicted class", side="top", range=[-0.5, n - 0.5], constrain="domain", **axis)
     figure.update_yaxes(title_text="True class", autorange="reversed", scaleanchor="x", constrain="domain", **axis)
     figure.update_layout(
-        title=title, height=height, margin={"l": 60, "r": 10, "t": 95 if title else 75, "b": 75},
+        title=title, height=height, margin={"l": 75, "r": 10, "t": 95 if title else 75, "b": 110},
         clickmode="event+select", dragmode=False, plot_bgcolor="white",
     )
     return figure

@@ -50,7 +50,7 @@ def test_label_smoothing_shows_in_the_sidebar_runs_and_hparams(finished_run, len
     assert figures_runs.COLUMNS["label_smoothing"].title == "Label smoothing"
     table = pd.concat([frame, frame.assign(label_smoothing=0.1, test_accuracy=0.5)], ignore_index=True)
     axes = {d.label: list(d.values) for d in figures_runs.hparams_figure(table).data[0].dimensions}
-    assert axes["label smoothing"] == [0.0, 0.1]
+    assert axes["label<br>smoothing"] == [0.0, 0.1]  # two-line axis labels
 
 
 def test_label_smoothing_flag_on_the_cli():

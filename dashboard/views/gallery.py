@@ -99,7 +99,7 @@ def tile_grid(shown, names: list[str], images: TestImages) -> None:
                 st.image(thumbnails(images, [row.index])[0],
                          caption=f"{names[row.true]}→{names[row.pred]} · {figures_audit.share(row.confidence)}")
                 st.button(f"#{row.index}", key=f"gallery_tile_{row.index}", on_click=open_tile,
-                          args=(int(row.index),), width="stretch", help="Open this image's details")
+                          args=(int(row.index),), width="stretch")
 
 
 def details(run: AuditRun, index: int) -> None:
