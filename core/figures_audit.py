@@ -68,11 +68,7 @@ def confusion_matrix_figure(
         text=np.where(off_diagonal, text, ""), texttemplate="%{text}", textfont={"size": 11},
         hoverinfo="skip" if clickable else None, name="errors",
         hovertemplate=None if clickable else "true %{y}, predicted %{x}: %{z}<extra></extra>",
-        # below the matrix, not beside it: the cells get the width (the matrix was 170 px wide at 1024 px);
-        # in percent like the cells' text when row-normalised
-        colorbar={"title": {"text": "share of the true class" if normalize else "images", "side": "top"},
-                  "orientation": "h", "thickness": 10, "len": 0.8, "y": -0.02, "yanchor": "top",
-                  "tickformat": ".2~%" if normalize else None},
+        colorbar=_colour_bar(normalize),
     ))
     _mask_diagonal(figure, text)
     if clickable:
@@ -91,6 +87,14 @@ def confusion_matrix_figure(
         clickmode="event+select", dragmode=False, plot_bgcolor="white",
     )
     return figure
+
+
+def _colour_bar(normalize: bool) -> dict:
+    """Below the matrix, not beside it: the cells get the width (the matrix was 170 px wide at 1024 px); in
+    percent like the cells' text when row-normalised."""
+    return {"title": {"text": "share of the true class" if normalize else "images", "side": "top"},
+            "orientation": "h", "thickness": 10, "len": 0.8, "y": -0.02, "yanchor": "top",
+            "tickformat": ".2~%" if normalize else None}
 
 
 def _mask_diagonal(figure: go.Figure, text: np.ndarray) -> None:
