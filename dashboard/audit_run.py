@@ -41,7 +41,7 @@ def open_audit_run(title: str, about: str = "", *, with_model: bool = False, nee
     if info is None:
         return None
     st.title(title)
-    st.caption(f"Run **{info.name}** · {info.status}{about}")
+    st.caption(f"Run **{common.plain(info.name)}** · {info.status}{about}")
     loaders.analysis()  # before reading: the TensorFlow import shows a spinner under the title
     model = None
     if with_model or needs_model:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections import Counter
 
 import streamlit as st
@@ -14,6 +15,20 @@ DEFAULT_SHOWN = "common_default_run"  # the default the selector last showed: a 
 URL_RUN = "common_url_run"  # the ?run= the selector last put in the URL (or took from it)
 RUN_PARAM = "run"  # the audit pages' query parameter naming the run
 RUN_WIDGET = "common_run_widget"  # the selector that shows it
+
+
+MARKDOWN_INLINE = re.compile(r"([\\`*_{}\[\]()!|:<>~$&])")  # what acts anywhere in a line
+MARKDOWN_LINE_START = re.compile(r"^([#+\-=])")  # what acts only at its start (headings, lists)
+ORDERED_ITEM = re.compile(r"^(\d+)([.)])")
+
+
+def plain(text: str) -> str:
+    """A name or text a user wrote, shown as itself inside Markdown: the Markdown characters escaped, so a run
+    named `![p](http://host/pixel.png)` or `:red[**HUGE**]` neither loads an image nor restyles the page."""
+    escaped = MARKDOWN_INLINE.sub(r"\\\1", " ".join(str(text).split()))
+    if ORDERED_ITEM.match(escaped):  # "1. item": the escape goes on the dot (a digit cannot be escaped)
+        return ORDERED_ITEM.sub(r"\1\\\2", escaped)
+    return MARKDOWN_LINE_START.sub(r"\\\1", escaped)
 
 
 def store() -> RunStore:

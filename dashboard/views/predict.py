@@ -4,7 +4,7 @@ import numpy as np
 import streamlit as st
 
 from core import figures_audit
-from dashboard import loaders, widgets
+from dashboard import common, loaders, widgets
 from dashboard.audit_run import AuditRun, open_audit_run
 from dashboard.figure_cache import figure
 
@@ -26,7 +26,7 @@ def show_prediction(run: AuditRun, digit: widgets.Digit) -> None:
         verdict = None
         if digit.label is not None:
             verdict = "right" if pred == digit.label else f"wrong: the label is {names[digit.label]}"
-        st.metric(f"Prediction for {digit.name}", names[pred], delta=verdict,
+        st.metric(f"Prediction for {common.plain(digit.name)}", names[pred], delta=verdict,
                   delta_color="normal" if digit.label is None or pred == digit.label else "inverse",
                   delta_arrow="off")
         st.markdown(f"Confidence **{figures_audit.share(probs[pred], 2)}**")

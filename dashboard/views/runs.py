@@ -217,7 +217,7 @@ def main() -> None:
     st.caption(f"Every run in `{common.store().root}`, newest first. Click a column header to sort.")
     message = st.session_state.pop(MESSAGE, None)
     if message:
-        (st.success if message[0] == "success" else st.error)(message[1])
+        (st.success if message[0] == "success" else st.error)(common.plain(message[1]))  # it names a run
     runs = common.list_runs_cached()
     epochs = epoch_rows(runs)
     frame = figures_runs.runs_frame(runs, epochs)

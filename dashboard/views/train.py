@@ -33,7 +33,7 @@ def header(info: RunInfo, status: RunStatus) -> None:
     state = status.status
     phase = status.phase
     detail = f" · {phase}" if phase and phase != state and state in ACTIVE else ""
-    st.subheader(f"{STATUS_ICONS.get(state, '')} {info.name}")
+    st.subheader(f"{STATUS_ICONS.get(state, '')} {common.plain(info.name)}")
     st.caption(f"Run `{info.run_id}` · **{state}**{detail}")
 
 
@@ -51,10 +51,10 @@ def queue_panel(runs: list[RunInfo], followed: RunInfo, followed_status: str) ->
     for info in waiting:
         blocking = manager.blocking(info.run_id) if manager.owns(info.run_id) else None
         position = manager.position(info.run_id)
-        behind = f"Queued behind run {names.get(blocking, blocking)}" if blocking else "Queued: starts next"
+        behind = f"Queued behind run {common.plain(names.get(blocking, blocking))}" if blocking else "Queued: starts next"
         where = f" (position {position} in line)" if position else ""
         text, button = st.columns([5, 1], vertical_alignment="center")
-        text.info(f"**{info.name}** — {behind}{where}", icon=":material/hourglass_empty:")
+        text.info(f"**{common.plain(info.name)}** — {behind}{where}", icon=":material/hourglass_empty:")
         if manager.owns(info.run_id):
             # not "Stop": that is the running run's button, drawn right next to this one
             button.button("Remove from queue", key=f"train_stop_{info.run_id}", on_click=stop, args=(info.run_id,),

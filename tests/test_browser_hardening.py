@@ -1,0 +1,76 @@
+"""Issue 21, items 1 and 2, in Chromium: a foreign host name cannot drive the dashboard (DNS rebinding), and a
+run's name is shown as text, never as Markdown (no image loaded from it, no restyling)."""
+
+import re
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import streamlit_server
+from core.store import RunStore
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+        "--host-resolver-rules=MAP evil.test 127.0.0.1"]  # evil.test resolves to this machine: a rebinding
+HOSTILE_NAME = "![p](http://pixel.test/p.png) :red[**HUGE**]"
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
+                                reason=f"Chromium not found at {CHROMIUM}: install Debian's chromium package "
+                                       "to run the browser tests")
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, tiny_trained_run):
+    root, run_id = tiny_trained_run
+    store = tmp_path_factory.mktemp("hardening_runs")
+    shutil.copytree(root / run_id, store / run_id)
+    RunStore(store).rename(run_id, HOSTILE_NAME)
+    with streamlit_server(store, store.parent / "streamlit.log") as url:
+        yield url, run_id
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+def test_only_local_host_names_reach_the_app(served, browser):
+    url, _ = served
+    port = re.search(r":(\d+)$", url).group(1)
+    for host in ("127.0.0.1", "localhost"):
+        page = browser.new_page()
+        page.goto(f"http://{host}:{port}/")
+        page.get_by_role("heading", name="Train LeNet-5").wait_for(timeout=120_000)
+        page.close()
+    page = browser.new_page()
+    sockets = []
+    page.on("websocket", lambda ws: sockets.append(ws))
+    page.goto(f"http://evil.test:{port}/")  # the HTML shell may load; the app behind the WebSocket must not
+    time.sleep(8)
+    assert page.get_by_role("heading", name="Train LeNet-5").count() == 0
+    assert not page.locator("[data-testid=stSidebarNav]").count()
+    page.close()
+
+
+def test_a_runs_name_is_shown_as_text(served, browser):
+    url, run_id = served
+    page = browser.new_page()
+    requested = []
+    page.route("http://pixel.test/**", lambda route: (requested.append(route.request.url), route.abort()))
+    page.goto(url)
+    header = page.locator("[data-testid=stHeading]", has_text="HUGE").first
+    header.wait_for(timeout=120_000)
+    assert HOSTILE_NAME in header.inner_text()  # the Markdown shows as typed
+    page.locator('[data-testid="stSidebarNav"] a', has_text="Evaluate").click()
+    page.get_by_text(HOSTILE_NAME).first.wait_for(timeout=120_000)  # the audit caption
+    time.sleep(1)
+    assert requested == [], "a run's name made the browser load an image"
+    assert page.locator("img[src*='pixel.test']").count() == 0
+    page.close()
