@@ -226,3 +226,10 @@ def test_an_empty_cell_shows_a_dash(finished_run, lenet_runs):
     at = open_runs()
     (table,) = at.dataframe
     assert table.proto.placeholder == figures_runs.MISSING == "–"  # Streamlit's default writes "None"
+
+
+def test_the_page_does_not_show_the_stores_absolute_path(finished_run, lenet_runs):
+    """Issue 21, item 4: the absolute store path reached the browser in the page's caption."""
+    at = open_runs()
+    captions = texts(at.caption)
+    assert str(lenet_runs) not in captions and "the folder LENET_RUNS names" in captions

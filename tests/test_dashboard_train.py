@@ -341,3 +341,12 @@ def test_use_these_settings_and_a_reload_keep_the_forms_values(finished_run, len
     assert reloaded.sidebar.number_input(key=sidebar.key("epochs")).value == 3
     assert reloaded.sidebar.selectbox(key=sidebar.key("optimizer")).value == "adam"  # not allowed: the default
     assert "The link's value for optimizer was not allowed" in texts(reloaded.sidebar.caption)
+
+
+def test_an_interrupted_run_counts_the_epochs_it_saved(finished_run, lenet_runs):
+    """Issue 21, item 13: an interrupted run without epochs_done said "Epochs 30/30" after 4 epochs."""
+    store = RunStore()
+    store.write_status(finished_run, status="interrupted", epochs=30, epochs_done=None)
+    saved = len(store.read_metrics(finished_run)[1])
+    at = open_app()
+    assert [m.value for m in at.metric if m.label == "Epochs"] == [f"{saved}/30"]

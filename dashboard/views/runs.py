@@ -1,5 +1,7 @@
 """Runs: every run in the store; compare curves and hyperparameters, rename, delete and download."""
 
+import os
+
 import pandas as pd
 import streamlit as st
 
@@ -214,7 +216,9 @@ def damaged(runs: list[RunInfo]) -> None:
 
 def main() -> None:
     st.title("Runs")
-    st.caption(f"Every run in `{common.store().root}`, newest first. Click a column header to sort.")
+    # the store's folder by its name, not its absolute path: the browser has no use for this machine's layout
+    where = "the folder LENET_RUNS names" if "LENET_RUNS" in os.environ else "`cached_models/`"
+    st.caption(f"Every run in {where}, newest first. Click a column header to sort.")
     message = st.session_state.pop(MESSAGE, None)
     if message:
         (st.success if message[0] == "success" else st.error)(common.plain(message[1]))  # it names a run

@@ -126,7 +126,9 @@ def summary(info: RunInfo, status: RunStatus, epoch) -> None:
     columns[1].metric("Training time", figures.format_seconds(status.duration),
                       help="From start to end, with data loading, the epoch snapshots and the final test")
     epochs = status.epochs or "–"
-    columns[2].metric("Epochs", f"{status.epochs_done if status.epochs_done is not None else epochs}/{epochs}")
+    # an interrupted run may have no epochs_done: count its epoch records (it said "Epochs 30/30" after 4)
+    done = status.epochs_done if status.epochs_done is not None else (0 if epoch is None else len(epoch))
+    columns[2].metric("Epochs", f"{done}/{epochs}")
     columns[3].metric("Images/s", f"{images:,.0f}" if images else "–", help="Median over the epochs")
     if status.n_train is not None:
         st.caption(f"**Data:** {status.source_detail or 'unknown'} · {status.n_train} training, "
