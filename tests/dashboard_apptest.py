@@ -2,6 +2,7 @@
 
 import base64
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -40,4 +41,6 @@ def chart(at: AppTest, key: str) -> dict:
 
 
 def texts(elements) -> str:
-    return "\n".join(str(e.value) for e in elements)
+    """The elements' text as the browser shows it: Markdown's backslash escapes (names are shown as text,
+    dashboard.common.plain) removed."""
+    return "\n".join(re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", str(e.value)) for e in elements)
