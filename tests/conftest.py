@@ -143,3 +143,28 @@ def streamlit_server(store, log_path):
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
+
+
+# ----- browser tests: Debian's Chromium, driven by Playwright ------------------------------------------------
+
+CHROMIUM_PATH = "/usr/bin/chromium"
+HEADLESS_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+
+
+@contextlib.contextmanager
+def chromium(*extra_args: str):
+    """A headless Chromium for a test module's `browser` fixture; `extra_args` e.g. a host-resolver rule."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM_PATH, args=[*HEADLESS_ARGS, *extra_args])
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+needs_chromium = pytest.mark.skipif(not os.path.exists(CHROMIUM_PATH),
+                                    reason=f"Chromium not found at {CHROMIUM_PATH}: install Debian's chromium "
+                                           "package to run the browser tests")

@@ -4,21 +4,16 @@ run's name is shown as text, never as Markdown (no image loaded from it, no rest
 import re
 import shutil
 import time
-from pathlib import Path
 
 import pytest
 
-from conftest import streamlit_server
+from conftest import chromium, needs_chromium, streamlit_server
 from core.store import RunStore
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-        "--host-resolver-rules=MAP evil.test 127.0.0.1"]  # evil.test resolves to this machine: a rebinding
+RESOLVER_RULE = "--host-resolver-rules=MAP evil.test 127.0.0.1"  # evil.test resolves to this machine: a rebinding
 HOSTILE_NAME = "![p](http://pixel.test/p.png) :red[**HUGE**]"
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
-                                reason=f"Chromium not found at {CHROMIUM}: install Debian's chromium package "
-                                       "to run the browser tests")
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
@@ -33,12 +28,8 @@ def served(tmp_path_factory, tiny_trained_run):
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield chromium
-        chromium.close()
+    with chromium(RESOLVER_RULE) as launched:
+        yield launched
 
 
 def test_only_local_host_names_reach_the_app(served, browser):
@@ -60,7 +51,7 @@ def test_only_local_host_names_reach_the_app(served, browser):
 
 
 def test_a_runs_name_is_shown_as_text(served, browser):
-    url, run_id = served
+    url, _ = served
     page = browser.new_page()
     requested = []
     page.route("http://pixel.test/**", lambda route: (requested.append(route.request.url), route.abort()))

@@ -7,14 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from conftest import chromium
 from core import cli
 from core.report import build_report
 from core.report_compare import build_comparison
 from core.store import RunStore
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
 DRAWN = ("() => { const charts = document.querySelectorAll('.plotly-graph-div');"
          " return charts.length > 0 && [...charts].every(c => c.querySelector('svg.main-svg')); }")
 
@@ -25,12 +24,8 @@ pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+    with chromium() as launched:
+        yield launched
 
 
 def open_offline(browser, path: Path):
