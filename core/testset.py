@@ -26,13 +26,20 @@ def sources(config: TrainConfig) -> list[tuple[str, str | None]]:
     return list(dict.fromkeys(candidates))
 
 
-def run_test_set(config: TrainConfig, labels: np.ndarray | None = None):
-    """(x_test float32 (N, 32, 32, 1), y_test, source detail) from the first source that serves it (and, with
-    `labels`, holds exactly those labels). Raises DataError saying why each source failed."""
+def _padded(dataset: str, source: str, path: str | None):
+    x, y, _, detail = load_test_set(dataset, source, path)
+    return x, y, detail
+
+
+def run_test_set(config: TrainConfig, labels: np.ndarray | None = None, load=_padded):
+    """(x_test, y_test, source detail) from the first source that serves it (and, with `labels`, holds exactly
+    those labels). Raises DataError saying why each source failed. `load(dataset, source, path)` reads one
+    source as (x, y, detail): by default the padded float32 (N, 32, 32, 1) model input; the dashboard passes
+    its cached reader of the 28x28 images."""
     problems = []
     for source, path in sources(config):
         try:
-            x, y, _, detail = load_test_set(config.dataset, source, path)
+            x, y, detail = load(config.dataset, source, path)
         except (DataError, OSError, ValueError) as exc:
             problems.append(str(exc))
             continue

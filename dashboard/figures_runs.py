@@ -75,6 +75,8 @@ def styled(frame: pd.DataFrame):
     """The table as shown: each number written by its column's `text`, an empty cell as a dash."""
     texts = {key: column.text for key, column in COLUMNS.items() if column.text and key in frame}
     return frame.style.format(na_rep=MISSING).format(texts, na_rep=MISSING)
+
+
 NUMERIC = [n for n in HYPERPARAMETERS if FIELD_TYPES[n] in (int, float)] + [TRAIN_IMAGES]
 CATEGORICAL = [n for n in HYPERPARAMETERS if PARAMS[n].choices]
 SWITCHES = [n for n in HYPERPARAMETERS if FIELD_TYPES[n] is bool]

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core.data import DataError, load_test_set, unpad_images
 from core import testset
+from core.data import DataError, load_test_set, unpad_images
 from core.records import EpochSnapshot
 from core.store import RunInfo, RunStore, StoreError
 from dashboard import common
@@ -65,20 +65,18 @@ def _load_test_images(dataset: str, source: str, path: str | None) -> TestImages
     return TestImages(unpad_images(x), y.astype(np.int64), detail)
 
 
+def _cached_source(dataset: str, source: str, path: str | None):
+    found = _load_test_images(dataset, source, path)
+    return found.images, found.labels, found.detail
+
+
 def test_images(info: RunInfo, labels: np.ndarray | None = None) -> tuple[TestImages | None, str | None]:
-    """(the run's test images, None) or (None, why not). With `labels`, a source must hold exactly those labels."""
-    problems = []
-    for source, path in testset.sources(info.config):
-        try:
-            found = _load_test_images(info.config.dataset, source, path)
-        except (DataError, OSError, ValueError) as exc:
-            problems.append(str(exc))
-            continue
-        if labels is not None and not np.array_equal(found.labels, labels):
-            problems.append(f"{found.detail}: its test labels differ from the ones this run was evaluated on")
-            continue
-        return found, None
-    return None, "; ".join(problems) or "no test set found"
+    """(the run's test images, None) or (None, why not). With `labels`, a source must hold exactly those labels:
+    the sources are tried as core.testset tries them, each read through this module's cache."""
+    try:
+        return TestImages(*testset.run_test_set(info.config, labels, load=_cached_source)), None
+    except DataError as exc:
+        return None, str(exc)
 
 
 # ---------------------------------------------------------------- epoch snapshots

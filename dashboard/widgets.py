@@ -56,13 +56,16 @@ def per_run(key: str, run_id: str) -> None:
     st.session_state[owner] = run_id
 
 
+def epoch_slider(key: str, saved: list[int], run_id: str) -> int:
+    """Evaluate's and Inside's epoch picker: kept in the URL, checked when a link brings it, and started again
+    from the last epoch when another run is audited."""
+    per_run(key, run_id)
+    links.check_bound(key, lambda text: text in map(str, saved), f"epoch (saved: {saved[0]}–{saved[-1]})")
+    return st.select_slider("Epoch", options=saved, value=saved[-1], key=key, bind=links.BIND)
+
+
 def _random_index(key: str, count: int) -> None:
     st.session_state[key] = str(int(np.random.default_rng().integers(count)))
-
-
-def _index(text: str, count: int) -> int | None:
-    text = text.strip().replace(",", "")
-    return int(text) if text.isdigit() and int(text) < count else None
 
 
 def pick_digit(prefix: str, images: TestImages | None, with_gallery: bool = False) -> Digit | None:
@@ -90,7 +93,7 @@ def pick_digit(prefix: str, images: TestImages | None, with_gallery: bool = Fals
         left, right = st.columns([4, 1], vertical_alignment="bottom")
         text = left.text_input(f"Test index (0–{count - 1:,})", key=index_key, bind=links.BIND)
         right.button("Random", key=f"{prefix}_random", on_click=_random_index, args=(index_key, count))
-        index = _index(text, count)
+        index = links.index_parser(count)(text.replace(",", ""))
         if index is None:
             st.warning(f"The test index must be a whole number from 0 to {count - 1:,}.")
             return None

@@ -88,7 +88,7 @@ def confused_pairs(counts: np.ndarray, names: list[str]) -> None:
     for row in pairs.itertuples():
         true_class, pred_class = names.index(row.true), names.index(row.pred)
         label, button = st.columns([3, 1], vertical_alignment="center")
-        label.markdown(f"True **{row.true}** predicted as **{row.pred}**: {row.count} image{'s' * (row.count != 1)}")
+        label.markdown(f"True **{row.true}** predicted as **{row.pred}**: {figures_audit.count(row.count, 'image')}")
         button.button("", icon=":material/visibility:", key=f"evaluate_pair_{true_class}_{pred_class}",
                       on_click=select_cell, args=((true_class, pred_class),), help="Show these images")
 
@@ -157,9 +157,7 @@ def epoch_view(run_id: str, predictions: Predictions, names: list[str],
         st.caption(f"Only epoch {epoch} {'can be read' if problems else 'was saved'}, so there is nothing to "
                    "scrub through yet.")
     else:
-        widgets.per_run(EPOCH, run_id)
-        links.check_bound(EPOCH, lambda text: text in map(str, saved), f"epoch (saved: {saved[0]}–{saved[-1]})")
-        epoch = st.select_slider("Epoch", options=saved, value=saved[-1], key=EPOCH, bind=links.BIND)
+        epoch = widgets.epoch_slider(EPOCH, saved, run_id)
     labels = predictions.labels
     probs = loaders.snapshot_probs(run_id, epoch)
     if len(probs) != len(labels):

@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from core import figures_audit
-from dashboard import common, figures_network, links, live, loaders, widgets
+from dashboard import common, figures_network, live, loaders, widgets
 from dashboard.audit_run import AuditRun, open_audit_run
 from dashboard.figure_cache import figure
 
@@ -72,9 +72,7 @@ def filters_view(info, model, live: bool) -> None:
     elif live or len(saved) == 1:
         kernels, caption = history[-1], f"after epoch {saved[-1]}"
     else:
-        widgets.per_run(FILTER_EPOCH, info.run_id)
-        links.check_bound(FILTER_EPOCH, lambda text: text in map(str, saved), f"epoch (saved: {saved[0]}–{saved[-1]})")
-        epoch = st.select_slider("Epoch", options=saved, value=saved[-1], key=FILTER_EPOCH, bind=links.BIND)
+        epoch = widgets.epoch_slider(FILTER_EPOCH, saved, info.run_id)
         kernels, caption = history[saved.index(epoch)], f"after epoch {epoch}"
     if live:
         st.caption(f"Training: updates every {LIVE_SECONDS} s. Epochs saved so far: {len(saved)}.")
