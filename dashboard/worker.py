@@ -33,17 +33,25 @@ STOP_POLL_SECONDS = 0.05  # how often the worker thread forwards a Stop to the t
 
 @dataclass
 class Job:
-    run_id: str
-    config: TrainConfig
+    """One entry of the queue: a training run (kind "train", id = its run id) or another task of core.tasks."""
+
+    run_id: str  # the task's id: the run id for "train", the caller's choice (e.g. "sweep-<id>") otherwise
+    config: TrainConfig | None = None
+    kind: str = "train"
+    args: dict = field(default_factory=dict)
+    label: str = ""
     stop_event: threading.Event = field(default_factory=threading.Event)
     state: str = "queued"  # queued -> running -> done
+    error: str | None = None  # a task that raised: its message (a training run records its own in the store)
 
 
 class TrainingProcess:
-    """Calls core.trainer.train in a long-lived child process; one run at a time, Stop forwarded within 50 ms.
+    """Runs tasks of core.tasks (training first) in a long-lived child process; one at a time, Stop forwarded
+    within 50 ms.
 
-    Messages are JSON lines: {"train": {...}} and {"stop": run_id} on the child's stdin, {"run_id", "status"}
-    on its stdout when a run ends. The child also stops its run if the dashboard goes away (stdin closes).
+    Messages are JSON lines: {"task": {"kind", "args", "root", "id"}} and {"stop": id} on the child's stdin,
+    {"id", "status"} on its stdout when a task ends. The child also stops its task if the dashboard goes
+    away (stdin closes).
     """
 
     def __init__(self):
@@ -73,8 +81,13 @@ class TrainingProcess:
         self._process.stdin.flush()
 
     def __call__(self, config: TrainConfig, store: RunStore, run_id: str, stop_event: threading.Event) -> str:
+        return self.run_task("train", {"run_id": run_id, "config": config.to_dict()}, store, run_id, stop_event)
+
+    def run_task(self, kind: str, args: dict, store: RunStore, task_id: str, stop_event: threading.Event) -> str:
+        """Run one task in the child and wait for its end; returns the task's final word."""
         self.start()
-        self._send({"train": {"config": config.to_dict(), "root": str(store.root), "run_id": run_id}})
+        run_id = task_id
+        self._send({"task": {"kind": kind, "args": args, "root": str(store.root), "id": task_id}})
         stop_sent = False
         while True:
             if stop_event.is_set() and not stop_sent:
@@ -89,12 +102,12 @@ class TrainingProcess:
                 code = self._process.wait()
                 self._process = None
                 raise RuntimeError(f"the training process ended unexpectedly (exit code {code})")
-            if reply.get("run_id") == run_id:
+            if reply.get("id") == run_id:
                 return reply.get("status", "")
 
 
 def child_main() -> None:
-    """The training process: read jobs from stdin, train them one by one, report each end on stdout."""
+    """The training process: read tasks from stdin, run them one by one, report each end on stdout."""
     replies = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # library prints must not corrupt the replies
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C on the server: finish via the closed stdin instead
@@ -107,8 +120,8 @@ def child_main() -> None:
         for line in sys.stdin:
             with contextlib.suppress(ValueError, KeyError, TypeError, AttributeError):
                 message = json.loads(line)
-                if "train" in message:
-                    jobs.put(message["train"])
+                if "task" in message:
+                    jobs.put(message["task"])
                 elif "stop" in message:
                     with lock:
                         current["stop_requested"].add(message["stop"])
@@ -120,22 +133,25 @@ def child_main() -> None:
     threading.Thread(target=read_commands, daemon=True).start()
     import keras
 
-    from core.trainer import train
+    from core.tasks import run_task
 
     while (job := jobs.get()) is not None:
         with lock:
-            current["run_id"] = job["run_id"]
-            if job["run_id"] in current["stop_requested"]:
+            current["run_id"] = job["id"]
+            if job["id"] in current["stop_requested"]:
                 stop.set()
             else:
                 stop.clear()
-        result = train(TrainConfig.from_dict(job["config"]), RunStore(job["root"]), run_id=job["run_id"],
-                       stop_event=stop)
+        try:
+            status = run_task(job["kind"], RunStore(job["root"]), job["args"], stop)
+        except Exception as exc:  # noqa: BLE001 - a task's own failure must not end the process
+            print(f"task {job['id']} ({job['kind']}) failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+            status = "failed"
         with lock:
             current["run_id"] = None
-        keras.backend.clear_session()  # the next run starts from a clean Keras state
+        keras.backend.clear_session()  # the next task starts from a clean Keras state
         try:
-            replies.write(json.dumps({"run_id": job["run_id"], "status": result.status}) + "\n")
+            replies.write(json.dumps({"id": job["id"], "status": status}) + "\n")
         except BrokenPipeError:  # the dashboard has gone; the run's end is in the store
             return
 
@@ -146,12 +162,16 @@ class JobManager:
     Submitting creates the run in the store at once with status "queued", so every tab (and the
     terminal's `python -m core list`) sees it. One thread hands the jobs in order to the training
     process; a run that a terminal is training is waited for, so two trainings never share the CPU.
-    `train_fn(config, store, run_id, stop_event)` replaces the training process in tests.
+    Other long work (core.tasks: sweeps, audits, ...) queues in the same line with `submit_task`.
+    `train_fn(config, store, run_id, stop_event)` and `task_fn(kind, args, store, task_id, stop_event)`
+    replace the training process in tests.
     """
 
-    def __init__(self, store: RunStore, train_fn: Callable | None = None, prestart: bool = False):
+    def __init__(self, store: RunStore, train_fn: Callable | None = None, prestart: bool = False,
+                 task_fn: Callable | None = None):
         self.store = store
         self._train = train_fn or TrainingProcess()
+        self._task = task_fn or (self._train.run_task if isinstance(self._train, TrainingProcess) else None)
         self._queue: queue.Queue[Job] = queue.Queue()
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
@@ -175,6 +195,34 @@ class JobManager:
         self._queue.put(job)
         return run_id
 
+    def submit_task(self, kind: str, args: dict, task_id: str, label: str = "") -> str:
+        """Queue a task of core.tasks (JSON `args`) behind the runs already in line; returns task_id.
+
+        The task writes its own progress and results through the store; `stop(task_id)` sets its stop event.
+        """
+        from core.tasks import resolve
+
+        resolve(kind)  # an unknown kind is refused here, not in the training process
+        with self._lock:
+            if task_id in self._jobs and self._jobs[task_id].state != "done":
+                raise ValueError(f"task {task_id!r} is already queued or running")
+            job = Job(task_id, kind=kind, args=args, label=label or kind)
+            self._jobs[task_id] = job
+        if isinstance(self._train, TrainingProcess):
+            self._train.start()
+        self._queue.put(job)
+        return task_id
+
+    def get(self, task_id: str) -> Job | None:
+        """The queue entry of a run or task this dashboard was given (finished ones included)."""
+        with self._lock:
+            return self._jobs.get(task_id)
+
+    def jobs(self) -> list[Job]:
+        """The queued and running entries, in line order (a copy: reading it changes nothing)."""
+        with self._lock:
+            return [job for job in self._jobs.values() if job.state != "done"]
+
     def stop(self, run_id: str) -> str:
         """Ask a run to stop. A queued run ends as "stopped" at once; stopping twice is harmless."""
         with self._lock:
@@ -185,6 +233,8 @@ class JobManager:
             if job.state != "queued":
                 return "stopping" if job.state == "running" else "already finished"
             job.state = "done"
+        if job.config is None:  # a task: nothing in the store to mark
+            return "stopped before it started"
         with contextlib.suppress(OSError, StoreError):
             self.store.write_status(run_id, status="stopped", phase="stopped", ended=now_iso(),
                                     error=None, model_saved=False, epochs_done=0)
@@ -228,8 +278,14 @@ class JobManager:
                 job.state = "running"
                 self._current = job
             try:
-                self._train(job.config, self.store, job.run_id, job.stop_event)
+                if job.config is not None:  # a run submitted from the form
+                    self._train(job.config, self.store, job.run_id, job.stop_event)
+                else:
+                    self._task(job.kind, job.args, self.store, job.run_id, job.stop_event)
             except Exception as exc:  # noqa: BLE001 - the trainer records its own errors; this is a last resort
+                if job.config is None:
+                    job.error = f"{type(exc).__name__}: {exc}"
+                    continue  # the finally below still marks it done
                 with contextlib.suppress(OSError, StoreError):
                     self.store.write_status(job.run_id, status="failed", phase="failed", ended=now_iso(),
                                             error=f"{type(exc).__name__}: {exc}")

@@ -165,3 +165,49 @@ def test_prestart_loads_the_training_process_before_any_submit(tmp_path):
         process.wait(60)
     assert process.returncode == 0
     assert JobManager(RunStore(tmp_path / "other"))._train._process is None  # no prestart: nothing started
+
+
+def test_a_task_queues_behind_a_run_and_stops_like_one(store):
+    """Other long work (core.tasks) waits in the same line as training runs, one at a time, and Stop reaches it."""
+    order: list[str] = []
+    release = threading.Event()
+
+    def task_fn(kind, args, task_store, task_id, stop_event):
+        order.append(f"{kind}:{task_id}:{args['n']}")
+        while not stop_event.is_set() and not release.is_set():
+            time.sleep(0.01)
+        return "stopped" if stop_event.is_set() else "completed"
+
+    manager = JobManager(store, train_fn=FakeTrainer(seconds=0.3), task_fn=task_fn)
+    run_id = manager.submit(TINY, "first")
+    manager.submit_task("train", {"n": 1}, task_id="job-a", label="a task")
+    manager.submit_task("train", {"n": 2}, task_id="job-b")
+    assert [job.run_id for job in manager.jobs()] == [run_id, "job-a", "job-b"]
+    assert manager.get("job-a").label == "a task" and manager.position("job-b") in (2, 3)
+    with pytest.raises(ValueError, match="already queued"):
+        manager.submit_task("train", {"n": 3}, task_id="job-a")
+    wait_for(lambda: manager.current() == "job-a")
+    assert status(store, run_id) == "completed" and order == ["train:job-a:1"]  # the run went first
+    assert manager.stop("job-b") == "stopped before it started"
+    assert manager.stop("job-a") == "stopping"
+    wait_for(lambda: manager.current() is None)
+    assert order == ["train:job-a:1"]  # job-b never ran
+    assert not manager.jobs()
+
+
+def test_an_unknown_task_kind_is_refused_with_the_known_ones(store):
+    manager = JobManager(store, train_fn=FakeTrainer())
+    with pytest.raises(ValueError, match="unknown task kind 'sweeep'; known: .*train"):
+        manager.submit_task("sweeep", {}, task_id="x")
+    assert not manager.jobs()
+
+
+def test_a_task_that_raises_is_recorded_and_the_line_goes_on(store):
+    def task_fn(kind, args, task_store, task_id, stop_event):
+        raise RuntimeError("boom")
+
+    manager = JobManager(store, train_fn=FakeTrainer(seconds=0.05), task_fn=task_fn)
+    manager.submit_task("train", {}, task_id="bad")
+    after = manager.submit(TINY, "after")
+    wait_for(lambda: status(store, after) == "completed")
+    assert manager.get("bad").error == "RuntimeError: boom"
