@@ -17,6 +17,7 @@ from core.store.names import (
     CONFIG_FILE,
     EPOCHS_DIR,
     EVALUATION_FILE,
+    HEARTBEAT_FILE,
     MODEL_FILE,
     STATUS_FILE,
     TEST_PREDICTIONS_FILE,
@@ -57,16 +58,22 @@ class RunListing:
     """The run list, its cache key and the clean-up of dead writers; RunStore inherits it."""
 
     def mark_interrupted(self) -> list[str]:
-        """Persist 'interrupted' for runs whose training process is gone, and remove the temporary files
+        """Persist 'interrupted' for runs whose training process is gone ('stopped', never started, for queued
+        runs whose queue is gone), and remove the temporary files
         that dead processes left behind; returns the ids of the runs marked."""
         changed = []
         for info in self.list_runs():
-            if info.status == "interrupted" and info.stored_status in ACTIVE:
+            if info.stored_status in ACTIVE and info.status in ("interrupted", "stopped"):
+                record = info.record
                 with contextlib.suppress(OSError, StoreError):
-                    self.write_status(info.run_id, status="interrupted", ended=now_iso(), error=info.record.error)
+                    self.write_status(info.run_id, status=record.status, phase=record.phase, ended=now_iso(),
+                                      error=record.error, model_saved=record.model_saved,
+                                      epochs_done=record.epochs_done)
                     changed.append(info.run_id)
             if info.path.is_dir() and not info.active:
                 remove_dead_temp_files(info.path, info.path / EPOCHS_DIR)
+                with contextlib.suppress(OSError):  # a killed trainer's heartbeat
+                    (info.path / HEARTBEAT_FILE).unlink(missing_ok=True)
         return changed
 
     @staticmethod

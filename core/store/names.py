@@ -8,3 +8,6 @@ EVALUATION_FILE = "evaluation.json"
 TEST_PREDICTIONS_FILE = "test_predictions.npz"
 EPOCHS_DIR = "epochs"
 SNAPSHOT_ARRAYS = ("probs", "c1")  # the arrays of an epoch snapshot file; EpochSnapshot.extras adds others
+HEARTBEAT_FILE = ".alive"  # touched every 2 s by the process training the run
+STOP_FILE = ".stop"  # left by request_stop: the run's trainer stops within 0.2 s
+TRAINING_LOCK_FILE = ".training.lock"  # in the store's root: held by the one training of the store

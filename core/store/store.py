@@ -9,7 +9,6 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import zipfile
 from datetime import datetime
 from pathlib import Path
@@ -29,10 +28,10 @@ from core.store.disk import (
     json_default,
     now_iso,
     owner,
-    pid_alive,
     slug,
 )
 from core.store.listing import RunListing
+from core.store.liveness import RunLiveness
 from core.store.names import (
     CONFIG_FILE,
     EPOCHS_DIR,
@@ -47,7 +46,7 @@ from core.store.names import (
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent.parent / "cached_models"
 
 
-class RunStore(RunListing):
+class RunStore(RunListing, RunLiveness):
     """All reads and writes of cached_models/. Every write is atomic (temp file + rename) or append-only."""
 
     def __init__(self, root: str | os.PathLike | None = None):
@@ -190,14 +189,9 @@ class RunStore(RunListing):
         except TypeError as exc:
             raise StoreError(f"run {run_id!r}: {STATUS_FILE} is unreadable: {exc}") from None
         stored = status.status
-        if status.active and self._orphaned(status):
-            status = status.replace(status="interrupted",
-                                    error="the process training this run stopped before it finished")
+        if status.active:
+            status = self.as_it_is_now(status, path.parent)
         return status, stored
-
-    @staticmethod
-    def _orphaned(status: RunStatus) -> bool:
-        return status.host == socket.gethostname() and not pid_alive(status.pid, status.pid_started)
 
     def read_metrics(self, run_id: str) -> tuple[pd.DataFrame, pd.DataFrame]:
         """(batch rows, epoch rows). A partial last line (a write in progress or a crash) is skipped."""
