@@ -187,3 +187,37 @@ def test_version_and_signature_change_with_the_runs_files(store):
     assert len(store.signature()) == 2 and store.version("no-such-run") == ()
     store.delete(other)
     assert len(store.signature()) == 1
+
+
+def test_metrics_are_parsed_once_and_then_only_what_was_appended(tmp_path, monkeypatch):
+    """A live run's page rereads metrics.jsonl every second: only the appended bytes are parsed again, and a
+    file edited or replaced under the reader is read again from the start."""
+    import json as json_module
+
+    import core.store.metrics as metrics
+
+    store = RunStore(tmp_path)
+    run_id = store.create_run(TrainConfig(), name="live")
+    store.append_metrics(run_id, [{"type": "batch", "epoch": 1, "batch": b, "loss": 1.0 / b} for b in range(1, 1001)])
+    parsed = []
+    real_loads = json_module.loads
+    monkeypatch.setattr(metrics.json, "loads", lambda line: parsed.append(line) or real_loads(line))
+    batch, _ = store.read_metrics(run_id)
+    assert len(batch) == 1000 and len(parsed) == 1000
+    parsed.clear()
+    store.append_metrics(run_id, [{"type": "batch", "epoch": 1, "batch": 1001, "loss": 0.5}])
+    batch, _ = store.read_metrics(run_id)
+    assert len(batch) == 1001 and len(parsed) == 1  # only the new line
+    path = tmp_path / run_id / "metrics.jsonl"
+    path.write_text(path.read_text().replace('"batch": 3,', '"batch": 33,'))  # edited by hand
+    parsed.clear()
+    batch, _ = store.read_metrics(run_id)
+    assert len(parsed) == 1001 and 33 in set(batch["batch"])  # read again from the start
+    with open(path, "a") as handle:
+        handle.write('{"type": "batch", "epoch": 1, "batch": 1002, "lo')  # a write in progress
+    batch, _ = store.read_metrics(run_id)
+    assert len(batch) == 1001
+    with open(path, "a") as handle:
+        handle.write('ss": 0.25}\n')  # ... completed
+    batch, _ = store.read_metrics(run_id)
+    assert len(batch) == 1002 and batch["loss"].iloc[-1] == 0.25

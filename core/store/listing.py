@@ -82,6 +82,8 @@ class RunListing:
             return f"no {MODEL_FILE}"
         if path.stat().st_size == 0:
             return f"{MODEL_FILE} is empty (0 bytes)"
+        if not os.access(path, os.R_OK):
+            return f"{MODEL_FILE} is not readable (permission denied)"
         if not zipfile.is_zipfile(path):
             return f"{MODEL_FILE} is corrupt (not a .keras archive)"
         return None

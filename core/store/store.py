@@ -32,6 +32,7 @@ from core.store.disk import (
 )
 from core.store.listing import RunListing
 from core.store.liveness import RunLiveness
+from core.store.metrics import READER as METRICS_READER
 from core.store.names import (
     CONFIG_FILE,
     EPOCHS_DIR,
@@ -202,34 +203,25 @@ class RunStore(RunListing, RunLiveness):
         return batch.dropna(axis=1, how="all"), epoch.dropna(axis=1, how="all")
 
     def _read_metric_records(self, run_id: str) -> tuple[list[dict], list[str]]:
+        """(the records a page can draw, the problems of the file): see core/store/metrics.py."""
         path = self._existing(run_id) / METRICS_FILE
         try:
-            raw = path.read_bytes()
+            return METRICS_READER.read(path, METRICS_FILE)
         except FileNotFoundError:
             return [], []
-        problems: list[str] = []
-        lines = raw.split(b"\n")
-        if lines and lines[-1] == b"":
-            lines.pop()
-        elif lines:
-            lines.pop()
-            problems.append(f"{METRICS_FILE} ends with a truncated line")
-        records = []
-        for number, line in enumerate(lines, 1):
-            try:
-                record = json.loads(line)
-            except ValueError:
-                problems.append(f"{METRICS_FILE} line {number} is not valid JSON")
-                continue
-            if isinstance(record, dict) and record.get("type") in ("batch", "epoch"):
-                records.append(record)
-        return records, problems
+        except PermissionError:
+            raise StoreError(f"run {run_id!r}: {METRICS_FILE} is not readable (permission denied)") from None
+        except OSError as exc:
+            raise StoreError(f"run {run_id!r}: {METRICS_FILE} cannot be read ({exc.strerror or exc})") from None
 
     def epochs_saved(self, run_id: str) -> list[int]:
         folder = self._existing(run_id) / EPOCHS_DIR
         if not folder.is_dir():
             return []
-        found = (re.match(r"^epoch_(\d{4})\.npz$", p.name) for p in folder.iterdir())
+        try:
+            found = [re.match(r"^epoch_(\d{4})\.npz$", p.name) for p in folder.iterdir()]
+        except PermissionError:
+            raise StoreError(f"run {run_id!r}: {EPOCHS_DIR}/ is not readable (permission denied)") from None
         return sorted(int(m.group(1)) for m in found if m)
 
     def read_epoch_snapshot(self, run_id: str, epoch: int) -> EpochSnapshot:
@@ -289,7 +281,13 @@ class RunStore(RunListing, RunLiveness):
     # ----- listing, renaming, deleting ---------------------------------------------------------
     def rename(self, run_id: str, new_name: str) -> None:
         self._existing(run_id)
-        self.write_status(run_id, name=check_name(new_name))
+        name = check_name(new_name)
+        try:
+            self.write_status(run_id, name=name)
+        except PermissionError:
+            raise StoreError(f"run {run_id!r} cannot be renamed: its folder is read-only (permission denied)") from None
+        except OSError as exc:
+            raise StoreError(f"run {run_id!r} cannot be renamed: {exc.strerror or exc}") from None
 
     def delete(self, run_id: str) -> None:
         path = self._existing(run_id)
@@ -299,7 +297,10 @@ class RunStore(RunListing, RunLiveness):
             status = "damaged"  # a damaged run can always be deleted on request
         if status in ACTIVE:
             raise StoreError(f"run {run_id!r} is still {status}; stop it before deleting")
-        shutil.rmtree(path)
+        try:
+            shutil.rmtree(path)
+        except OSError as exc:
+            raise StoreError(f"run {run_id!r} could not be deleted completely: {exc.strerror or exc}") from None
 
     # ----- change detection: what callers cache on (the run list's is listing.RunListing.signature) --------
     def version(self, run_id: str) -> tuple:
