@@ -221,3 +221,39 @@ def test_metrics_are_parsed_once_and_then_only_what_was_appended(tmp_path, monke
         handle.write('ss": 0.25}\n')  # ... completed
     batch, _ = store.read_metrics(run_id)
     assert len(batch) == 1002 and batch["loss"].iloc[-1] == 0.25
+
+
+def test_a_run_being_created_is_never_listed_half_written(tmp_path, monkeypatch):
+    """create_run builds the folder under a hidden name and renames it into place: a listing taken while the
+    config is written sees no run, not a damaged one."""
+    import core.store.store as store_module
+
+    store = RunStore(tmp_path)
+    seen = []
+    real_write = store_module.atomic_write_json
+
+    def list_while_writing(path, data):
+        seen.append([(info.run_id, info.status) for info in store.list_runs()])
+        return real_write(path, data)
+
+    monkeypatch.setattr(store_module, "atomic_write_json", list_while_writing)
+    run_id = store.create_run(TrainConfig(), name="new")
+    assert seen == [[]]  # mid-creation: nothing listed
+    assert [(info.run_id, info.status, info.problems) for info in store.list_runs()] == [(run_id, "queued", [])]
+    assert [p.name for p in tmp_path.iterdir()] == [run_id]  # nothing left of the building folder
+
+
+def test_a_queued_run_whose_dashboard_closed_never_started(tmp_path):
+    """Not "interrupted": it never ran. It reads stopped, phase "never started", and the start-up writes it."""
+    import subprocess
+    import sys
+
+    store = RunStore(tmp_path)
+    run_id = store.create_run(TrainConfig(), name="left in line")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    store.write_status(run_id, pid=int(dead.stdout), pid_started="1")  # the dashboard that queued it is gone
+    status = store.read_status(run_id)
+    assert (status.status, status.phase, status.epochs_done) == ("stopped", "never started", 0)
+    assert "never started" in status.error
+    assert store.mark_interrupted() == [run_id]
+    assert json.loads((tmp_path / run_id / "status.json").read_text())["status"] == "stopped"

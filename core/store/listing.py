@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from core.config import TrainConfig
 from core.records import ACTIVE, RunStatus
-from core.store.disk import RUN_ID_PATTERN, StoreError, now_iso, remove_dead_temp_files
+from core.store.disk import RUN_ID_PATTERN, TEMP_PATTERN, StoreError, now_iso, pid_alive, remove_dead_temp_files
 from core.store.names import (
     CONFIG_FILE,
     EPOCHS_DIR,
@@ -62,6 +63,11 @@ class RunListing:
         runs whose queue is gone), and remove the temporary files
         that dead processes left behind; returns the ids of the runs marked."""
         changed = []
+        with contextlib.suppress(OSError):  # run folders a killed create_run left half-built
+            for entry in self.root.iterdir():
+                match = TEMP_PATTERN.match(entry.name)
+                if match and entry.is_dir() and not pid_alive(int(match.group(1))):
+                    shutil.rmtree(entry, ignore_errors=True)
         for info in self.list_runs():
             if info.stored_status in ACTIVE and info.status in ("interrupted", "stopped"):
                 record = info.record

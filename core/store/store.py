@@ -21,6 +21,7 @@ from core.config import TrainConfig
 from core.records import ACTIVE, STATUSES, EpochSnapshot, RunStatus
 from core.store.disk import (
     StoreError,
+    archive_problem,
     atomic_write_bytes,
     atomic_write_json,
     check_name,
@@ -78,24 +79,25 @@ class RunStore(RunListing, RunLiveness):
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot create the run store at {self.root}: {exc.strerror or exc}") from None
+        if status not in STATUSES:
+            raise StoreError(f"status {status!r} is not one of {', '.join(STATUSES)}")
+        # Built under a hidden name and renamed into place when whole: a listing never sees a run half-created.
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         for _ in range(20):
             run_id = f"{stamp}-{slug(name)}-{secrets.token_hex(2)}"
-            path = self.run_dir(run_id)
-            try:
-                path.mkdir()
+            if not self.run_dir(run_id).exists():
                 break
-            except FileExistsError:
-                continue
-            except OSError as exc:
-                raise StoreError(f"cannot create a run folder in {self.root}: {exc.strerror or exc}") from None
         else:
             raise StoreError(f"could not find a free run id in {self.root}")
+        building = self.root / f".{run_id}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
         try:
-            self.write_config(run_id, config)
-            self.write_status(run_id, status=status, name=name, created=now_iso(), **owner())
+            building.mkdir()
+            atomic_write_bytes(building / CONFIG_FILE, (config.to_json() + "\n").encode())
+            record = RunStatus(run_id=run_id, status=status, name=name, created=now_iso(), updated=now_iso(), **owner())
+            atomic_write_json(building / STATUS_FILE, {k: v for k, v in record.to_dict().items() if v is not None})
+            os.rename(building, self.run_dir(run_id))
         except OSError as exc:
-            shutil.rmtree(path, ignore_errors=True)
+            shutil.rmtree(building, ignore_errors=True)
             raise StoreError(f"cannot write run {run_id} in {self.root}: {exc.strerror or exc}") from None
         return run_id
 
@@ -258,13 +260,18 @@ class RunStore(RunListing, RunLiveness):
         import core.model  # noqa: F401  registers the custom layers of the lecun1998 variant
 
         path = self.model_path(run_id)
-        problem = self._model_problem(path)
+        problem = self._model_problem(path) or archive_problem(path, MODEL_FILE)
         if problem:
             raise StoreError(f"run {run_id!r}: {problem}")
         try:
-            return keras.saving.load_model(path, safe_mode=True, compile=False)
+            model = keras.saving.load_model(path, safe_mode=True, compile=False)
         except Exception as exc:  # Keras raises many types for a damaged archive
-            raise StoreError(f"run {run_id!r}: {MODEL_FILE} could not be loaded ({type(exc).__name__}: {exc})") from None
+            raise StoreError(f"run {run_id!r}: {MODEL_FILE} could not be loaded "
+                             f"({type(exc).__name__}: {exc})") from None
+        problem = core.model.lenet_problem(model)
+        if problem:
+            raise StoreError(f"run {run_id!r}: {MODEL_FILE} loads, but {problem}")
+        return model
 
     # ----- downloads ---------------------------------------------------------------------------
     def model_bytes(self, run_id: str) -> bytes:
