@@ -14,11 +14,13 @@ from pathlib import Path
 from core.config import TrainConfig
 from core.records import ACTIVE, RunStatus
 from core.store.disk import RUN_ID_PATTERN, TEMP_PATTERN, StoreError, now_iso, pid_alive, remove_dead_temp_files
+from core.store.metrics import MetricChecks, metric_checks
 from core.store.names import (
     CONFIG_FILE,
     EPOCHS_DIR,
     EVALUATION_FILE,
     HEARTBEAT_FILE,
+    METRICS_FILE,
     MODEL_FILE,
     STATUS_FILE,
     TEST_PREDICTIONS_FILE,
@@ -119,8 +121,10 @@ class RunListing:
             return []
         except OSError as exc:
             raise StoreError(f"cannot read the run store {self.root}: {exc.strerror or exc}") from None
-        infos = [self.inspect(entry) for entry in entries if not entry.name.startswith(".")
+        checks = metric_checks(self.root)
+        infos = [self.inspect(entry, checks) for entry in entries if not entry.name.startswith(".")
                  and entry.name != "README.md"]
+        checks.save({info.run_id for info in infos})
         return sorted(infos, key=lambda info: (self._created(info), info.run_id), reverse=True)
 
     @staticmethod
@@ -135,7 +139,16 @@ class RunListing:
         except OSError:  # deleted while listed
             return 0.0
 
-    def inspect(self, entry: Path) -> RunInfo:
+    @staticmethod
+    def _metric_problems(entry: Path, checks: MetricChecks) -> list[str]:
+        try:
+            return checks.problems(entry.name, entry / METRICS_FILE, METRICS_FILE)
+        except FileNotFoundError:
+            return []
+        except PermissionError:
+            return [f"{METRICS_FILE} is not readable (permission denied)"]
+
+    def inspect(self, entry: Path, checks: MetricChecks | None = None) -> RunInfo:
         info = RunInfo(run_id=entry.name, path=entry, name=entry.name)
         if not entry.is_dir():
             info.problems.append("not a run folder: a stray file in the store")
@@ -143,7 +156,7 @@ class RunListing:
         if not RUN_ID_PATTERN.match(entry.name):
             info.problems.append("folder name is not a valid run id")
             return info
-        if entry.resolve().parent != self.root.resolve():
+        if entry.is_symlink() and entry.resolve().parent != self.root.resolve():
             info.problems.append(f"a link that escapes the store folder {self.root}")
             return info
         if not os.access(entry, os.R_OK | os.X_OK):
@@ -160,15 +173,18 @@ class RunListing:
         except (StoreError, OSError, ValueError) as exc:
             info.problems.append(_reason(exc, entry.name))
             info.status = "damaged"
+        checks = checks or metric_checks(self.root)
         try:  # the folder can vanish while it is listed (deleted in another session)
-            _, metric_problems = self._read_metric_records(entry.name) if info.status not in ACTIVE else ([], [])
-            info.problems.extend(metric_problems)
+            if info.status not in ACTIVE:
+                info.problems.extend(self._metric_problems(entry, checks))
             if info.status in ("completed", "stopped") and info.record.model_saved is not False:
-                problem = self._model_problem(entry / MODEL_FILE)
-                if problem:
-                    info.problems.append(problem)
+                model = entry / MODEL_FILE
+                info.problems.extend(checks.cached(entry.name, "model", [model],
+                                                   lambda: [p for p in [self._model_problem(model)] if p]))
             if info.status in ("completed", "stopped"):
-                info.problems.extend(self._evaluation_problems(entry))
+                info.problems.extend(checks.cached(
+                    entry.name, "evaluation", [entry / EVALUATION_FILE, entry / TEST_PREDICTIONS_FILE],
+                    lambda: self._evaluation_problems(entry)))
         except (StoreError, OSError) as exc:
             info.problems.append(str(exc))
         return info

@@ -12,10 +12,9 @@ import shutil
 import zipfile
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from core.config import TrainConfig
 from core.records import ACTIVE, STATUSES, EpochSnapshot, RunStatus
@@ -45,6 +44,9 @@ from core.store.names import (
     TEST_PREDICTIONS_FILE,
 )
 
+if TYPE_CHECKING:  # pragma: no cover - pandas loads on the first metrics read, not with the store (`list` is quicker)
+    import pandas as pd
+
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent.parent / "cached_models"
 
 
@@ -57,7 +59,8 @@ class RunStore(RunListing, RunLiveness):
     # ----- paths -------------------------------------------------------------------------------
     def run_dir(self, run_id: str) -> Path:
         path = self.root / check_run_id(run_id)
-        if path.resolve().parent != self.root.resolve():
+        # A checked id has no separator and no '..': only a symbolic link can lead out of the store.
+        if path.is_symlink() and path.resolve().parent != self.root.resolve():
             raise StoreError(f"run id {run_id!r} escapes the store folder {self.root}")
         return path
 
@@ -198,6 +201,8 @@ class RunStore(RunListing, RunLiveness):
 
     def read_metrics(self, run_id: str) -> tuple[pd.DataFrame, pd.DataFrame]:
         """(batch rows, epoch rows). A partial last line (a write in progress or a crash) is skipped."""
+        import pandas as pd
+
         records, _ = self._read_metric_records(run_id)
         frame = pd.DataFrame.from_records(records) if records else pd.DataFrame(columns=["type"])
         batch = frame[frame["type"] == "batch"].drop(columns="type").reset_index(drop=True)
@@ -281,6 +286,8 @@ class RunStore(RunListing, RunLiveness):
         return self.read_config(run_id).to_json()
 
     def metrics_csv(self, run_id: str) -> str:
+        import pandas as pd
+
         records, _ = self._read_metric_records(run_id)
         # convert_dtypes: batch and epoch rows share columns, and the empty cells made counts floats ("8.0")
         return pd.DataFrame.from_records(records).convert_dtypes().to_csv(index=False)
