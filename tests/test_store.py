@@ -257,3 +257,25 @@ def test_a_queued_run_whose_dashboard_closed_never_started(tmp_path):
     assert "never started" in status.error
     assert store.mark_interrupted() == [run_id]
     assert json.loads((tmp_path / run_id / "status.json").read_text())["status"] == "stopped"
+
+
+def test_listing_checks_a_runs_files_once_until_they_change(tmp_path, monkeypatch):
+    """A fresh process listing the store reuses what the last listing found (the check cache), parses a metrics
+    file again only when it changed, and finds damage done since."""
+    import core.store.checks as checks
+
+    store = RunStore(tmp_path)
+    run_id = store.create_run(TrainConfig(), name="listed")
+    store.write_status(run_id, status="completed", model_saved=False)
+    store.append_metrics(run_id, [{"type": "epoch", "epoch": 1, "loss": 0.5}])
+    assert store.list_runs()[0].problems == []
+    checked = []
+    real = checks.check_file
+    monkeypatch.setattr(checks, "check_file", lambda path, name: checked.append(path) or real(path, name))
+    checks._CHECKS.clear()  # as a new process would start: only the cache file remains
+    assert store.list_runs()[0].problems == [] and checked == []
+    with open(tmp_path / run_id / "metrics.jsonl", "a") as handle:
+        handle.write('{"type": "epoch", "epoch": "two"}\n')
+    problems = store.list_runs()[0].problems
+    assert len(checked) == 1 and problems == ["metrics.jsonl line 2 has epoch 'two'; allowed: a whole number from 0 "
+                                              "to 100,000"]

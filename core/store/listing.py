@@ -13,8 +13,8 @@ from pathlib import Path
 
 from core.config import TrainConfig
 from core.records import ACTIVE, RunStatus
+from core.store.checks import MetricChecks, metric_checks
 from core.store.disk import RUN_ID_PATTERN, TEMP_PATTERN, StoreError, now_iso, pid_alive, remove_dead_temp_files
-from core.store.metrics import MetricChecks, metric_checks
 from core.store.names import (
     CONFIG_FILE,
     EPOCHS_DIR,

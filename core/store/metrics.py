@@ -11,7 +11,6 @@ A record that is valid JSON but not a metrics record a page can draw (`"epoch": 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -19,6 +18,13 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from core.store.disk import StoreError
+from core.store.names import METRICS_FILE
+
+if TYPE_CHECKING:  # pragma: no cover - pandas loads on the first metrics read, not with the store (`list` is quicker)
+    import pandas as pd
 
 MAX_EPOCH = 100_000
 COUNTS = ("batch", "step", "batches", "steps_done")  # whole numbers >= 0 where present
@@ -124,90 +130,8 @@ class MetricsReader:
 READER = MetricsReader()
 
 
-def check_file(path: Path, file_name: str) -> list[str]:
-    """The problems of a whole metrics file, parsed without keeping its records."""
-    parsed = _Parsed(identity=())
-    with open(path, "rb") as handle:
-        data = handle.read()
-    MetricsReader._parse(parsed, data, file_name)
-    if parsed.offset < len(data):
-        parsed.problems.append(f"{file_name} ends with a truncated line")
-    return parsed.problems
-
-
-def cache_folder() -> Path:
-    """Where LeNet Lab keeps what it can recompute: $LENET_CACHE, else the user's cache folder (never the store)."""
-    base = os.environ.get("LENET_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "lenet-lab")
-    return Path(base)
-
-
-class MetricChecks:
-    """What the last full check of each run's files (metrics, model, evaluation) found, kept between processes and keyed on the file's
-    identity, size and modification time, so that listing a store parses only the files that changed since.
-
-    A listing of 1,000 runs used to parse every line of every metrics file to find damage (85% of its time);
-    now a fresh `python -m core list` reads one small JSON file instead. The cache holds only problems, which
-    are recomputed whenever a file changes; losing it costs one slow listing."""
-
-    def __init__(self, root: Path):
-        import hashlib
-
-        digest = hashlib.sha256(str(Path(root).resolve()).encode()).hexdigest()[:16]
-        self.path = cache_folder() / f"metrics-checks-{digest}.json"
-        self._lock = threading.Lock()
-        try:
-            self._checks = json.loads(self.path.read_text())
-            if not isinstance(self._checks, dict):
-                self._checks = {}
-        except (OSError, ValueError):
-            self._checks = {}
-        self._dirty = False
-
-    def problems(self, run_id: str, path: Path, file_name: str) -> list[str]:
-        """Raises OSError as reading the file does (FileNotFoundError for a run without metrics)."""
-        path.stat()
-        return self.cached(run_id, "metrics", [path], lambda: check_file(path, file_name))
-
-    def cached(self, run_id: str, what: str, paths: list[Path], compute) -> list[str]:
-        """compute() (a list of problems), or what it returned last time if none of `paths` changed since."""
-        key = [_identity(path) for path in paths]
-        with self._lock:
-            entry = self._checks.get(run_id)
-            known = entry.get(what) if isinstance(entry, dict) else None  # a damaged cache: checked again
-        if isinstance(known, list) and len(known) == 2 and known[0] == key and isinstance(known[1], list):
-            return list(known[1])
-        found = compute()
-        with self._lock:
-            entry = self._checks.get(run_id)
-            if not isinstance(entry, dict):
-                entry = self._checks[run_id] = {}
-            entry[what] = [key, found]
-            self._dirty = True
-        return found
-
-    def save(self, kept: set[str]) -> None:
-        """Write the checks of the runs still in the store (the others are dropped); a cache that cannot be
-        written (a read-only home) only makes the next listing slower."""
-        with self._lock:
-            stale = set(self._checks) - kept
-            for run_id in stale:
-                del self._checks[run_id]
-            if not (self._dirty or stale):
-                return
-            text = json.dumps(self._checks)
-            self._dirty = False
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(text)
-            os.replace(tmp, self.path)
-        except OSError:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-
-
-def _identity(path: Path) -> list | None:
+def identity(path: Path) -> list | None:
+    """(device, inode, size, modification time) of a file, None when it does not exist: what says it changed."""
     try:
         stat = path.stat()
     except FileNotFoundError:
@@ -215,14 +139,100 @@ def _identity(path: Path) -> list | None:
     return [stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns]
 
 
-_CHECKS: dict[str, MetricChecks] = {}
-_CHECKS_LOCK = threading.Lock()
+EPOCH_MARK = b'"type": "epoch"'  # how json.dumps writes an epoch record's type (append_metrics)
 
 
-def metric_checks(root: Path) -> MetricChecks:
-    """One MetricChecks per store and process."""
-    with _CHECKS_LOCK:
-        key = str(root)
-        if key not in _CHECKS:
-            _CHECKS[key] = MetricChecks(root)
-        return _CHECKS[key]
+def epoch_records(path: Path, file_name: str) -> tuple[list[dict], list[str]]:
+    """Only the epoch records of a metrics file, found without parsing its batch lines (there are hundreds of
+    batch lines per epoch): what the Runs table needs of each of 1,000 runs. A line that would be an epoch
+    record only in another spelling of JSON is missed here and found by the full read of the run's pages."""
+    with open(path, "rb") as handle:
+        data = handle.read()
+    records, problems = [], []
+    for number, line in enumerate(data.split(b"\n"), 1):
+        if EPOCH_MARK not in line:
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # a truncated last line or damage: the listing's full check reports it
+        if isinstance(record, dict) and record.get("type") == "epoch":
+            problem = record_problem(record)
+            if problem:
+                problems.append(f"{file_name} line {number} {problem}")
+            else:
+                records.append(record)
+    return records, problems
+
+
+class EpochCache:
+    """Epoch records per metrics file, re-read only when the file changes; small, so thousands are kept."""
+
+    def __init__(self, capacity: int = 4096):
+        self._cache: OrderedDict[str, tuple[list, list]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.capacity = capacity
+
+    def read(self, path: Path, file_name: str) -> list[dict]:
+        key = f"{path}:{identity(path)}"
+        with self._lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return list(self._cache[key][0])
+        records, problems = epoch_records(path, file_name)
+        with self._lock:
+            self._cache[key] = (records, problems)
+            while len(self._cache) > self.capacity:
+                self._cache.popitem(last=False)
+        return list(records)
+
+
+EPOCHS = EpochCache()
+
+
+class MetricsReads:
+    """RunStore's reads of metrics.jsonl (it provides _existing)."""
+
+    def read_metrics(self, run_id: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(batch rows, epoch rows). A partial last line (a write in progress or a crash) is skipped."""
+        import pandas as pd
+
+        records, _ = self._read_metric_records(run_id)
+        frame = pd.DataFrame.from_records(records) if records else pd.DataFrame(columns=["type"])
+        batch = frame[frame["type"] == "batch"].drop(columns="type").reset_index(drop=True)
+        epoch = frame[frame["type"] == "epoch"].drop(columns="type").reset_index(drop=True)
+        return batch.dropna(axis=1, how="all"), epoch.dropna(axis=1, how="all")
+
+    def read_epoch_rows(self, run_id: str) -> pd.DataFrame:
+        """The run's epoch records only (the Runs table's best validation accuracy and speed), without parsing
+        its batch records, cached per file version: cheap for every run of a large store."""
+        import pandas as pd
+
+        try:
+            records = EPOCHS.read(self._existing(run_id) / METRICS_FILE, METRICS_FILE)
+        except FileNotFoundError:
+            records = []
+        except OSError as exc:
+            raise StoreError(f"run {run_id!r}: {METRICS_FILE} cannot be read ({exc.strerror or exc})") from None
+        frame = pd.DataFrame.from_records(records) if records else pd.DataFrame(columns=["type"])
+        return frame.drop(columns="type").reset_index(drop=True).dropna(axis=1, how="all")
+
+    def _read_metric_records(self, run_id: str) -> tuple[list[dict], list[str]]:
+        """(the records a page can draw, the problems of the file): see core/store/metrics.py."""
+        path = self._existing(run_id) / METRICS_FILE
+        try:
+            return READER.read(path, METRICS_FILE)
+        except FileNotFoundError:
+            return [], []
+        except PermissionError:
+            raise StoreError(f"run {run_id!r}: {METRICS_FILE} is not readable (permission denied)") from None
+        except OSError as exc:
+            raise StoreError(f"run {run_id!r}: {METRICS_FILE} cannot be read ({exc.strerror or exc})") from None
+
+    def metrics_csv(self, run_id: str) -> str:
+        import pandas as pd
+
+        records, _ = self._read_metric_records(run_id)
+        # convert_dtypes: batch and epoch rows share columns, and the empty cells made counts floats ("8.0")
+        return pd.DataFrame.from_records(records).convert_dtypes().to_csv(index=False)
+

@@ -12,7 +12,7 @@ import shutil
 import zipfile
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -32,7 +32,7 @@ from core.store.disk import (
 )
 from core.store.listing import RunListing
 from core.store.liveness import RunLiveness
-from core.store.metrics import READER as METRICS_READER
+from core.store.metrics import MetricsReads
 from core.store.names import (
     CONFIG_FILE,
     EPOCHS_DIR,
@@ -44,13 +44,10 @@ from core.store.names import (
     TEST_PREDICTIONS_FILE,
 )
 
-if TYPE_CHECKING:  # pragma: no cover - pandas loads on the first metrics read, not with the store (`list` is quicker)
-    import pandas as pd
-
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent.parent / "cached_models"
 
 
-class RunStore(RunListing, RunLiveness):
+class RunStore(RunListing, RunLiveness, MetricsReads):
     """All reads and writes of cached_models/. Every write is atomic (temp file + rename) or append-only."""
 
     def __init__(self, root: str | os.PathLike | None = None):
@@ -199,28 +196,6 @@ class RunStore(RunListing, RunLiveness):
             status = self.as_it_is_now(status, path.parent)
         return status, stored
 
-    def read_metrics(self, run_id: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """(batch rows, epoch rows). A partial last line (a write in progress or a crash) is skipped."""
-        import pandas as pd
-
-        records, _ = self._read_metric_records(run_id)
-        frame = pd.DataFrame.from_records(records) if records else pd.DataFrame(columns=["type"])
-        batch = frame[frame["type"] == "batch"].drop(columns="type").reset_index(drop=True)
-        epoch = frame[frame["type"] == "epoch"].drop(columns="type").reset_index(drop=True)
-        return batch.dropna(axis=1, how="all"), epoch.dropna(axis=1, how="all")
-
-    def _read_metric_records(self, run_id: str) -> tuple[list[dict], list[str]]:
-        """(the records a page can draw, the problems of the file): see core/store/metrics.py."""
-        path = self._existing(run_id) / METRICS_FILE
-        try:
-            return METRICS_READER.read(path, METRICS_FILE)
-        except FileNotFoundError:
-            return [], []
-        except PermissionError:
-            raise StoreError(f"run {run_id!r}: {METRICS_FILE} is not readable (permission denied)") from None
-        except OSError as exc:
-            raise StoreError(f"run {run_id!r}: {METRICS_FILE} cannot be read ({exc.strerror or exc})") from None
-
     def epochs_saved(self, run_id: str) -> list[int]:
         folder = self._existing(run_id) / EPOCHS_DIR
         if not folder.is_dir():
@@ -284,13 +259,6 @@ class RunStore(RunListing, RunLiveness):
 
     def config_json(self, run_id: str) -> str:
         return self.read_config(run_id).to_json()
-
-    def metrics_csv(self, run_id: str) -> str:
-        import pandas as pd
-
-        records, _ = self._read_metric_records(run_id)
-        # convert_dtypes: batch and epoch rows share columns, and the empty cells made counts floats ("8.0")
-        return pd.DataFrame.from_records(records).convert_dtypes().to_csv(index=False)
 
     # ----- listing, renaming, deleting ---------------------------------------------------------
     def rename(self, run_id: str, new_name: str) -> None:

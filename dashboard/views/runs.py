@@ -43,7 +43,7 @@ def epoch_rows(runs: list[RunInfo]) -> dict[str, pd.DataFrame]:
         if info.damaged:
             continue
         try:
-            rows[info.run_id] = common.read_metrics(info.run_id)[1]
+            rows[info.run_id] = common.store().read_epoch_rows(info.run_id)  # not the batch records: 1,000 runs
         except StoreError:  # deleted since it was listed
             continue
     return rows
