@@ -203,19 +203,15 @@ class MetricsReads:
         epoch = frame[frame["type"] == "epoch"].drop(columns="type").reset_index(drop=True)
         return batch.dropna(axis=1, how="all"), epoch.dropna(axis=1, how="all")
 
-    def read_epoch_rows(self, run_id: str) -> pd.DataFrame:
-        """The run's epoch records only (the Runs table's best validation accuracy and speed), without parsing
-        its batch records, cached per file version: cheap for every run of a large store."""
-        import pandas as pd
-
+    def read_epoch_records(self, run_id: str) -> list[dict]:
+        """The run's epoch records only (the Runs table's best validation accuracy and speed), found without
+        parsing its batch records and cached per file version: cheap for every run of a large store."""
         try:
-            records = EPOCHS.read(self._existing(run_id) / METRICS_FILE, METRICS_FILE)
+            return EPOCHS.read(self._existing(run_id) / METRICS_FILE, METRICS_FILE)
         except FileNotFoundError:
-            records = []
+            return []
         except OSError as exc:
             raise StoreError(f"run {run_id!r}: {METRICS_FILE} cannot be read ({exc.strerror or exc})") from None
-        frame = pd.DataFrame.from_records(records) if records else pd.DataFrame(columns=["type"])
-        return frame.drop(columns="type").reset_index(drop=True).dropna(axis=1, how="all")
 
     def _read_metric_records(self, run_id: str) -> tuple[list[dict], list[str]]:
         """(the records a page can draw, the problems of the file): see core/store/metrics.py."""
