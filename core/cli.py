@@ -60,6 +60,8 @@ def _add_config_flag(parser: argparse.ArgumentParser, name: str, p, default) -> 
         parser.add_argument(_flag(name), choices=p.choices, help=f"{help_text} (default: {default})")
     elif kind is bool:
         parser.add_argument(_flag(name), action=argparse.BooleanOptionalAction, default=None, help=help_text)
+    elif kind is tuple:  # a list of indices: "12,345"
+        parser.add_argument(_flag(name), metavar="I,J,...", help=help_text)
     else:
         parser.add_argument(_flag(name), type=_parse_number(kind), metavar=kind.__name__.upper(),
                             help=f"{help_text}; allowed: {describe_range(name)} (default: {default})")

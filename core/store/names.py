@@ -8,3 +8,6 @@ EVALUATION_FILE = "evaluation.json"
 TEST_PREDICTIONS_FILE = "test_predictions.npz"
 EPOCHS_DIR = "epochs"
 SNAPSHOT_ARRAYS = ("probs", "c1")  # the arrays of an epoch snapshot file; EpochSnapshot.extras adds others
+TRAIN_AUDIT_STATE_FILE = "label_audit_train.json"  # the K-fold training-set audit: its progress and outcome
+TRAIN_AUDIT_ARRAYS_FILE = "label_audit_train.npz"  # its out-of-sample probabilities, labels and image indices
+LABEL_MARKS_FILE = "label_marks.json"  # the user's review marks of suspected label errors

@@ -32,6 +32,7 @@ from core.store.disk import (
     pid_alive,
     slug,
 )
+from core.store.label_files import LabelAuditFiles
 from core.store.listing import RunListing
 from core.store.names import (
     CONFIG_FILE,
@@ -47,7 +48,7 @@ from core.store.names import (
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent.parent / "cached_models"
 
 
-class RunStore(RunListing):
+class RunStore(LabelAuditFiles, RunListing):
     """All reads and writes of cached_models/. Every write is atomic (temp file + rename) or append-only."""
 
     def __init__(self, root: str | os.PathLike | None = None):

@@ -132,7 +132,9 @@ def summary(info: RunInfo, status: RunStatus, epoch) -> None:
     columns[3].metric("Images/s", f"{images:,.0f}" if images else "–", help="Median over the epochs")
     if status.n_train is not None:
         st.caption(f"**Data:** {status.source_detail or 'unknown'} · {status.n_train} training, "
-                   f"{_count(status.n_val)} validation, {_count(status.n_test)} test images")
+                   f"{_count(status.n_val)} validation, {_count(status.n_test)} test images"
+                   + (f" · **{status.n_excluded} training images left out** (excluded training images)"
+                      if status.n_excluded else ""))
     else:
         st.caption("**Data:** none loaded: the run ended before its data was read.")
     if status.model_saved:
