@@ -34,7 +34,7 @@ def flip(labels: np.ndarray, rate: float, seed: int, n_classes: int = 10) -> tup
     """(noisy labels, mask of the flipped ones): `rate` of the labels moved to a random other class."""
     rng = np.random.default_rng(seed)
     flipped = np.zeros(len(labels), bool)
-    flipped[rng.choice(len(labels), int(round(rate * len(labels))), replace=False)] = True
+    flipped[rng.choice(len(labels), round(rate * len(labels)), replace=False)] = True
     noisy = labels.copy()
     noisy[flipped] = (labels[flipped] + rng.integers(1, n_classes, flipped.sum())) % n_classes
     return noisy, flipped
@@ -90,7 +90,7 @@ def _seed_run(store, path: str | None, subset: int, epochs: int = 5) -> str:
     """A completed-looking seed-recipe run (config only) for audit-train to read."""
     from core.config import TrainConfig
 
-    source = dict(data_source="file", data_path=path) if path else dict(data_source="sample")
+    source = {"data_source": "file", "data_path": path} if path else {"data_source": "sample"}
     config = TrainConfig(validation_split=0.0, train_subset=subset, epochs=epochs, **source)
     run_id = store.create_run(config, name="bench seed recipe", status="completed")
     return run_id

@@ -3,8 +3,9 @@ how many labels are wrong and which given label hides which true class, and keep
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -89,7 +90,9 @@ def audit_labels(labels, probs, *, indices=None, method: str = DEFAULT_METHOD, e
         raise AuditError(f"the audit needs labels 0..{n_classes - 1} and at least {n_classes} images; got {n}")
     indices = np.arange(n) if indices is None else np.asarray(indices, np.int64)
     scores = get_label_quality_scores(labels, probs, method=method)
-    issues = find_label_issues(labels, probs, filter_by="prune_by_noise_rate", n_jobs=1)
+    with warnings.catch_warnings():  # "may not flag all label issues in class k": a small class, said in the docs
+        warnings.simplefilter("ignore", UserWarning)
+        issues = find_label_issues(labels, probs, filter_by="prune_by_noise_rate", n_jobs=1)
     table = pd.DataFrame({"index": indices, "given": labels, "suggested": probs.argmax(axis=1),
                           "given_prob": probs[np.arange(n), labels], "score": scores, "issue": issues})
     table = table.sort_values(["score", "index"], kind="stable").reset_index(drop=True)
@@ -139,3 +142,53 @@ def review_table(audit: LabelAudit, split: str, marks: dict[tuple[str, int], str
 def marked_for_exclusion(marks: dict[tuple[str, int], str]) -> list[int]:
     """The training indices the user marked "wrong label": what "Train without the marked images" leaves out."""
     return sorted(index for (split, index), mark in marks.items() if split == "train" and mark == "wrong label")
+
+
+# ---------------------------------------------------------------- a stored run's audit
+
+
+def test_inputs(store, run_id: str, epochs: int = DEFAULT_EPOCHS) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """(test labels, final probabilities, the last `epochs` epoch snapshots' probabilities) of a stored run."""
+    from core.store import StoreError
+
+    evaluation = store.read_evaluation(run_id)
+    if evaluation is None:
+        status = store.read_status(run_id)
+        raise AuditError(f"run {run_id!r} ({status.status}) has no model and no test predictions to audit; "
+                         "audit a run that finished at least one epoch")
+    _, probs, labels = evaluation
+    snapshots = []
+    for epoch in store.epochs_saved(run_id)[-epochs:]:
+        try:
+            snapshot = store.read_epoch_snapshot(run_id, epoch).probs
+        except StoreError:
+            return labels, probs, []  # a damaged snapshot: the final probabilities alone
+        if snapshot.shape == probs.shape:
+            snapshots.append(snapshot)
+    return labels, probs, snapshots
+
+
+def train_result(store, run_id: str):
+    """The run's completed training-set audit (core.records.TrainAudit), or AuditError saying why there is none."""
+    audit = store.read_train_audit(run_id)
+    if audit is None:
+        raise AuditError(f"run {run_id!r}: its training set has not been audited; run "
+                         f"`python -m core audit-train {run_id} --folds 3` or press 'Audit the training set'")
+    if audit.state != "completed":
+        progress = f" (fold {audit.folds_done + 1} of {audit.folds})" if audit.state == "running" else ""
+        raise AuditError(f"run {run_id!r}: its training-set audit is {audit.state}{progress}"
+                         + (f": {audit.error}" if audit.error else ""))
+    return audit
+
+
+def audit_of_run(store, run_id: str, split: str = "test", *, method: str = DEFAULT_METHOD,
+                 epochs: int = DEFAULT_EPOCHS) -> LabelAudit:
+    """A stored run's audit of its test set (final and epoch snapshots) or of its training set (audit-train)."""
+    if split not in SPLITS:
+        raise AuditError(f"split={split!r} is not allowed; choose one of {', '.join(SPLITS)}")
+    check_method(method)
+    if split == "train":
+        result = train_result(store, run_id)
+        return audit_labels(result.labels, result.probs, indices=result.indices, method=method)
+    labels, probs, snapshots = test_inputs(store, run_id, epochs)
+    return audit_test(labels, probs, snapshots, method=method, epochs=epochs)

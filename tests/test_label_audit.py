@@ -1,0 +1,158 @@
+"""Issue 18, the label audit: the cleanlab ranking, the K-fold training-set audit, review marks, exclude_train."""
+
+import json
+import threading
+
+import numpy as np
+import pytest
+
+from core.config import TrainConfig
+from core.data import load_dataset
+from core.label_audit import (
+    AuditError,
+    audit_labels,
+    audit_of_run,
+    audit_test,
+    check_folds,
+    check_mark,
+    epoch_averaged,
+    marked_for_exclusion,
+    review_table,
+)
+from core.label_audit_train import audit_train
+from core.store import RunStore, StoreError
+
+TINY_AUDIT = TrainConfig(data_source="sample", train_subset=300, validation_split=0.0, epochs=1, batch_size=32)
+
+
+def noisy_probs(n=400, n_classes=10, flipped=(3, 50, 101, 250), seed=0):
+    """Confident, right probabilities of n images, except that the labels at `flipped` were moved to another
+    class: the model still says the true class there."""
+    rng = np.random.default_rng(seed)
+    truth = np.arange(n) % n_classes
+    probs = rng.dirichlet(np.full(n_classes, 0.3), n) * 0.1
+    probs[np.arange(n), truth] += 0.9
+    probs[list(flipped)] = 0.001
+    probs[list(flipped), truth[list(flipped)]] = 0.991  # sure of the true class: above every class's threshold
+    labels = truth.copy()
+    labels[list(flipped)] = (truth[list(flipped)] + 3) % n_classes
+    return labels, probs / probs.sum(axis=1, keepdims=True), truth
+
+
+def test_flipped_labels_rank_first_with_the_true_class_suggested():
+    labels, probs, truth = noisy_probs()
+    audit = audit_labels(labels, probs)
+    top = audit.table.head(4)
+    assert sorted(top["index"]) == [3, 50, 101, 250]
+    assert (top["suggested"].to_numpy() == truth[top["index"]]).all()
+    assert (top["given"].to_numpy() == labels[top["index"]]).all()
+    assert set(audit.suspects["index"]) == {3, 50, 101, 250}
+    assert audit.estimated_errors == 4
+    # rows: the given label, columns: the true class; image 3 is a 3 labelled 6
+    assert audit.joint_counts.sum() == len(labels) and audit.joint_counts[6, 3] >= 1
+    assert len(audit.class_quality) == 10 and {"label_issues", "label_quality_score"} <= set(audit.class_quality)
+
+
+def test_every_method_and_epoch_averaging():
+    labels, probs, _ = noisy_probs()
+    for method in ("self_confidence", "normalized_margin", "confidence_weighted_entropy"):
+        assert audit_labels(labels, probs, method=method).table["index"].iloc[0] in (3, 50, 101, 250)
+    with pytest.raises(AuditError, match="method='margin' is not a label quality score"):
+        audit_labels(labels, probs, method="margin")
+    early = np.full_like(probs, 0.1)
+    np.testing.assert_allclose(epoch_averaged([early, probs, probs], 2), probs)
+    np.testing.assert_allclose(epoch_averaged([early, probs], 2), (early + probs) / 2)
+    audit = audit_test(labels, probs, [early, probs, probs], epochs=3)
+    assert audit.epochs_used == 3 and audit_test(labels, probs, [], epochs=3).epochs_used == 1
+
+
+@pytest.mark.parametrize("folds", [1, 11, 2.5, "3", True])
+def test_folds_outside_2_to_10_are_refused(folds):
+    with pytest.raises(AuditError, match="choose a whole number from 2 to 10"):
+        check_folds(folds)
+
+
+def test_marks_are_checked_stored_exported_and_a_damaged_file_is_never_overwritten(finished_run, lenet_runs):
+    store = RunStore(lenet_runs)
+    with pytest.raises(AuditError, match="test image 10000 does not exist; allowed: 0 to 9999"):
+        check_mark("test", 10000, "fine", np.arange(10000))
+    with pytest.raises(AuditError, match="mark='wrong' is not allowed"):
+        check_mark("test", 1, "wrong", np.arange(10))
+    with pytest.raises(AuditError, match="train image 7 does not exist"):
+        check_mark("train", 7, "fine", np.array([3, 9]))
+    store.write_label_mark(finished_run, "test", 12, "wrong label")
+    store.write_label_mark(finished_run, "train", 40, "wrong label")
+    store.write_label_mark(finished_run, "train", 41, "ambiguous")
+    store.write_label_mark(finished_run, "train", 41, None)  # cleared
+    marks = RunStore(lenet_runs).read_label_marks(finished_run)  # a new store object: read back from disk
+    assert marks == {("test", 12): "wrong label", ("train", 40): "wrong label"}
+    assert marked_for_exclusion(marks) == [40]
+    labels, probs, _ = noisy_probs(n=20, flipped=(12,))
+    table = review_table(audit_labels(labels, probs), "test", marks, [str(i) for i in range(10)])
+    assert list(table.columns) == ["index", "split", "given_label", "suggested_label", "score", "mark"]
+    assert table.iloc[0].to_dict() | {"score": 0} == {"index": 12, "split": "test", "given_label": "5",
+                                                      "suggested_label": "2", "score": 0, "mark": "wrong label"}
+    path = lenet_runs / finished_run / "label_marks.json"
+    path.write_text('{"marks": [{"split": "test", "ind')
+    with pytest.raises(StoreError, match="review marks file .* is damaged"):
+        store.read_label_marks(finished_run)
+    with pytest.raises(StoreError, match="is damaged"):
+        store.write_label_mark(finished_run, "test", 1, "fine")
+    assert path.read_text() == '{"marks": [{"split": "test", "ind'  # nothing lost
+
+
+def test_a_run_without_a_model_or_a_training_audit_is_refused_with_one_line(lenet_runs):
+    store = RunStore(lenet_runs)
+    run_id = store.create_run(TINY_AUDIT, name="never trained", status="stopped")
+    with pytest.raises(AuditError, match="has no model and no test predictions"):
+        audit_of_run(store, run_id)
+    with pytest.raises(AuditError, match="its training set has not been audited"):
+        audit_of_run(store, run_id, "train")
+    with pytest.raises(AuditError, match="split='val' is not allowed"):
+        audit_of_run(store, run_id, "val")
+
+
+def test_exclude_train_leaves_out_those_source_indices_and_nothing_else():
+    base = TrainConfig(data_source="sample", train_subset=400, validation_split=0.1)
+    full = load_dataset(base)
+    drop = tuple(int(i) for i in full.train_index[[0, 5, 9]])
+    less = load_dataset(base.replace(exclude_train=drop))
+    assert less.excluded == 3 and len(less.y_train) == len(full.y_train) - 3
+    assert set(full.train_index) - set(less.train_index) == set(drop)
+    np.testing.assert_array_equal(less.x_val, full.x_val)  # the same validation images
+    assert TrainConfig(exclude_train="9, 3 3").exclude_train == (3, 9)
+    assert TrainConfig.from_json(TrainConfig(exclude_train=[5]).to_json()).exclude_train == (5,)
+    with pytest.raises(ValueError, match=r"exclude_train=60000 is not a training index; allowed: 0 to 59999"):
+        TrainConfig(exclude_train=[60000])
+    with pytest.raises(ValueError, match="must be training indices separated by commas"):
+        TrainConfig(exclude_train="4, five")
+
+
+def test_audit_train_gives_out_of_sample_probabilities_of_every_training_image(lenet_runs):
+    store = RunStore(lenet_runs)
+    run_id = store.create_run(TINY_AUDIT, name="to audit", status="completed")
+    assert audit_train(store, threading.Event(), run_id=run_id, folds=2, task_id="audit-1") == "completed"
+    result = store.read_train_audit(run_id)
+    data = load_dataset(TINY_AUDIT)
+    assert result.state == "completed" and result.folds_done == 2 and len(result.fold_seconds) == 2
+    np.testing.assert_array_equal(result.indices, data.train_index)
+    np.testing.assert_array_equal(result.labels, data.y_train)
+    np.testing.assert_allclose(result.probs.sum(axis=1), 1, atol=1e-3)
+    assert [info.run_id for info in store.list_runs()] == [run_id]  # the fold runs are gone
+    audit = audit_of_run(store, run_id, "train")
+    assert set(audit.table["index"]) == set(data.train_index.tolist())
+    # Stop before the first fold: the audit ends stopped, the result of a finished audit is not replaced by junk
+    stop = threading.Event()
+    stop.set()
+    assert audit_train(store, stop, run_id=run_id, folds=3) == "stopped"
+    with pytest.raises(AuditError, match="training-set audit is stopped"):
+        audit_of_run(store, run_id, "train")
+
+
+def test_a_damaged_audit_file_is_reported(lenet_runs):
+    store = RunStore(lenet_runs)
+    run_id = store.create_run(TINY_AUDIT, name="damaged audit", status="completed")
+    (lenet_runs / run_id / "label_audit_train.json").write_text("{not json")
+    with pytest.raises(StoreError, match="training-set audit file is damaged"):
+        store.read_train_audit(run_id)
+    json.loads((lenet_runs / run_id / "config.json").read_text())  # the run itself is untouched
