@@ -6,11 +6,35 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from core.label_audit import AuditError, check_folds
 from core.store import RunStore, StoreError, now_iso
+
+if TYPE_CHECKING:  # pragma: no cover
+    from core.config import TrainConfig
+
+
+def audited_config(store: RunStore, run_id: str, audit) -> TrainConfig:
+    """The run's config with the data source its training-set audit used (to find the same images again)."""
+    config = store.read_config(run_id)
+    if audit is not None and audit.data_source:
+        config = config.replace(data_source=audit.data_source, data_path=audit.data_path)
+    return config
+
+
+def training_images(store: RunStore, run_id: str, audit) -> np.ndarray:
+    """The uint8 (N, 28, 28) training images of an audit, in its order; AuditError when they cannot be found."""
+    from core.data import load_raw
+
+    config = audited_config(store, run_id, audit)
+    raw = load_raw(config.dataset, config.data_source, config.data_path)
+    if audit.indices.max(initial=-1) >= len(raw.y_train) or (raw.y_train[audit.indices] != audit.labels).any():
+        raise AuditError(f"the training images of this audit are not in {raw.source_detail}; "
+                         "set LENET_DATA to the data it was run on")
+    return raw.x_train[audit.indices]
 
 
 def check_auditable(store: RunStore, run_id: str) -> None:
@@ -49,7 +73,9 @@ def _folds(store, stop_event, run_id, folds, task_id, data_path, started) -> tup
         config = config.replace(data_source="file", data_path=data_path)
     data = load_dataset(config)
     labels = np.asarray(data.y_train, np.int64)
-    store.write_train_audit(run_id, n_images=len(labels))
+    source = {"sample": "sample", "keras": "keras", "file": "file"}.get(data.source, "auto")
+    store.write_train_audit(run_id, n_images=len(labels), data_source=source,
+                            data_path=config.data_path if source == "file" else None)
     probs = np.zeros((len(labels), data.n_classes), np.float32)
     name = store.read_status(run_id).name or run_id
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=config.seed)

@@ -110,6 +110,8 @@ class TrainAudit:
     fold_run: str | None = None  # the run training the current fold, followed on the Train page
     task_id: str | None = None  # the dashboard's queue entry, so Stop on the fold's run stops the audit
     n_images: int | None = None
+    data_source: str | None = None  # the source the folds trained on, to find the same training images again
+    data_path: str | None = None
     started: str | None = None
     ended: str | None = None
     seconds: float | None = None

@@ -74,6 +74,10 @@ class LabelAuditFiles:
                              f"({exc}); run the audit again") from None
         return audit
 
+    def audit_version(self, run_id: str) -> tuple:
+        """What an audit's cache keys on: the run's version() without the review marks, which change no ranking."""
+        return tuple(entry for entry in self.version(run_id) if entry[0] != LABEL_MARKS_FILE)
+
     # ----- review marks ---------------------------------------------------------------------------
     def read_label_marks(self, run_id: str) -> dict[tuple[str, int], str]:
         """{(split, index): mark}; {} before any mark. A damaged file is reported, never replaced silently."""
