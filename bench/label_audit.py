@@ -69,8 +69,9 @@ def ranking(args) -> dict:
                 noisy, flipped = flip(np.asarray(labels, np.int64), rate, seed)
                 for used in sorted({1, 2, 3, len(epochs)}):
                     probs = epoch_averaged(epochs, used)
-                    for method in METHODS:
-                        result = recovery(audit_labels(noisy, probs, method=method), flipped)
+                    for method in METHODS:  # estimates and flags from the final epoch's, ranking from the mean
+                        audit = audit_labels(noisy, epochs[-1], method=method, rank_probs=probs, epochs_used=used)
+                        result = recovery(audit, flipped)
                         rows.append({"run": run_id, "rate": rate, "seed": seed, "epochs": used, "method": method,
                                      **result})
     return {"rows": rows, "summary": _summary(rows, ["run", "rate", "epochs", "method"])}

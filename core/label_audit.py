@@ -73,8 +73,12 @@ def _clean_probs(probs) -> np.ndarray:
     return probs / np.maximum(probs.sum(axis=1, keepdims=True), 1e-12)
 
 
-def audit_labels(labels, probs, *, indices=None, method: str = DEFAULT_METHOD, epochs_used: int = 1) -> LabelAudit:
-    """Audit one split from its out-of-sample probabilities. `indices` name the images (default 0..N-1)."""
+def audit_labels(labels, probs, *, indices=None, method: str = DEFAULT_METHOD, epochs_used: int = 1,
+                 rank_probs=None) -> LabelAudit:
+    """Audit one split from its out-of-sample probabilities. `indices` name the images (default 0..N-1).
+
+    cleanlab's estimates (the count, the noise matrix, the flags, per-class quality) come from `probs`, the model's
+    own; the ranking and the suggested class from `rank_probs` when given (the epoch-averaged probabilities)."""
     from cleanlab.count import estimate_joint, num_label_issues
     from cleanlab.dataset import rank_classes_by_label_quality
     from cleanlab.filter import find_label_issues
@@ -89,12 +93,15 @@ def audit_labels(labels, probs, *, indices=None, method: str = DEFAULT_METHOD, e
     if n < n_classes or (labels < 0).any() or (labels >= n_classes).any():
         raise AuditError(f"the audit needs labels 0..{n_classes - 1} and at least {n_classes} images; got {n}")
     indices = np.arange(n) if indices is None else np.asarray(indices, np.int64)
-    scores = get_label_quality_scores(labels, probs, method=method)
+    ranking = probs if rank_probs is None else _clean_probs(rank_probs)
+    if ranking.shape != probs.shape:
+        raise AuditError(f"rank_probs has shape {ranking.shape}; probs has {probs.shape}")
+    scores = get_label_quality_scores(labels, ranking, method=method)
     with warnings.catch_warnings():  # "may not flag all label issues in class k": a small class, said in the docs
         warnings.simplefilter("ignore", UserWarning)
         issues = find_label_issues(labels, probs, filter_by="prune_by_noise_rate", n_jobs=1)
-    table = pd.DataFrame({"index": indices, "given": labels, "suggested": probs.argmax(axis=1),
-                          "given_prob": probs[np.arange(n), labels], "score": scores, "issue": issues})
+    table = pd.DataFrame({"index": indices, "given": labels, "suggested": ranking.argmax(axis=1),
+                          "given_prob": ranking[np.arange(n), labels], "score": scores, "issue": issues})
     table = table.sort_values(["score", "index"], kind="stable").reset_index(drop=True)
     joint = estimate_joint(labels, probs)
     quality = rank_classes_by_label_quality(labels, probs).rename(columns=lambda c: c.lower().replace(" ", "_"))
@@ -104,10 +111,12 @@ def audit_labels(labels, probs, *, indices=None, method: str = DEFAULT_METHOD, e
 
 def audit_test(labels, final_probs, probs_by_epoch: Sequence[np.ndarray] = (), *, method: str = DEFAULT_METHOD,
                epochs: int = DEFAULT_EPOCHS) -> LabelAudit:
-    """The test set's audit: the final probabilities, or the mean of the last `epochs` epoch snapshots."""
+    """The test set's audit: cleanlab's estimates from the final probabilities, the ranking from the mean of the
+    last `epochs` epoch snapshots (the final probabilities alone when epochs is 1 or there are no snapshots)."""
     if epochs > 1 and len(probs_by_epoch) >= 2:
         used = min(epochs, len(probs_by_epoch))
-        return audit_labels(labels, epoch_averaged(probs_by_epoch, used), method=method, epochs_used=used)
+        return audit_labels(labels, final_probs, method=method, epochs_used=used,
+                            rank_probs=epoch_averaged(probs_by_epoch, used))
     return audit_labels(labels, final_probs, method=method, epochs_used=1)
 
 

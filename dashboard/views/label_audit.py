@@ -54,8 +54,8 @@ def split_view(run: AuditRun, split: str, images, method: str, epochs: int, top:
     label_review.gallery(run.info, result, split, images, run.names, top)
 
 
-def start_audit(run_id: str, folds: int) -> None:
-    task_id = f"audit-train-{run_id}"
+def start_audit(run_id: str) -> None:
+    task_id, folds = f"audit-train-{run_id}", int(st.session_state[FOLDS])
     try:
         common.job_manager().submit_task("audit_train", {"run_id": run_id, "folds": folds, "task_id": task_id},
                                          task_id, label=f"label audit of {run_id}")
@@ -95,10 +95,10 @@ def training_progress(run: AuditRun, running: bool) -> None:
 
 def start_panel(run: AuditRun) -> None:
     left, right = st.columns([1, 3], vertical_alignment="bottom")
-    folds = left.number_input("Folds (K)", MIN_FOLDS, MAX_FOLDS, 3, key=FOLDS,
+    left.number_input("Folds (K)", MIN_FOLDS, MAX_FOLDS, 3, key=FOLDS,
                               help="K models, each trained with this run's settings on all folds but one")
     right.button("Audit the training set", key="label_audit_start", icon=":material/fact_check:",
-                 on_click=start_audit, args=(run.info.run_id, int(folds)), disabled=run.info.active,
+                 on_click=start_audit, args=(run.info.run_id,), disabled=run.info.active,
                  help="K-fold cross-validated training in the training process: out-of-sample probabilities for "
                       "every training image (about 1.5 min for K = 3 on the full MNIST on 2 cores)")
 
