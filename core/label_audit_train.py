@@ -26,7 +26,8 @@ def audited_config(store: RunStore, run_id: str, audit) -> TrainConfig:
 
 
 def training_images(store: RunStore, run_id: str, audit) -> np.ndarray:
-    """The uint8 (N, 28, 28) training images of an audit, in its order; AuditError when they cannot be found."""
+    """The source's uint8 (N, 28, 28) training images, indexed like the audit's `indices`; AuditError when the
+    audited images are not there (another source than the one the audit trained on)."""
     from core.data import load_raw
 
     config = audited_config(store, run_id, audit)
@@ -34,7 +35,7 @@ def training_images(store: RunStore, run_id: str, audit) -> np.ndarray:
     if audit.indices.max(initial=-1) >= len(raw.y_train) or (raw.y_train[audit.indices] != audit.labels).any():
         raise AuditError(f"the training images of this audit are not in {raw.source_detail}; "
                          "set LENET_DATA to the data it was run on")
-    return raw.x_train[audit.indices]
+    return raw.x_train
 
 
 def check_auditable(store: RunStore, run_id: str) -> None:

@@ -42,7 +42,7 @@ def _training_images(root: str, run_id: str, version: tuple) -> np.ndarray:
 
 
 def training_images(info: RunInfo) -> tuple[np.ndarray | None, str | None]:
-    """The audited training images (uint8, in the audit's order), or (None, why they cannot be shown)."""
+    """The source's training images (uint8, by source index), or (None, why they cannot be shown)."""
     store = common.store()
     try:
         return _training_images(str(store.root), info.run_id, store.audit_version(info.run_id)), None
@@ -78,7 +78,6 @@ def gallery(info: RunInfo, result: LabelAudit, split: str, images: np.ndarray, n
     stored = marks(info)
     if st.session_state.get(MARK_MESSAGE):
         st.error(st.session_state[MARK_MESSAGE], icon=":material/warning:")
-    position = {int(index): row for row, index in enumerate(result.table["index"])} if split == "train" else None
     valid = result.table["index"].to_numpy()
     shown = result.table.head(top)
     rows = shown.itertuples()
@@ -86,15 +85,14 @@ def gallery(info: RunInfo, result: LabelAudit, split: str, images: np.ndarray, n
         for column, row in zip(st.columns(TILE_COLUMNS), rows):
             index = int(row.index)
             with column.container(border=True, key=f"label_audit_tile_{split}_{index}"):
-                image = images[position[index]] if position is not None else images[index]
-                st.image(figures_audit.thumbnail(image), output_format="PNG",
+                st.image(figures_audit.thumbnail(images[index]), output_format="PNG",
                          caption=f"#{index} · labelled {names[row.given]} · suggested {names[row.suggested]}")
                 flag = " · **flagged**" if row.issue else ""
-                st.caption(f"label quality {row.score:.3f}{flag}")
+                st.caption(f"label quality {row.score:.2g}{flag}")
                 key = mark_key(split, index)
                 st.session_state.setdefault(key, stored.get((split, index), UNMARKED))
-                st.segmented_control("Mark", [UNMARKED, *MARKS], key=key, label_visibility="collapsed",
-                                     on_change=save_mark, args=(info.run_id, split, index, valid))
+                st.selectbox("Mark", [UNMARKED, *MARKS], key=key, label_visibility="collapsed",
+                             on_change=save_mark, args=(info.run_id, split, index, valid))
 
 
 def downloads(info: RunInfo, result: LabelAudit, split: str, names: list[str]) -> None:

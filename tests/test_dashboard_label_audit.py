@@ -60,14 +60,14 @@ def test_test_tab_shows_cleanlabs_estimates_and_the_marks_are_stored_and_exporte
     first = int(expected.table["index"].iloc[0])
     captions = "\n".join(img.caption for image in at.get("image") for img in image.proto.imgs)
     assert f"#{first} · labelled {expected.table['given'].iloc[0]} · suggested" in captions
-    assert len(at.segmented_control) == 10
-    at.segmented_control(key=f"label_audit_mark_test_{first}").set_value("wrong label").run()
+    assert len([box for box in at.selectbox if box.key.startswith("label_audit_mark_")]) == 10
+    at.selectbox(key=f"label_audit_mark_test_{first}").set_value("wrong label").run()
     assert RunStore(lenet_runs).read_label_marks(finished_run) == {("test", first): "wrong label"}
     csv = at.download_button(key="label_audit_csv_test")
     assert "(1 mark)" in csv.label
     # a restart: a new session reads the mark back from the store
     again = open_label_audit(finished_run)
-    assert again.segmented_control(key=f"label_audit_mark_test_{first}").value == "wrong label"
+    assert again.selectbox(key=f"label_audit_mark_test_{first}").value == "wrong label"
 
 
 def test_a_damaged_marks_file_is_reported_and_kept(finished_run, lenet_runs, manager):
@@ -93,7 +93,7 @@ def test_training_tab_queues_the_audit_then_reviews_and_retrains_without_the_mar
     assert metric_values(at)["Train images"] == f"{len(expected.table):,}"
     suspect = int(expected.table["index"].iloc[0])
     assert at.button(key="label_audit_retrain").disabled
-    at.segmented_control(key=f"label_audit_mark_train_{suspect}").set_value("wrong label").run()
+    at.selectbox(key=f"label_audit_mark_train_{suspect}").set_value("wrong label").run()
     at.button(key="label_audit_retrain").click().run()
     assert not at.exception
     runs = {info.run_id: info for info in store.list_runs()}

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from core.config import TrainConfig
-from core.data import load_dataset
+from core.data import load_dataset, load_raw
 from core.label_audit import (
     AuditError,
     audit_labels,
@@ -19,7 +19,7 @@ from core.label_audit import (
     marked_for_exclusion,
     review_table,
 )
-from core.label_audit_train import audit_train
+from core.label_audit_train import audit_train, training_images
 from core.store import RunStore, StoreError
 
 TINY_AUDIT = TrainConfig(data_source="sample", train_subset=300, validation_split=0.0, epochs=1, batch_size=32)
@@ -141,6 +141,10 @@ def test_audit_train_gives_out_of_sample_probabilities_of_every_training_image(l
     assert [info.run_id for info in store.list_runs()] == [run_id]  # the fold runs are gone
     audit = audit_of_run(store, run_id, "train")
     assert set(audit.table["index"]) == set(data.train_index.tolist())
+    images, raw = training_images(store, run_id, result), load_raw("mnist", "sample")
+    suspect = int(audit.table["index"].iloc[0])  # the gallery shows images[index]: the source's own image
+    np.testing.assert_array_equal(images[suspect], raw.x_train[suspect])
+    assert raw.y_train[suspect] == audit.table["given"].iloc[0]
     # Stop before the first fold: the audit ends stopped, the result of a finished audit is not replaced by junk
     stop = threading.Event()
     stop.set()
