@@ -101,3 +101,28 @@ def test_training_tab_queues_the_audit_then_reviews_and_retrains_without_the_mar
     assert len(new) == 1 and store.read_config(new[0]).exclude_train == (suspect,)
     assert "without 1 marked image" in runs[new[0]].name
     assert any(f"Queued run `{new[0]}`, 1 image left out" in s.value for s in at.success)
+
+
+def test_stop_on_the_train_page_stops_the_audit_whose_fold_is_training(finished_run, lenet_runs, monkeypatch):
+    """A fold trains as a run tagged with the audit's task: the Train page's Stop reaches the task."""
+    import os
+    import socket
+
+    stopped = threading.Event()
+
+    def task(kind, args, store, task_id, stop_event):
+        stop_event.wait(60)
+        stopped.set()
+
+    jobs = JobManager(RunStore(lenet_runs), train_fn=lambda *args: None, task_fn=task)
+    monkeypatch.setattr(common, "job_manager", lambda: jobs)
+    task_id = f"audit-train-{finished_run}"
+    jobs.submit_task("audit_train", {"run_id": finished_run, "folds": 2, "task_id": task_id}, task_id)
+    store = RunStore(lenet_runs)
+    fold = store.create_run(store.read_config(finished_run), name="tiny · label audit fold 1/2")
+    store.write_status(fold, status="running", task_id=task_id, pid=os.getpid(), host=socket.gethostname(),
+                       pid_started=None, phase="training")
+    at = AppTest.from_file(str(APP), default_timeout=120).run()
+    assert not at.exception, [e.message for e in at.exception]
+    at.button(key=f"train_stop_{fold}").click().run()
+    assert stopped.wait(10) and jobs.get(task_id).stop_event.is_set()

@@ -68,13 +68,14 @@ def progress_panel(info: RunInfo, status: RunStatus, batch, epoch) -> None:
     left, right = st.columns([5, 1], vertical_alignment="bottom")
     left.progress(shown.fraction, text=text)
     manager = common.job_manager()
-    if manager.owns(info.run_id):
-        right.button("Stop", icon=":material/stop:", key=f"train_stop_{info.run_id}", on_click=stop, args=(info.run_id,),
+    owner = status.task_id or info.run_id  # a label audit's fold: Stop stops the audit (its task)
+    if manager.owns(owner):
+        right.button("Stop", icon=":material/stop:", key=f"train_stop_{info.run_id}", on_click=stop, args=(owner,),
                      type="primary", width="stretch")
     else:
         right.caption("Started outside this dashboard (a terminal): stop it there with Ctrl+C.")
     message = st.session_state.get(STOP_MESSAGE)
-    if message and message[0] == info.run_id:
+    if message and message[0] == owner:
         st.caption(f"Stop requested: {message[1]}. The model is saved and scored on the test set before the run ends.")
     columns = st.columns(5)
     columns[0].metric("Epoch", f"{shown.epoch}/{shown.epochs}" if shown.epoch else f"0/{shown.epochs}")
@@ -133,7 +134,8 @@ def summary(info: RunInfo, status: RunStatus, epoch) -> None:
     if status.n_train is not None:
         st.caption(f"**Data:** {status.source_detail or 'unknown'} · {status.n_train} training, "
                    f"{_count(status.n_val)} validation, {_count(status.n_test)} test images"
-                   + (f" · **{status.n_excluded} training images left out** (excluded training images)"
+                   + (f" · **{status.n_excluded:,} training image{'s' if status.n_excluded > 1 else ''} left out** "
+                      "(excluded training images)"
                       if status.n_excluded else ""))
     else:
         st.caption("**Data:** none loaded: the run ended before its data was read.")
