@@ -160,3 +160,20 @@ def test_a_damaged_audit_file_is_reported(lenet_runs):
     with pytest.raises(StoreError, match="training-set audit file is damaged"):
         store.read_train_audit(run_id)
     json.loads((lenet_runs / run_id / "config.json").read_text())  # the run itself is untouched
+
+
+def test_a_fashion_mnist_run_is_audited_the_same_with_its_class_names(lenet_runs, capsys):
+    from core.cli import main
+    from core.data import CLASS_NAMES
+
+    store = RunStore(lenet_runs)
+    run_id = store.create_run(TrainConfig(dataset="fashion_mnist"), name="fashion", status="completed")
+    labels, probs, truth = noisy_probs()
+    store.save_evaluation(run_id, {"accuracy": 0.99}, probs, labels)
+    store.write_status(run_id, class_names=list(CLASS_NAMES["fashion_mnist"]))
+    assert main(["audit", run_id, "--epochs", "1", "--top", "4", "--json", "--runs-dir", str(lenet_runs)]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert {row["index"] for row in payload["suspects"]} == {3, 50, 101, 250}
+    row = next(row for row in payload["suspects"] if row["index"] == 3)
+    assert (row["given_label"], row["suggested_label"]) == ("Shirt", "Dress")  # a 3 labelled 6, by name
+    assert payload["noise_matrix"]["rows_given_columns_true"] == list(CLASS_NAMES["fashion_mnist"])
