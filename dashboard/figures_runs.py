@@ -83,7 +83,7 @@ def styled(frame: pd.DataFrame):
     return frame.style.format(na_rep=MISSING).format(texts, na_rep=MISSING)
 
 
-NUMERIC = [n for n in HYPERPARAMETERS if FIELD_TYPES[n] in (int, float)] + [TRAIN_IMAGES]
+NUMERIC = [n for n in HYPERPARAMETERS if FIELD_TYPES[n] in (int, float, tuple)] + [TRAIN_IMAGES]  # tuple: a count
 CATEGORICAL = [n for n in HYPERPARAMETERS if PARAMS[n].choices]
 SWITCHES = [n for n in HYPERPARAMETERS if FIELD_TYPES[n] is bool]
 # the learning rate (a log-scaled field) first: what users tune most
