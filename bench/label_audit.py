@@ -115,7 +115,7 @@ def folds(args, path: str | None) -> dict:
             for k in args.folds:
                 with tempfile.TemporaryDirectory() as root:
                     store = RunStore(root)
-                    run_id = _seed_run(store, path, args.subset)
+                    run_id = _seed_run(store, path, args.subset, epochs=5 if path else 1)
                     started = time.perf_counter()
                     audit_train(store, threading.Event(), run_id=run_id, folds=k)
                     seconds = time.perf_counter() - started
@@ -147,7 +147,7 @@ def timing(args, path: str | None) -> dict:
 
     with tempfile.TemporaryDirectory() as root:
         store = RunStore(root)
-        run_id = _seed_run(store, path, 0 if path else 1000)
+        run_id = _seed_run(store, path, 0 if path else 600, epochs=5 if path else 1)
         started = time.perf_counter()
         final = audit_train(store, threading.Event(), run_id=run_id, folds=args.folds[0])
         seconds = time.perf_counter() - started

@@ -177,3 +177,14 @@ def test_a_fashion_mnist_run_is_audited_the_same_with_its_class_names(lenet_runs
     row = next(row for row in payload["suspects"] if row["index"] == 3)
     assert (row["given_label"], row["suggested_label"]) == ("Shirt", "Dress")  # a 3 labelled 6, by name
     assert payload["noise_matrix"]["rows_given_columns_true"] == list(CLASS_NAMES["fashion_mnist"])
+
+
+def test_the_benchmark_ranks_flips_and_times_the_audit_quick(tmp_path):
+    from bench import label_audit as bench
+
+    noisy, flipped = bench.flip(np.arange(1000) % 10, 0.05, seed=0)
+    assert flipped.sum() == 50 and (noisy[flipped] != (np.arange(1000) % 10)[flipped]).all()
+    bench.main(["timing", "--quick", "--folds", "2", "--results-dir", str(tmp_path)])
+    timing = json.loads((tmp_path / "label_audit_timing.json").read_text())
+    assert timing["final"] == "completed" and timing["folds"] == 2 and len(timing["fold_seconds"]) == 2
+    assert timing["images"] == 600 and timing["seconds"] > 0
