@@ -53,14 +53,24 @@ def audit_train(store: RunStore, stop_event: threading.Event, run_id: str, folds
     its Stop stops the audit) and is removed once its held-out probabilities are kept. Returns the final word."""
     folds = check_folds(folds)
     check_auditable(store, run_id)
+    try:
+        previous = store.read_train_audit(run_id)
+    except StoreError:  # a damaged earlier audit: this one replaces it
+        previous = None
     started = time.perf_counter()
     store.write_train_audit(run_id, state="running", folds=folds, started=now_iso(), task_id=task_id)
     try:
         outcome, error = _folds(store, stop_event, run_id, folds, task_id, data_path, started)
     except Exception as exc:  # noqa: BLE001 - the audit must end with a readable state, never stuck running
         outcome, error = "failed", str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
-    store.write_train_audit(run_id, state=outcome, error=error, ended=now_iso(), fold_run=None,
-                            seconds=round(time.perf_counter() - started, 1))
+    seconds = round(time.perf_counter() - started, 1)
+    if outcome != "completed" and previous is not None and previous.state == "completed":
+        # a stopped or failed re-audit keeps the completed result it was meant to replace (its arrays are untouched)
+        store.write_train_audit(run_id, **{**previous.to_dict(), "fold_run": None,
+                                           "last_attempt": f"a later audit {outcome}: {error}"})
+        return outcome
+    store.write_train_audit(run_id, state=outcome, error=error, ended=now_iso(), fold_run=None, seconds=seconds,
+                            last_attempt=None)
     return outcome
 
 

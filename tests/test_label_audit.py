@@ -145,12 +145,17 @@ def test_audit_train_gives_out_of_sample_probabilities_of_every_training_image(l
     suspect = int(audit.table["index"].iloc[0])  # the gallery shows images[index]: the source's own image
     np.testing.assert_array_equal(images[suspect], raw.x_train[suspect])
     assert raw.y_train[suspect] == audit.table["given"].iloc[0]
-    # Stop before the first fold: the audit ends stopped, the result of a finished audit is not replaced by junk
+    # A re-audit stopped before its first fold ends stopped, and the completed result it would replace is kept
     stop = threading.Event()
     stop.set()
     assert audit_train(store, stop, run_id=run_id, folds=3) == "stopped"
+    kept = store.read_train_audit(run_id)
+    assert kept.state == "completed" and kept.folds == 2 and "a later audit stopped" in kept.last_attempt
+    np.testing.assert_array_equal(kept.probs, result.probs)
+    fresh = store.create_run(TINY_AUDIT, name="stopped at once", status="completed")
+    assert audit_train(store, stop, run_id=fresh, folds=3) == "stopped"
     with pytest.raises(AuditError, match="training-set audit is stopped"):
-        audit_of_run(store, run_id, "train")
+        audit_of_run(store, fresh, "train")
 
 
 def test_a_damaged_audit_file_is_reported(lenet_runs):

@@ -30,7 +30,7 @@ class LabelAuditFiles:
         current = TrainAudit().to_dict() if changes.get("state") == "running" and "folds" in changes else None
         if current is None:
             current = self._audit_state(run_id) or TrainAudit().to_dict()
-        unknown = sorted(set(changes) - set(current))
+        unknown = sorted(set(changes) - set(TrainAudit().to_dict()))
         if unknown:
             raise StoreError(f"unknown training-audit field(s) {unknown}; see core.records.TrainAudit")
         if changes.get("state", current["state"]) not in AUDIT_STATES:

@@ -89,6 +89,8 @@ def training_progress(run: AuditRun, running: bool) -> None:
                      args=(run.info.run_id,))
     elif state is not None and state.state in ("stopped", "failed"):
         st.warning(f"The last training-set audit {state.state}: {state.error or 'no message'}")
+    elif state is not None and state.last_attempt:
+        st.warning(f"Showing the completed audit of {state.ended or 'earlier'}: {state.last_attempt}.")
     if (queued or (state is not None and state.state == "running")) != running:
         st.rerun(scope="app")  # started or ended: redraw the page with the fragment's new interval and the result
 
@@ -112,7 +114,8 @@ def training_view(run: AuditRun, method: str, top: int) -> None:
     start_panel(run)
     result, problem = label_review.audit(run.info, "train", method, 1)
     if result is None:
-        st.caption(problem)
+        if "has not been audited" in problem or "damaged" in problem:  # the progress above says the rest
+            st.caption(problem)
         return
     images, problem = label_review.training_images(run.info)
     if images is None:
