@@ -7,8 +7,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import chromium, needs_chromium, streamlit_server
+
 from core.store import RunStore
 
 FIRST_RENDER = 180_000  # ms: the first render imports TensorFlow on a busy CPU

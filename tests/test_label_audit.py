@@ -173,7 +173,7 @@ def test_a_fashion_mnist_run_is_audited_the_same_with_its_class_names(lenet_runs
 
     store = RunStore(lenet_runs)
     run_id = store.create_run(TrainConfig(dataset="fashion_mnist"), name="fashion", status="completed")
-    labels, probs, truth = noisy_probs()
+    labels, probs, _ = noisy_probs()
     store.save_evaluation(run_id, {"accuracy": 0.99}, probs, labels)
     store.write_status(run_id, class_names=list(CLASS_NAMES["fashion_mnist"]))
     assert main(["audit", run_id, "--epochs", "1", "--top", "4", "--json", "--runs-dir", str(lenet_runs)]) == 0
