@@ -66,7 +66,7 @@ def audit_train(store: RunStore, stop_event: threading.Event, run_id: str, folds
     seconds = round(time.perf_counter() - started, 1)
     if outcome != "completed" and previous is not None and previous.state == "completed":
         # a stopped or failed re-audit keeps the completed result it was meant to replace (its arrays are untouched)
-        store.write_train_audit(run_id, **{**previous.to_dict(), "fold_run": None,
+        store.write_train_audit(run_id, **{**previous.to_dict(), "fold_run": None, "retrained": previous.retrained,
                                            "last_attempt": f"a later audit {outcome}: {error}"})
         return outcome
     store.write_train_audit(run_id, state=outcome, error=error, ended=now_iso(), fold_run=None, seconds=seconds,

@@ -117,6 +117,7 @@ class TrainAudit:
     seconds: float | None = None
     fold_seconds: list[float] = field(default_factory=list)
     error: str | None = None
+    retrained: list[str] = field(default_factory=list)  # runs trained without the images marked "wrong label"
     last_attempt: str | None = None  # a later audit that stopped or failed, while this completed result was kept
     # the result, once completed: out-of-sample probabilities of every training image the run used
     probs: np.ndarray | None = None  # (N, n_classes) float32

@@ -8,7 +8,7 @@ import streamlit as st
 from core import figures_audit, figures_label_audit
 from core.label_audit import MARKS, AuditError, LabelAudit, check_mark, marked_for_exclusion, review_table
 from core.store import RunInfo, RunStore, StoreError
-from dashboard import common, pages
+from dashboard import common, pages, share
 from dashboard.figure_cache import figure
 
 MARK_MESSAGE = "label_audit_mark_message"
@@ -116,8 +116,15 @@ def noise_and_classes(result: LabelAudit, split: str, names: list[str]) -> None:
 
 
 def retrain(info: RunInfo, config) -> None:
-    """Queue a run with the run's config minus the training images marked "wrong label"."""
+    """Queue a run with the run's config minus the training images marked "wrong label" (and the data source
+    its training-set audit used, so the indices name the same images)."""
+    from core.label_audit_train import audited_config
+
     excluded = marked_for_exclusion(marks(info))
+    try:
+        config = audited_config(common.store(), info.run_id, common.store().read_train_audit(info.run_id))
+    except StoreError:
+        pass
     new = config.replace(exclude_train=tuple(sorted(set(config.exclude_train) | set(excluded))))
     name = f"{info.name} without {figures_audit.count(len(excluded), 'marked image')}"[:100]
     try:
@@ -126,6 +133,11 @@ def retrain(info: RunInfo, config) -> None:
         st.session_state[RETRAIN_MESSAGE] = ("error", str(exc))
         return
     st.session_state[RETRAIN_MESSAGE] = ("ok", run_id)
+    try:  # remembered with the audit, so its comparison is offered here in any later session
+        audit = common.store().read_train_audit(info.run_id)
+        common.store().write_train_audit(info.run_id, retrained=[*(audit.retrained if audit else []), run_id])
+    except StoreError:
+        pass
 
 
 def retrain_panel(info: RunInfo, config) -> None:
@@ -139,6 +151,24 @@ def retrain_panel(info: RunInfo, config) -> None:
         st.error(message[1])
     elif message:
         st.success(f"Queued run `{message[1]}`, {figures_audit.count(len(excluded), 'image')} left out. "
-                   "Follow it on Train; once it has finished, tick both runs on Runs for the comparison report "
-                   "of the two.", icon=":material/check_circle:")
+                   "Follow it on Train; once it has finished, its comparison report with this run is offered here.", icon=":material/check_circle:")
         pages.link("train", "Follow it on Train")
+    compare(info.run_id)
+
+
+def compare(run_id: str) -> None:
+    """The runs retrained without marked images that have finished: each one's comparison report with this run."""
+    try:
+        retrained = common.store().read_train_audit(run_id).retrained
+    except (StoreError, AttributeError):
+        return
+    for other in retrained:
+        try:
+            status = common.store().read_status(other)
+        except StoreError:  # deleted since
+            continue
+        if status.model_saved:
+            st.download_button(f"Comparison report with {common.plain(status.name)} (.html)",
+                               data=lambda other=other: share.comparison_html(run_id, other), on_click="ignore",
+                               file_name=f"compare-{run_id}-{other}.html", mime="text/html",
+                               key=f"label_audit_compare_{other}", icon=":material/compare:")

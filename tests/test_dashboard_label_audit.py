@@ -32,8 +32,9 @@ def manager(lenet_runs, monkeypatch):
 
 
 def open_label_audit(run_id: str, **state) -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=120).run()
-    at.session_state["common_selected_run"] = run_id
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.query_params["run"] = run_id  # as a link to the page names it: the user's choice, kept when runs are added
+    at.run()
     for key, value in state.items():
         at.session_state[key] = value
     at.switch_page("views/label_audit.py").run()
@@ -101,6 +102,10 @@ def test_training_tab_queues_the_audit_then_reviews_and_retrains_without_the_mar
     assert len(new) == 1 and store.read_config(new[0]).exclude_train == (suspect,)
     assert "without 1 marked image" in runs[new[0]].name
     assert any(f"Queued run `{new[0]}`, 1 image left out" in s.value for s in at.success)
+    store.write_status(new[0], model_saved=True)  # as if it had trained: the comparison report is offered
+    at = open_label_audit(finished_run, label_audit_view="Training set")  # a later session
+    assert at.download_button(key=f"label_audit_compare_{new[0]}").label == (
+        "Comparison report with tiny sample run without 1 marked image (.html)")
 
 
 def test_stop_on_the_train_page_stops_the_audit_whose_fold_is_training(finished_run, lenet_runs, monkeypatch):
