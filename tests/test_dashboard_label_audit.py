@@ -2,6 +2,7 @@
 
 import base64
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -108,26 +109,25 @@ def test_training_tab_queues_the_audit_then_reviews_and_retrains_without_the_mar
         "Comparison report with tiny sample run without 1 marked image (.html)")
 
 
-def test_stop_on_the_train_page_stops_the_audit_whose_fold_is_training(finished_run, lenet_runs, monkeypatch):
-    """A fold trains as a run tagged with the audit's task: the Train page's Stop reaches the task."""
-    import os
-    import socket
+def test_stop_on_the_train_page_stops_the_fold_and_so_the_audit(finished_run, lenet_runs, monkeypatch):
+    """A fold trains as a run tagged with the audit's task: the Train page shows it as this dashboard's (no
+    "started elsewhere" note) and its Stop asks the fold's trainer to stop, which ends the audit as stopped."""
+    from core.store import owner
+    from core.store.liveness import stop_requested
+    from dashboard.views import train as train_page
 
-    stopped = threading.Event()
-
-    def task(kind, args, store, task_id, stop_event):
-        stop_event.wait(60)
-        stopped.set()
-
-    jobs = JobManager(RunStore(lenet_runs), train_fn=lambda *args: None, task_fn=task)
+    jobs = JobManager(RunStore(lenet_runs), train_fn=lambda *args: None,
+                      task_fn=lambda kind, args, store, task_id, stop_event: stop_event.wait(60))
     monkeypatch.setattr(common, "job_manager", lambda: jobs)
     task_id = f"audit-train-{finished_run}"
     jobs.submit_task("audit_train", {"run_id": finished_run, "folds": 2, "task_id": task_id}, task_id)
     store = RunStore(lenet_runs)
     fold = store.create_run(store.read_config(finished_run), name="tiny · label audit fold 1/2")
-    store.write_status(fold, status="running", task_id=task_id, pid=os.getpid(), host=socket.gethostname(),
-                       pid_started=None, phase="training")
+    store.write_status(fold, status="running", task_id=task_id, phase="training", **owner())
     at = AppTest.from_file(str(APP), default_timeout=120).run()
     assert not at.exception, [e.message for e in at.exception]
+    assert train_page.ELSEWHERE not in texts(at.caption)
+    time.sleep(1.1)  # a button that has just appeared ignores clicks for 1 s (a repeated click)
     at.button(key=f"train_stop_{fold}").click().run()
-    assert stopped.wait(10) and jobs.get(task_id).stop_event.is_set()
+    assert stop_requested(store.run_dir(fold))
+    jobs.stop(task_id)

@@ -11,3 +11,6 @@ SNAPSHOT_ARRAYS = ("probs", "c1")  # the arrays of an epoch snapshot file; Epoch
 TRAIN_AUDIT_STATE_FILE = "label_audit_train.json"  # the K-fold training-set audit: its progress and outcome
 TRAIN_AUDIT_ARRAYS_FILE = "label_audit_train.npz"  # its out-of-sample probabilities, labels and image indices
 LABEL_MARKS_FILE = "label_marks.json"  # the user's review marks of suspected label errors
+HEARTBEAT_FILE = ".alive"  # touched every 2 s by the process training the run
+STOP_FILE = ".stop"  # left by request_stop: the run's trainer stops within 0.2 s
+TRAINING_LOCK_FILE = ".training.lock"  # in the store's root: held by the one training of the store
