@@ -185,7 +185,8 @@ def train_result(store, run_id: str):
                          f"`python -m core audit-train {run_id} --folds 3` or press 'Audit the training set'")
     if audit.state != "completed":
         progress = f" (fold {audit.folds_done + 1} of {audit.folds})" if audit.state == "running" else ""
-        raise AuditError(f"run {run_id!r}: its training-set audit is {audit.state}{progress}"
+        verb = "is running" if audit.state == "running" else audit.state
+        raise AuditError(f"run {run_id!r}: its training-set audit {verb}{progress}"
                          + (f": {audit.error}" if audit.error else ""))
     return audit
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from core.label_audit import AuditError, check_folds
-from core.store import RunStore, StoreError, now_iso
+from core.store import RunStore, StoreError, now_iso, owner
 
 if TYPE_CHECKING:  # pragma: no cover
     from core.config import TrainConfig
@@ -58,7 +58,7 @@ def audit_train(store: RunStore, stop_event: threading.Event, run_id: str, folds
     except StoreError:  # a damaged earlier audit: this one replaces it
         previous = None
     started = time.perf_counter()
-    store.write_train_audit(run_id, state="running", folds=folds, started=now_iso(), task_id=task_id)
+    store.write_train_audit(run_id, state="running", folds=folds, started=now_iso(), task_id=task_id, **owner())
     try:
         outcome, error = _folds(store, stop_event, run_id, folds, task_id, data_path, started)
     except Exception as exc:  # noqa: BLE001 - the audit must end with a readable state, never stuck running

@@ -109,6 +109,9 @@ class TrainAudit:
     folds_done: int = 0
     fold_run: str | None = None  # the run training the current fold, followed on the Train page
     task_id: str | None = None  # the dashboard's queue entry, so Stop on the fold's run stops the audit
+    pid: int | None = None  # the process running the audit: a dead one means the audit was interrupted
+    pid_started: str | None = None
+    host: str | None = None
     n_images: int | None = None
     data_source: str | None = None  # the source the folds trained on, to find the same training images again
     data_path: str | None = None
@@ -132,3 +135,6 @@ class TrainAudit:
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("probs", "labels", "indices")}
+
+    def replace(self, **changes: Any) -> "TrainAudit":
+        return dataclasses.replace(self, **changes)

@@ -154,8 +154,19 @@ def test_audit_train_gives_out_of_sample_probabilities_of_every_training_image(l
     np.testing.assert_array_equal(kept.probs, result.probs)
     fresh = store.create_run(TINY_AUDIT, name="stopped at once", status="completed")
     assert audit_train(store, stop, run_id=fresh, folds=3) == "stopped"
-    with pytest.raises(AuditError, match="training-set audit is stopped"):
+    with pytest.raises(AuditError, match="training-set audit stopped"):
         audit_of_run(store, fresh, "train")
+
+
+def test_an_audit_whose_process_died_reads_failed_and_can_be_run_again(lenet_runs):
+    store = RunStore(lenet_runs)
+    run_id = store.create_run(TINY_AUDIT, name="killed audit", status="completed")
+    store.write_train_audit(run_id, state="running", folds=3, pid=2**22 + 7, pid_started="1", host=__import__(
+        "socket").gethostname())
+    audit = store.read_train_audit(run_id)
+    assert audit.state == "failed" and "interrupted" in audit.error
+    with pytest.raises(AuditError, match="training-set audit failed: interrupted"):
+        audit_of_run(store, run_id, "train")
 
 
 def test_a_damaged_audit_file_is_reported(lenet_runs):

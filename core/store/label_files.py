@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import socket
 import zipfile
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import numpy as np
 
 from core.records import AUDIT_STATES, TrainAudit
 from core.store.disk import StoreError, atomic_write_bytes, atomic_write_json, now_iso
+from core.store.liveness import writer_alive
 from core.store.names import LABEL_MARKS_FILE, TRAIN_AUDIT_ARRAYS_FILE, TRAIN_AUDIT_STATE_FILE
 
 MARK_VALUES = ("wrong label", "ambiguous", "fine")  # core.label_audit.MARKS
@@ -64,6 +66,10 @@ class LabelAuditFiles:
         if data is None:
             return None
         audit = TrainAudit.from_dict(data)
+        if audit.state == "running" and audit.host == socket.gethostname() and not writer_alive(
+                audit.pid, audit.pid_started):
+            return audit.replace(state="failed", error="interrupted: the process running it stopped before it "
+                                                       "finished; run the audit again")
         if audit.state != "completed":
             return audit
         try:
