@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from conftest import chromium, needs_chromium, streamlit_server
 
 from core.store import RunStore
@@ -53,8 +54,15 @@ def test_audit_the_training_set_mark_a_suspect_and_train_without_it(store, tmp_p
         shot(page, "3-training-suspects")
         first = page.locator("[class*='st-key-label_audit_tile_train_']").first
         index = int(first.get_attribute("class").split("st-key-label_audit_tile_train_")[1].split()[0])
-        first.locator("[data-testid=stSelectbox]").click()
-        page.get_by_role("option", name="wrong label").click()
+        for _ in range(5):  # the page may still be redrawing after the audit ended: the first click can be lost
+            first.locator("[data-testid=stSelectbox]").click()
+            try:
+                page.get_by_role("option", name="wrong label").click(timeout=5_000)
+                break
+            except PlaywrightTimeout:
+                page.keyboard.press("Escape")
+        else:
+            pytest.fail("the mark box did not open")
         page.get_by_role("button", name="Train without the marked images (1)").wait_for()
         assert RunStore(root).read_label_marks(run_id) == {("train", index): "wrong label"}
         page.get_by_role("button", name="Train without the marked images (1)").click()
