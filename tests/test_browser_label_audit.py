@@ -7,8 +7,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from conftest import chromium, needs_chromium, streamlit_server
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from core.store import RunStore
 
