@@ -204,3 +204,11 @@ def test_the_benchmark_ranks_flips_and_times_the_audit_quick(tmp_path):
     timing = json.loads((tmp_path / "label_audit_timing.json").read_text())
     assert timing["final"] == "completed" and timing["folds"] == 2 and len(timing["fold_seconds"]) == 2
     assert timing["images"] == 600 and timing["seconds"] > 0
+
+
+def test_the_train_command_takes_exclude_train_and_refuses_a_bad_list():
+    from core.cli import build_parser, config_from_args, main
+
+    args = build_parser().parse_args(["train", "--exclude-train", "30,4, 4", "--data-source", "sample"])
+    assert config_from_args(args).exclude_train == (4, 30)
+    assert main(["train", "--exclude-train", "4,x"]) == 2  # "error: exclude_train='4,x' must be ..." on stderr
