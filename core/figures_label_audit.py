@@ -27,10 +27,10 @@ def noise_matrix_figure(joint_counts: np.ndarray, class_names: Sequence[str], he
     np.fill_diagonal(diagonal, 1.0)
     figure.add_trace(go.Heatmap(z=diagonal, x=names, y=names, colorscale=[[0, DIAGONAL_FILL], [1, DIAGONAL_FILL]],
                                 showscale=False, hoverinfo="skip", xgap=1, ygap=1))
-    figure.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10),
-                         title=dict(text="Estimated wrong labels: given label (row) → true class (column)",
-                                    font=dict(size=14)),
-                         xaxis=dict(title="true class (estimated)", type="category", side="bottom"),
-                         yaxis=dict(title="given label", type="category", autorange="reversed"),
+    figure.update_layout(height=height, margin={"l": 10, "r": 10, "t": 40, "b": 10},
+                         title={"text": "Estimated wrong labels: given label (row) → true class (column)",
+                                    "font": {"size": 14}},
+                         xaxis={"title": "true class (estimated)", "type": "category", "side": "bottom"},
+                         yaxis={"title": "given label", "type": "category", "autorange": "reversed"},
                          plot_bgcolor="white")
     return figure
