@@ -8,3 +8,5 @@ EVALUATION_FILE = "evaluation.json"
 TEST_PREDICTIONS_FILE = "test_predictions.npz"
 EPOCHS_DIR = "epochs"
 SNAPSHOT_ARRAYS = ("probs", "c1")  # the arrays of an epoch snapshot file; EpochSnapshot.extras adds others
+WEIGHT_PREFIX = "weight_"  # weight_000, weight_001, ...: the model's weights in a snapshot, in get_weights() order
+ANALYSIS_DIR = "analysis"  # computed once per run and epoch, then read back (t-SNE maps)

@@ -1,0 +1,105 @@
+"""Issue 17's engines: the weights in each epoch snapshot, the model rebuilt at an epoch, the attribution maps
+(with Adebayo et al.'s randomisation check and integrated gradients' completeness), calibration, the
+representation map and layer health."""
+
+import numpy as np
+import pytest
+from scipy.stats import spearmanr
+
+from core import attribution
+from core.analysis import predict_probs
+from core.data import load_test_set
+from core.epoch_model import model_at_epoch
+from core.model import build_model
+from core.records import EpochSnapshot
+from core.store import RunStore, StoreError
+
+
+@pytest.fixture(scope="module")
+def trained(audit_trained_runs):
+    root, run_ids = audit_trained_runs
+    store = RunStore(root)
+    run_id = run_ids["two_epochs"]
+    return store, run_id, model_at_epoch(store, run_id, 2)
+
+
+@pytest.fixture(scope="module")
+def test_set():
+    x, y, _, _ = load_test_set("mnist", "sample")
+    return x[:200], y[:200]
+
+
+def test_each_epoch_snapshot_holds_the_weights_that_give_its_predictions(trained, test_set):
+    store, run_id, _ = trained
+    x, _ = test_set
+    for epoch in (1, 2):
+        snapshot = store.read_epoch_snapshot(run_id, epoch)
+        assert sum(w.size for w in snapshot.weights) == 61_706  # the seed variant
+        model = model_at_epoch(store, run_id, epoch)
+        assert np.abs(predict_probs(model, x) - snapshot.probs[:200]).max() < 2e-3  # float16 probs
+    first, second = (store.read_epoch_snapshot(run_id, e).weights for e in (1, 2))
+    assert not np.allclose(first[0], second[0])
+
+
+def test_a_run_without_weights_or_with_a_damaged_snapshot_says_so(tmp_path, trained):
+    store, run_id, _ = trained
+    other = RunStore(tmp_path)
+    new_id = other.create_run(store.read_config(run_id))
+    old = store.read_epoch_snapshot(run_id, 1)
+    other.save_epoch_snapshot(new_id, EpochSnapshot(1, old.probs, old.c1_kernels))  # as runs stored before
+    with pytest.raises(StoreError, match="kept no weights at epoch 1"):
+        model_at_epoch(other, new_id, 1)
+    other.save_epoch_snapshot(new_id, EpochSnapshot(2, old.probs, old.c1_kernels, weights=old.weights[:3]))
+    with pytest.raises(StoreError, match="epoch 2 weights do not fit"):
+        model_at_epoch(other, new_id, 2)
+    (tmp_path / new_id / "epochs" / "epoch_0003.npz").write_bytes(b"not a zip")
+    with pytest.raises(StoreError, match="epoch 3 snapshot is damaged"):
+        model_at_epoch(other, new_id, 3)
+
+
+def test_integrated_gradients_sum_to_the_logit_difference_within_one_percent(trained, test_set):
+    _, _, model = trained
+    x, y = test_set
+    for index in range(5):
+        for target in (int(y[index]), (int(y[index]) + 1) % 10):
+            ig = attribution.integrated_gradients(model, x[index], target)
+            scores = attribution.logits(model, np.stack([x[index], np.zeros_like(x[index])]))
+            expected = scores[0, target] - scores[1, target]
+            assert abs(ig.sum() - expected) <= 0.01 * abs(expected), (index, target, ig.sum(), expected)
+
+
+def test_maps_of_a_model_with_randomised_weights_differ_from_the_trained_models(trained, test_set):
+    """Adebayo et al. (2018), model parameter randomisation: a map that explains the model must change when the
+    model's weights are replaced by random ones; a map that only shows the digit's edges would not."""
+    store, run_id, model = trained
+    random_model = build_model(store.read_config(run_id).replace(seed=12345))  # untrained, other seed
+    x, y = test_set
+    for method in attribution.METHODS:
+        correlations = []
+        for index in range(6):
+            a = attribution.attribution(model, x[index], int(y[index]), method)
+            b = attribution.attribution(random_model, x[index], int(y[index]), method)
+            assert a.shape == (32, 32) and np.isfinite(a).all() and np.abs(a).max() > 0
+            correlations.append(spearmanr(a.ravel(), b.ravel())[0])
+        assert np.mean(correlations) < 0.85, (method, correlations)
+
+
+def test_attribution_maps_follow_the_class_asked_for_and_refuse_bad_input(trained, test_set):
+    _, _, model = trained
+    x, y = test_set
+    label = int(y[0])
+    for method in attribution.METHODS:
+        own = attribution.attribution(model, x[0], label, method)
+        other = attribution.attribution(model, x[0], (label + 1) % 10, method)
+        assert not np.allclose(own, other), method
+    assert attribution.crop(own).shape == (28, 28)
+    occluded = attribution.occlusion(model, x[0], label, patch=6)
+    assert occluded.max() > 0 and occluded[:2].sum() == 0  # the padding is never occluded
+    with pytest.raises(ValueError, match="patch size 9 is not allowed"):
+        attribution.occlusion(model, x[0], label, patch=9)
+    with pytest.raises(ValueError, match="target class 10 is not a class"):
+        attribution.saliency(model, x[0], 10)
+    with pytest.raises(ValueError, match="attribution method 'lime'"):
+        attribution.attribution(model, x[0], label, "lime")
+    with pytest.raises(ValueError, match="must be one"):
+        attribution.saliency(model, np.zeros((5, 5)), label)
