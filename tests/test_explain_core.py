@@ -103,3 +103,74 @@ def test_attribution_maps_follow_the_class_asked_for_and_refuse_bad_input(traine
         attribution.attribution(model, x[0], label, "lime")
     with pytest.raises(ValueError, match="must be one"):
         attribution.saliency(model, np.zeros((5, 5)), label)
+
+
+def test_calibration_bins_match_scikit_learn_and_ece_is_their_weighted_gap():
+    from sklearn.calibration import calibration_curve
+
+    from core.calibration import calibration
+
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(10) * 0.3, size=500)
+    labels = rng.integers(0, 10, size=500)
+    found = calibration(labels, probs)
+    right = (probs.argmax(axis=1) == labels).astype(int)
+    accuracy, confidence = calibration_curve(right, probs.max(axis=1), n_bins=10)
+    assert np.allclose(found.accuracy, accuracy) and np.allclose(found.mean_confidence, confidence)
+    assert found.counts.sum() == 500
+    manual = sum(abs(right[(probs.max(axis=1) > lo) & (probs.max(axis=1) <= lo + 0.1)].mean()
+                     - probs.max(axis=1)[(probs.max(axis=1) > lo) & (probs.max(axis=1) <= lo + 0.1)].mean())
+                 * ((probs.max(axis=1) > lo) & (probs.max(axis=1) <= lo + 0.1)).sum() / 500
+                 for lo in np.arange(0, 1, 0.1) if ((probs.max(axis=1) > lo) & (probs.max(axis=1) <= lo + 0.1)).any())
+    assert found.ece == pytest.approx(manual, abs=1e-9)
+    perfect = calibration(labels, np.eye(10)[labels])  # always right with confidence 1
+    assert perfect.ece == 0.0
+    with pytest.raises(ValueError, match="one row of probabilities per label"):
+        calibration(labels[:3], probs)
+
+
+def test_representation_map_and_tsne_task_are_stored_per_epoch(trained, test_set, tmp_path):
+    import shutil
+    import threading
+
+    from core import representation
+
+    store, run_id, model = trained
+    x, _ = test_set
+    rows = representation.features(model, x)
+    assert rows.shape == (200, 84)
+    points = representation.pca_map(rows)
+    assert points.shape == (200, 2) and points[:, 0].var() >= points[:, 1].var()
+    copy = RunStore(tmp_path)
+    shutil.copytree(store.run_dir(run_id), tmp_path / run_id)
+    assert copy.read_projection(run_id, 2, "tsne") is None
+    stop = threading.Event()
+    stop.set()
+    assert representation.tsne_task(copy, stop, run_id, 2) == "stopped"  # Stop before the work starts
+    assert copy.read_projection(run_id, 2, "tsne") is None
+    copy.save_projection(run_id, 2, "tsne", points)  # the task's own result is tested in test_explain_pages
+    assert np.array_equal(copy.read_projection(run_id, 2, "tsne"), points)
+    assert representation.tsne_task(copy, threading.Event(), run_id, 2) == "completed"  # cached: not redone
+
+
+def test_layer_health_histograms_updates_and_dead_relus(trained, test_set):
+    from core import layer_health
+
+    store, run_id, model = trained
+    x, _ = test_set
+    names = layer_health.kernel_names(model)
+    kernels = [layer_health.layer_kernels(names, store.read_epoch_snapshot(run_id, e).weights) for e in (1, 2)]
+    assert list(kernels[0]) == ["c1_conv", "c3_conv", "c5_dense", "f6_dense", "output"]
+    centres, counts = layer_health.weight_histograms([k["c1_conv"] for k in kernels])
+    assert counts.shape == (2, len(centres)) and (counts.sum(axis=1) == 150).all()
+    updates = layer_health.relative_updates([1, 2], kernels)
+    row = updates[updates.layer == "c1_conv"].iloc[0]
+    expected = np.linalg.norm(kernels[1]["c1_conv"] - kernels[0]["c1_conv"]) / np.linalg.norm(kernels[0]["c1_conv"])
+    assert row.epoch == 2 and row.relative_update == pytest.approx(expected)
+    dead = layer_health.dead_relus(model, x)
+    assert set(dead) == {"c1_conv", "c3_conv", "c5_dense", "f6_dense"} and all(0 <= v <= 1 for v in dead.values())
+    killed = build_model(store.read_config(run_id))
+    killed.set_weights(model.get_weights())
+    bias = killed.get_layer("f6_dense").bias
+    bias.assign(np.full(bias.shape, -1e3, np.float32))  # every F6 unit below zero on every image
+    assert layer_health.dead_relus(killed, x)["f6_dense"] == 1.0
