@@ -29,6 +29,7 @@ PAGES = {
     "gallery": PageSpec("Error gallery", ":material/photo_library:", AUDIT),
     "inside": PageSpec("Inside the model", ":material/biotech:", AUDIT),
     "predict": PageSpec("Predict", ":material/draw:", AUDIT),
+    "why": PageSpec("Why", ":material/psychology_alt:", AUDIT),
 }
 
 
