@@ -54,8 +54,11 @@ def epoch_model(key: str, info: RunInfo) -> EpochModel | None:
         epoch = options[0]
     else:
         widgets.per_run(key, info.run_id)
-        if st.session_state.get(key) not in (None, *options):
-            st.session_state.pop(key)
+        last = f"{key}__last"
+        current = st.session_state.get(key)
+        if current is not None and (current not in options or current == st.session_state.get(last) != options[-1]):
+            st.session_state.pop(key)  # gone, or it was the newest epoch: follow the newest one (a live run's)
+        st.session_state[last] = options[-1]
         epoch = st.select_slider("Model after", options=options, value=options[-1], key=key,
                                  format_func=epoch_label)
     model, problem = explain_loaders.model_at(info, epoch)
@@ -81,7 +84,7 @@ def attribution_panel(prefix: str, info: RunInfo, x28: np.ndarray, x32: np.ndarr
                                   key=f"{prefix}_attr_method")
     classes = [PREDICTED, *range(len(names))]
     target = class_col.selectbox("Explain the class", classes, key=f"{prefix}_attr_class",
-                                 format_func=lambda c: f"predicted: {names[pred]}" if c == PREDICTED else names[c])
+                                 format_func=lambda c: "the predicted class" if c == PREDICTED else names[c])
     target = pred if target == PREDICTED else int(target)
     patch = 4
     if method == "occlusion":

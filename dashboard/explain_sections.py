@@ -163,7 +163,7 @@ def _epoch_probs(key: str, info, predictions):
     labels = predictions.labels
     widgets.per_run(key, info.run_id)
     if st.session_state.get(key) not in (None, *options):
-        st.session_state.pop(key)
+        st.session_state.pop(key, None)
     epoch = options[0] if len(options) == 1 else st.select_slider(
         f"{info.name}: epoch", options=options, value=options[-1], key=key, format_func=explain.epoch_label)
     if epoch == explain.FINAL:

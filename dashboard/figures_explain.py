@@ -3,7 +3,7 @@ representation map and the layer-health charts (data in, a figure or an image ar
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
@@ -73,15 +73,15 @@ def representation_figure(points: np.ndarray, labels: np.ndarray, pred: np.ndarr
     index = np.arange(len(labels))
     for cls, name in enumerate(names):
         shown = index[labels == cls]
-        figure.add_trace(go.Scattergl(
+        figure.add_trace(go.Scatter(
             x=points[shown, 0], y=points[shown, 1], mode="markers", name=str(name), customdata=shown,
             marker={"size": 4, "color": CLASS_COLOURS[cls % len(CLASS_COLOURS)], "opacity": 0.6},
             hovertemplate=f"test image #%{{customdata}}<br>true {name}<extra></extra>"))
     wrong = index[pred != labels]
-    figure.add_trace(go.Scattergl(
+    figure.add_trace(go.Scatter(
         x=points[wrong, 0], y=points[wrong, 1], mode="markers", name=f"misclassified ({len(wrong):,})",
         customdata=np.stack([wrong, labels[wrong], pred[wrong]], axis=1) if len(wrong) else None,
-        marker={"size": 8, "symbol": "x", "color": WRONG, "line": {"width": 1}},
+        marker={"size": 5, "symbol": "x-thin", "color": WRONG, "line": {"width": 1.5, "color": WRONG}},
         hovertemplate="test image #%{customdata[0]}<br>true %{customdata[1]}, predicted %{customdata[2]}"
                       "<extra></extra>"))
     figure.update_layout(title=f"Test images at F6, {method}", height=height, plot_bgcolor="white",

@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from core import figures_audit
-from dashboard import common, figures_network, live, loaders, widgets
+from dashboard import common, explain, figures_network, live, loaders, widgets
 from dashboard.audit_run import AuditRun, open_audit_run
 from dashboard.figure_cache import figure
 
@@ -137,6 +137,8 @@ def feature_maps_section(run: AuditRun) -> None:
     for column, (layer, title) in zip((left, right), DENSE_LAYERS):
         column.plotly_chart(figure(figures_network.activation_figure, maps[layer], title=title),
                             key=f"inside_map_{layer}", config={"displayModeBar": False})
+    st.markdown("**Why this answer?** Attribution maps, at any epoch whose weights the run kept")
+    explain.attribution_panel("inside", info, digit.x28, digit.x32, names)
 
 
 def main() -> None:
