@@ -75,7 +75,7 @@ def test_a_drawn_digit_gets_an_answer_that_follows_the_drawing(server, browser):
     page.wait_for_timeout(1000)
     first = prediction_text(page)
     first_input = page.locator("[data-testid='stImage'] img").first.get_attribute("src")
-    assert re.match(r"^\d Confidence \d+\.\d\d%$", first), first
+    assert re.match(r"^\d Confidence \d+\.\d\d% \(the saved model\)$", first), first
     for points in (SEVEN[:2], SEVEN[1:]):  # a 7 in two strokes
         draw_stroke(page, canvas, points)
         page.wait_for_timeout(1500)

@@ -29,10 +29,10 @@ def show_prediction(run: AuditRun, digit: widgets.Digit, chosen: explain.EpochMo
         verdict = None
         if digit.label is not None:
             verdict = "right" if pred == digit.label else f"wrong: the label is {names[digit.label]}"
-        st.metric(f"Prediction for {common.plain(digit.name)}, {chosen.caption}", names[pred], delta=verdict,
+        st.metric(f"Prediction for {common.plain(digit.name)}", names[pred], delta=verdict,
                   delta_color="normal" if digit.label is None or pred == digit.label else "inverse",
                   delta_arrow="off")
-        st.markdown(f"Confidence **{figures_audit.share(probs[pred], 2)}**")
+        st.markdown(f"Confidence **{figures_audit.share(probs[pred], 2)}** ({chosen.caption})")
         bars = figure(figures_audit.probability_bars, probs, names, true=digit.label, title="Probability of each class")
         st.plotly_chart(bars, key="predict_probs", config={"displayModeBar": False})
     st.image(figure(figures_network.feature_map_image, maps["c1_conv"], 6, 96), output_format="PNG",
