@@ -106,7 +106,7 @@ def test_why_tsne_is_queued_and_shown_once_stored(store, monkeypatch):
 def test_why_calibration_for_one_run_and_overlaid_for_two(store):
     root, run_ids = store
     at = open_page("why", run_ids["two_epochs"], why_view="Calibration")
-    metrics, probs, labels = RunStore(root).read_evaluation(run_ids["two_epochs"])
+    _, probs, labels = RunStore(root).read_evaluation(run_ids["two_epochs"])
     expected = calibration.calibration(labels, probs)
     spec = chart(at, "why_reliability")
     assert spec["data"][1]["name"].endswith(f"saved model (ECE {expected.ece:.2%})")
@@ -140,7 +140,7 @@ def test_why_layer_health(store, test_set):
 
 
 def test_a_run_without_weights_and_a_damaged_snapshot_get_messages(store, lenet_runs):
-    root, run_ids = store
+    _, run_ids = store
     if (SHIPPED / "model.keras").is_file():
         shutil.copytree(SHIPPED, lenet_runs / SHIPPED.name)
         at = open_page("why", SHIPPED.name)
@@ -173,7 +173,7 @@ def test_predict_a_drawing_at_an_epoch_and_bad_drawings(store, test_set):
     digit = np.kron(np.round(test_set[0][0, 2:30, 2:30, 0] * 255).astype(np.uint8), np.ones((10, 10), np.uint8))
     at = open_page("predict", run_id, predict_source="A drawing", predict_epoch=1,
                    predict_canvas={"drawing": _drawing(digit)})
-    x28, x32 = digits.preprocess_digit(base64.b64decode(_drawing(digit)["png"].split(",")[1]))
+    _, x32 = digits.preprocess_digit(base64.b64decode(_drawing(digit)["png"].split(",")[1]))
     probs = model_at_epoch(RunStore(root), run_id, 1).predict(x32[None], verbose=0)[0]
     assert [m.value for m in at.metric if m.label == "Prediction for your drawing"] == [str(int(probs.argmax()))]
     np.testing.assert_allclose(chart(at, "predict_probs")["data"][0]["y"], probs, atol=1e-5)
