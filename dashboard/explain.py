@@ -96,7 +96,8 @@ def attribution_panel(prefix: str, info: RunInfo, x28: np.ndarray, x32: np.ndarr
     picture.image(overlay, caption=f"{attribution.METHODS[method]}, class {names[target]}, {chosen.caption}",
                   output_format="PNG")
     against = " and not " + names[pred] if target != pred else ""
-    words.markdown(f"**Why {names[target]}{against}?** The model gives {names[target]} "
-                   f"{figures_audit.share(probs[target], 1)} {chosen.caption}.")
+    subject = "The saved model" if chosen.epoch == FINAL else f"The model {chosen.caption}"
+    words.markdown(f"**Why {names[target]}{against}?** {subject} gives {names[target]} a probability of "
+                   f"{figures_audit.share(probs[target], 1)}.")
     words.caption(METHOD_HELP[method] + (" Red: pixels for the class; blue: against." if method in attribution.SIGNED
                                          else " The brighter the red, the more the pixel matters."))

@@ -99,8 +99,8 @@ def tsne_points(run: AuditRun, chosen: explain.EpochModel) -> np.ndarray | None:
         return None
     if job is not None and job.state == "done":
         st.warning(f"The t-SNE task ended without a map ({job.error or 'it was stopped'}).")
-    st.caption(f"t-SNE of {len(run.predictions.labels):,} images takes about a minute in the training process "
-               "(measured in bench/RESULTS.md); it is computed once per run and epoch, then kept with the run.")
+    st.caption(f"t-SNE of {len(run.predictions.labels):,} images takes minutes in the training process (see "
+               "bench/RESULTS.md); it is computed once per run and epoch, then kept with the run.")
     if st.button("Compute the t-SNE map", key="why_tsne_start", icon=":material/scatter_plot:"):
         common.job_manager().submit_task("tsne", {"run_id": run.info.run_id, "epoch": chosen.epoch}, task_id,
                                          label=f"t-SNE of {run.info.name}, {chosen.caption}")

@@ -49,7 +49,8 @@ def headline(predictions: Predictions, dataset: str) -> None:
                "images. The Why page's Calibration tab draws it.")
     confidence.metric("Mean confidence", f"{calibration.confidence.mean():.2%}",
                       delta=f"{(calibration.confidence.mean() - accuracy) * 100:+.2f} pp", delta_color="off",
-                      delta_description="vs the accuracy: above it is overconfident")
+                      delta_description="vs the accuracy",
+                      help="Above the accuracy, the model is overconfident; below it, underconfident.")
     for average in ("macro", "weighted"):  # rows of three: six in a row were cut to "0.9…" at 1024 px
         for slot, name in zip(st.columns(3), ("precision", "recall", "F1")):
             slot.metric(f"{average.capitalize()} {name}", f"{metrics[f'{average}_{name.lower()}']:.4f}")
