@@ -193,3 +193,27 @@ def test_evaluate_headline_shows_the_ece(store):
     _, probs, labels = RunStore(root).read_evaluation(run_ids["two_epochs"])
     expected = calibration.calibration(labels, probs)
     assert [m.value for m in at.metric if m.label == "Calibration error (ECE)"] == [f"{expected.ece:.2%}"]
+
+
+def test_predict_follows_the_newest_epoch_of_a_run_training_now(store):
+    from core.records import EpochSnapshot
+
+    root, run_ids = store
+    source = RunStore(root)
+    old = [source.read_epoch_snapshot(run_ids["two_epochs"], e) for e in (1, 2)]
+    run_id = source.create_run(source.read_config(run_ids["two_epochs"]), name="live run", status="running")
+    for epoch, snapshot in zip((1, 2), old):
+        source.save_epoch_snapshot(run_id, EpochSnapshot(epoch, snapshot.probs, snapshot.c1_kernels,
+                                                         weights=snapshot.weights))
+    at = open_page("predict", run_id, predict_index="0")
+    assert "Run **live run** · running" in texts(at.caption)
+    assert at.select_slider(key="predict_epoch").value == 2 and "(after epoch 2)" in texts(at.markdown)
+    source.save_epoch_snapshot(run_id, EpochSnapshot(3, old[1].probs, old[1].c1_kernels, weights=old[0].weights))
+    rerun(at)
+    assert at.select_slider(key="predict_epoch").value == 3  # it followed the new epoch
+    assert at.select_slider(key="predict_epoch").options == ["epoch 1", "epoch 2", "epoch 3"]  # no saved model yet
+    at.select_slider(key="predict_epoch").set_value(1)
+    rerun(at)
+    source.save_epoch_snapshot(run_id, EpochSnapshot(4, old[1].probs, old[1].c1_kernels, weights=old[1].weights))
+    rerun(at)
+    assert at.select_slider(key="predict_epoch").value == 1 and "(after epoch 1)" in texts(at.markdown)
