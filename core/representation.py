@@ -13,12 +13,20 @@ LAYER = "f6_dense"
 TSNE_SEED = 0
 
 
-def features(model, images32: np.ndarray, layer: str = LAYER, batch_size: int = 2048) -> np.ndarray:
-    """The output of `layer` for each image, (N, units) float32."""
-    import keras
-
-    head = keras.Model(model.inputs[0], model.get_layer(layer).output)
-    return np.asarray(head.predict(np.asarray(images32, np.float32), batch_size=batch_size, verbose=0), np.float32)
+def features(model, images32: np.ndarray, layer: str = LAYER, batch_size: int = 2500) -> np.ndarray:
+    """The output of `layer` for each image, (N, units) float32. The layers are called directly, batch by batch:
+    a new keras.Model and its predict function per epoch's model cost more than the pass itself."""
+    model.get_layer(layer)  # a model without the layer raises here, naming it
+    images = np.asarray(images32, np.float32)
+    parts = []
+    for start in range(0, len(images), batch_size):
+        hidden = images[start:start + batch_size]
+        for current in model.layers:
+            hidden = current(hidden, training=False)
+            if current.name == layer:
+                break
+        parts.append(np.asarray(hidden, np.float32))
+    return np.concatenate(parts) if parts else np.zeros((0, model.get_layer(layer).units), np.float32)
 
 
 def pca_map(feature_rows: np.ndarray) -> np.ndarray:
