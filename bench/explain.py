@@ -102,6 +102,7 @@ def main(argv=None) -> dict:
     p.add_argument("--no-browser", action="store_true", help="skip the Chromium drawing timing")
     args = p.parse_args(argv)
     path = common.data_path(args)
+    machine = common.machine()  # before the work: its load average is the start's
     config = common.data_config(path, epochs=1 if args.quick else 2, validation_split=0.0)
     folder, store = common.temp_store()
     with folder:
@@ -118,7 +119,7 @@ def main(argv=None) -> dict:
     if "drawing_s" in measured:
         worst["drawing_s"] = statistics.median(measured["drawing_s"])
     out = {"figure": "seconds, warm (median)", "targets": TARGETS, "measured": measured, "worst": worst,
-           "meets_target": {k: v <= TARGETS[k] for k, v in worst.items()}, "machine": common.machine()}
+           "meets_target": {k: v <= TARGETS[k] for k, v in worst.items()}, "machine": machine}
     common.write_result(args, NAME, out)
     common.print_table("Why views, warm seconds", ["figure", "measured", "target", "met"],
                        [[k, v, TARGETS[k], v <= TARGETS[k]] for k, v in worst.items()])
