@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections import Counter
 
 import streamlit as st
@@ -187,19 +188,31 @@ def startup() -> None:
     _mark_interrupted_once(str(store().root.resolve()))
 
 
-@st.cache_data(ttl=5, max_entries=8, show_spinner=False)
-def _cached_runs(root: str, signature: tuple) -> list[RunInfo]:
-    # ttl: a terminal run whose process died changes no file; its status turns "interrupted" within 5 s.
-    return RunStore(root).list_runs()
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _cached_runs(root: str, signature: str) -> tuple[RunInfo, ...]:
+    # A resource, not data: shared as is (never modified), not copied on every call as cache_data would copy
+    # 1,000 runs. The key is a digest of the store's signature: hashing the signature itself took 0.3 s.
+    return tuple(RunStore(root).list_runs())
 
 
 def list_runs_cached() -> list[RunInfo]:
-    """list_runs(), re-read only when a run's files change: cheap enough for a fragment that reruns every second."""
+    """list_runs(), re-read only when a run's files change: cheap enough for a fragment that reruns every second.
+
+    The runs that were active when listed are looked at again on every call (a few status files): whether their
+    writer is still alive changes no file (a killed terminal, a silent heartbeat)."""
+    import hashlib
+
     try:
-        return _cached_runs(str(store().root), store().signature())
+        current = store()
+        digest = hashlib.sha1(repr(current.signature()).encode()).hexdigest()
+        runs = list(_cached_runs(str(current.root), digest))
     except StoreError as exc:
         st.error(str(exc))
         return []
+    for n, info in enumerate(runs):
+        if info.active:
+            runs[n] = current.inspect(info.path)
+    return runs
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -231,3 +244,22 @@ def followed_run(runs: list[RunInfo]) -> RunInfo | None:
     # A run stopped while queued has no curves; one that failed before it started still has its error to show.
     trained = [r for r in usable if r.record.started or r.status == "failed"]
     return max(trained, key=lambda r: (_when(r, "ended", "updated", "created"), r.run_id), default=None)
+
+
+# ----- clicks that act once ----------------------------------------------------------------------------
+
+ARM_SECONDS = 1.0  # a button younger than this ignores clicks: they were aimed at what was there before
+
+
+def drawn(key: str) -> None:
+    """Note when the button `key` first appeared in this session (call it where the button is drawn)."""
+    st.session_state.setdefault(f"common_drawn_{key}", time.monotonic())
+
+
+def armed(key: str) -> bool:
+    """Whether a click on the button `key` is meant for it: it has been on the screen for ARM_SECONDS.
+
+    When Stop ends a run, the next run's Stop (or a queued run's Remove) appears under the pointer; fast
+    repeated clicks would stop it too. A button that has just appeared ignores them."""
+    first = st.session_state.get(f"common_drawn_{key}")
+    return first is not None and time.monotonic() - first >= ARM_SECONDS

@@ -39,7 +39,10 @@ class EpochFiles:
         folder = self._existing(run_id) / EPOCHS_DIR
         if not folder.is_dir():
             return []
-        found = (re.match(r"^epoch_(\d{4})\.npz$", p.name) for p in folder.iterdir())
+        try:
+            found = [re.match(r"^epoch_(\d{4})\.npz$", p.name) for p in folder.iterdir()]
+        except PermissionError:
+            raise StoreError(f"run {run_id!r}: {EPOCHS_DIR}/ is not readable (permission denied)") from None
         return sorted(int(m.group(1)) for m in found if m)
 
     def read_epoch_snapshot(self, run_id: str, epoch: int) -> EpochSnapshot:

@@ -6,8 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from core.store import STATUSES, RunInfo, StoreError
-from dashboard import common, pages, share, sidebar
-from dashboard import figures_runs
+from dashboard import common, figures_runs, pages, share, sidebar
 
 TABLE = "runs_table"
 TICKED = "runs_ticked"  # the run ids ticked in the table: the table itself knows only row positions
@@ -37,16 +36,16 @@ def column_config(key: str, column: figures_runs.Column):
 COLUMNS = {key: column_config(key, column) for key, column in figures_runs.COLUMNS.items()}
 
 
-def epoch_rows(runs: list[RunInfo]) -> dict[str, pd.DataFrame]:
-    rows = {}
+def epoch_records(runs: list[RunInfo]) -> dict[str, list[dict]]:
+    records = {}
     for info in runs:
         if info.damaged:
             continue
-        try:
-            rows[info.run_id] = common.read_metrics(info.run_id)[1]
+        try:  # not the batch records: a store may hold 1,000 runs
+            records[info.run_id] = common.store().read_epoch_records(info.run_id)
         except StoreError:  # deleted since it was listed
             continue
-    return rows
+    return records
 
 
 def filtered(frame: pd.DataFrame) -> pd.DataFrame:
@@ -93,7 +92,7 @@ def runs_table(frame: pd.DataFrame, all_ids: list[str]) -> pd.DataFrame:
     return frame[frame["run_id"].isin(ticked)]
 
 
-def compare(selected: pd.DataFrame, epochs: dict[str, pd.DataFrame]) -> None:
+def compare(selected: pd.DataFrame, epochs: dict[str, list[dict]]) -> None:
     st.subheader("Compare runs")
     if selected.empty:
         st.caption("Select rows in the table (the boxes on the left) to overlay their curves.")
@@ -102,7 +101,7 @@ def compare(selected: pd.DataFrame, epochs: dict[str, pd.DataFrame]) -> None:
     labels = {}
     for row in selected.itertuples():
         label = row.name if row.name not in labels else f"{row.name} ({row.run_id})"
-        labels[label] = epochs.get(row.run_id)
+        labels[label] = figures_runs.epoch_frame(epochs.get(row.run_id))
     st.plotly_chart(figures_runs.overlay_figure(labels, metric), key="runs_overlay_chart")
     column = figures_runs.EPOCH_METRICS[metric]
     missing = [label for label, epoch in labels.items()
@@ -170,9 +169,7 @@ def manage(runs: list[RunInfo], selected: pd.DataFrame) -> None:
         st.form_submit_button("Rename", on_click=rename, args=(run_id,), disabled=info.damaged)
     with delete_column.container(border=True):
         if info.active:
-            where = ("Stop it on the Train page." if common.job_manager().owns(info.run_id) else
-                     "It was started outside this dashboard: stop it there (Ctrl+C in its terminal).")
-            st.warning(f"This run is {info.status}; it cannot be deleted until it ends. {where}")
+            st.warning(f"This run is {info.status}; it cannot be deleted until it ends. Stop it on the Train page.")
         st.checkbox("I understand: this deletes the run folder, its model and its metrics for good",
                     key=CONFIRM_DELETE, disabled=info.active)
         st.button("Delete run", type="primary", on_click=delete, args=(run_id, info.name),
@@ -223,7 +220,7 @@ def main() -> None:
     if message:
         (st.success if message[0] == "success" else st.error)(common.plain(message[1]))  # it names a run
     runs = common.list_runs_cached()
-    epochs = epoch_rows(runs)
+    epochs = epoch_records(runs)
     frame = figures_runs.runs_frame(runs, epochs)
     selected = frame.iloc[0:0]
     if frame.empty:
