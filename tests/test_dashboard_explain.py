@@ -217,3 +217,15 @@ def test_predict_follows_the_newest_epoch_of_a_run_training_now(store):
     source.save_epoch_snapshot(run_id, EpochSnapshot(4, old[1].probs, old[1].c1_kernels, weights=old[1].weights))
     rerun(at)
     assert at.select_slider(key="predict_epoch").value == 1 and "(after epoch 1)" in texts(at.markdown)
+
+
+def test_inside_feature_maps_and_attribution_at_an_epoch(store, test_set):
+    from core import analysis
+
+    root, run_ids = store
+    run_id = run_ids["two_epochs"]
+    at = open_page("inside", run_id, inside_index="4", inside_maps_epoch=1, inside_interactive=True)
+    expected = analysis.feature_maps(model_at_epoch(RunStore(root), run_id, 1), test_set[0][4])
+    np.testing.assert_allclose(chart(at, "inside_output")["data"][0]["y"], expected["output"], atol=1e-5)
+    assert "after epoch 1" in texts(at.markdown)
+    assert image_captions(at)[-1].endswith(", after epoch 1")  # the attribution map follows the same slider
