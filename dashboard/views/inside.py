@@ -118,7 +118,8 @@ def feature_maps_section(run: AuditRun) -> None:
     picture, output = st.columns([1, 3])
     truth = f", true {names[digit.label]}" if digit.label is not None else ""
     picture.image(figures_audit.thumbnail(digit.x28, 5), caption=f"{digit.name}{truth}", output_format="PNG")
-    picture.markdown(f"Predicted **{names[pred]}** ({figures_audit.share(probs[pred], 1)}), {chosen.caption}")
+    by = "by the saved model" if chosen.epoch == explain.FINAL else f"by the model {chosen.caption}"
+    picture.markdown(f"Predicted **{names[pred]}** ({figures_audit.share(probs[pred], 1)}) {by}")
     output.plotly_chart(figure(figures_audit.probability_bars, probs, names, true=digit.label, height=220,
                                title="Output: softmax over the 10 classes"),
                         key="inside_output")
