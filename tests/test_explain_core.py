@@ -148,9 +148,14 @@ def test_representation_map_and_tsne_task_are_stored_per_epoch(trained, test_set
     stop.set()
     assert representation.tsne_task(copy, stop, run_id, 2) == "stopped"  # Stop before the work starts
     assert copy.read_projection(run_id, 2, "tsne") is None
-    copy.save_projection(run_id, 2, "tsne", points)  # the task's own result is tested in test_explain_pages
+    copy.save_projection(run_id, 2, "tsne", points)  # as the task stores its map
     assert np.array_equal(copy.read_projection(run_id, 2, "tsne"), points)
     assert representation.tsne_task(copy, threading.Event(), run_id, 2) == "completed"  # cached: not redone
+    from core.tasks import resolve
+
+    assert resolve("tsne") is representation.tsne_task  # the dashboard's training process runs it by this kind
+    first, again = representation.tsne_map(rows), representation.tsne_map(rows)
+    assert first.shape == (200, 2) and np.allclose(first, again)  # seeded: a stored map can be made again
 
 
 def test_layer_health_histograms_updates_and_dead_relus(trained, test_set):
