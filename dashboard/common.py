@@ -215,14 +215,10 @@ def list_runs_cached() -> list[RunInfo]:
     return runs
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
-def _cached_metrics(root: str, run_id: str, version: tuple):
-    return RunStore(root).read_metrics(run_id)
-
-
 def read_metrics(run_id: str):
-    """(batch rows, epoch rows) of a run, re-read only when its files change."""
-    return _cached_metrics(str(store().root), run_id, store().version(run_id))
+    """(batch rows, epoch rows) of a run. The store keeps the parsed records and frames and reads only what was
+    appended, so there is no Streamlit cache here (one of 64 entries, copied on every call, used to thrash)."""
+    return store().read_metrics(run_id)
 
 
 def _when(info: RunInfo, *fields: str) -> str:
