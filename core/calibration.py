@@ -19,10 +19,6 @@ class Calibration:
     counts: np.ndarray  # per non-empty bin: how many images
     ece: float  # expected calibration error: sum over bins of |accuracy - confidence| weighted by the bin's share
 
-    @property
-    def n(self) -> int:
-        return len(self.confidence)
-
 
 def calibration(labels: np.ndarray, probs: np.ndarray, bins: int = BINS) -> Calibration:
     """The top-class calibration of `probs` (N, classes) against `labels` (N,) over `bins` equal-width bins."""

@@ -34,16 +34,3 @@ def model_for(store: RunStore, run_id: str, epoch: int):
     """The model after `epoch`, or the run's saved model for FINAL."""
     return store.load_model(run_id) if int(epoch) == FINAL else model_at_epoch(store, run_id, epoch)
 
-
-def epochs_with_weights(store: RunStore, run_id: str) -> tuple[list[int], list[str]]:
-    """(the saved epochs whose snapshot holds weights, why each other saved epoch cannot be shown)."""
-    found, problems = [], []
-    for epoch in store.epochs_saved(run_id):
-        try:
-            if has_weights(store, run_id, epoch):
-                found.append(epoch)
-            else:
-                problems.append(NO_WEIGHTS.format(run=run_id, epoch=epoch))
-        except StoreError as exc:
-            problems.append(str(exc))
-    return found, problems
