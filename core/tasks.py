@@ -22,6 +22,7 @@ from core.store import RunStore
 TASKS: dict[str, str] = {
     "train": "core.tasks:train_run",
     "tsne": "core.representation:tsne_task",
+    "audit_train": "core.label_audit_train:audit_train",
 }
 
 

@@ -27,6 +27,7 @@ PAGES = {
     "runs": PageSpec("Runs", ":material/table_view:", TRAINING),
     "evaluate": PageSpec("Evaluate", ":material/grid_on:", AUDIT),
     "gallery": PageSpec("Error gallery", ":material/photo_library:", AUDIT),
+    "label_audit": PageSpec("Label audit", ":material/fact_check:", AUDIT),
     "inside": PageSpec("Inside the model", ":material/biotech:", AUDIT),
     "predict": PageSpec("Predict", ":material/draw:", AUDIT),
     "why": PageSpec("Why", ":material/psychology_alt:", AUDIT),

@@ -176,3 +176,18 @@ def test_watching_quick(tmp_path):
     assert watched["target"] == 0.05 and positive(watched["chart_period_median"])
     assert positive(result["summary"]["0"]["images_per_s"]) and positive(watched["images_per_s"])
     assert watched["browser_cpu"] > 0 and isinstance(watched["met"], bool)
+
+
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="Chromium not found at /usr/bin/chromium")
+def test_scale_quick(tmp_path):
+    from bench import scale
+
+    scale.main(["--quick", "--results-dir", str(tmp_path)])
+    result = read(tmp_path, "scale")
+    assert_machine(result)
+    assert result["cli_list"]["runs"] == result["runs"] == 100 and result["cli_list"]["damaged"] == 10
+    pages = result["pages"]
+    assert positive(pages["runs_cold_s"]) and positive(pages["tick_s"][0]) and positive(pages["train_warm_s"][0])
+    assert 0 <= pages["idle_tab_server_core_share"] < 2
+    # the Train page followed the live run: its chart reached later steps while the bench appended records
+    assert result["live"]["live_update_periods_s"] and 0 < result["live"]["live_server_core_share"] < 2
