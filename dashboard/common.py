@@ -188,7 +188,7 @@ def startup() -> None:
     _mark_interrupted_once(str(store().root.resolve()))
 
 
-@st.cache_resource(max_entries=8, show_spinner=False)
+@st.cache_resource(max_entries=8, ttl=60, show_spinner=False)  # ttl: a safety net if a change kept the signature
 def _cached_runs(root: str, signature: str) -> tuple[RunInfo, ...]:
     # A resource, not data: shared as is (never modified), not copied on every call as cache_data would copy
     # 1,000 runs. The key is a digest of the store's signature: hashing the signature itself took 0.3 s.

@@ -191,7 +191,7 @@ def test_a_run_that_failed_before_training_does_not_say_it_is_waiting(lenet_runs
     assert messages == ["The run ended before its first batch.", "No epoch finished before the run ended."]
     assert "**Data:** none loaded: the run ended before its data was read." in texts(at.caption)
     for page, expected in (("evaluate", "This run ended (failed) before finishing an epoch"),
-                           ("inside", "this run ended (failed) without one")):
+                           ("inside", "neither a saved model nor weights from any epoch")):
         at.switch_page(f"views/{page}.py").run()
         assert not at.exception and expected in texts(at.info) + texts(at.warning)
         assert "yet" not in texts(at.info) + texts(at.warning)
