@@ -1,4 +1,5 @@
-"""The Keras callbacks of a training run: stop and divergence control, streaming into the run store, a progress bar."""
+"""The Keras callbacks of a training run: stop and divergence control, streaming into the run store, a sweep's
+pruning, a progress bar."""
 
 from __future__ import annotations
 
@@ -207,6 +208,26 @@ class StreamingCallback(keras.callbacks.Callback):
         record["eval_time"] = round(time.perf_counter() - eval_start, 3)
         self.store.append_metrics(self.run_id, [record])
         self.last_snapshot = snapshot
+
+
+class PruningCallback(keras.callbacks.Callback):
+    """A sweep trial's pruning, in Optuna's idiom: each epoch's validation accuracy goes to `trial.report`; when
+    `trial.should_prune()`, training ends after this epoch (the sweep then marks the run pruned)."""
+
+    def __init__(self, trial):
+        super().__init__()
+        self.trial = trial
+        self.pruned_at: int | None = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        value = logs.get("val_accuracy")
+        if value is None or not math.isfinite(float(value)):
+            return
+        self.trial.report(float(value), step=epoch + 1)
+        if self.trial.should_prune():
+            self.pruned_at = epoch + 1
+            self.model.stop_training = True
 
 
 class ProgressBar(keras.callbacks.Callback):

@@ -1,5 +1,5 @@
 """`python -m core`: train, list, evaluate, audit, predict and summary from a terminal (report, export and
-export-metrics: core.cli_share)."""
+export-metrics: core.cli_share; sweep: core.cli_sweep)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import sys
 import threading
 from pathlib import Path
 
-from core import cli_share
+from core import cli_share, cli_sweep
 from core.config import FIELD_TYPES, PARAMS, PRESETS, TrainConfig, describe_range, preset
 from core.store import RunStore, StoreError
 
@@ -94,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     for sub in (listing, evaluate, audit, predict, summary):
         _hidden_flags(sub)
     cli_share.add_commands(commands, _hidden_flags)  # report, export, export-metrics
+    cli_sweep.add_commands(commands, _hidden_flags)  # sweep create/run/status/best/list/stop/delete
     return parser
 
 
@@ -291,7 +292,8 @@ def cmd_summary(args, store: RunStore) -> int:
 
 
 COMMANDS = {"train": cmd_train, "list": cmd_list, "evaluate": cmd_evaluate, "audit": cmd_audit,
-            "predict": cmd_predict, "summary": cmd_summary, **cli_share.COMMANDS}
+            "predict": cmd_predict, "summary": cmd_summary, **cli_share.COMMANDS,
+            **cli_sweep.COMMANDS}
 
 
 def main(argv: list[str] | None = None) -> int:

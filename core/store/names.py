@@ -8,3 +8,7 @@ EVALUATION_FILE = "evaluation.json"
 TEST_PREDICTIONS_FILE = "test_predictions.npz"
 EPOCHS_DIR = "epochs"
 SNAPSHOT_ARRAYS = ("probs", "c1")  # the arrays of an epoch snapshot file; EpochSnapshot.extras adds others
+SWEEPS_DIR = ".sweeps"  # one folder per sweep; hidden, so the run list does not take it for a run
+SWEEP_FILE = "sweep.json"  # the sweep's spec and whether a stop was requested
+SWEEP_JOURNAL = "journal.log"  # Optuna's JournalFileBackend: the study itself
+SWEEP_LOCK = "ask.lock"  # held while a worker counts the trials and asks for one more

@@ -33,6 +33,7 @@ from core.store.disk import (
     slug,
 )
 from core.store.listing import RunListing
+from core.store.sweeps import SweepFiles
 from core.store.names import (
     CONFIG_FILE,
     EPOCHS_DIR,
@@ -47,7 +48,7 @@ from core.store.names import (
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent.parent / "cached_models"
 
 
-class RunStore(RunListing):
+class RunStore(RunListing, SweepFiles):
     """All reads and writes of cached_models/. Every write is atomic (temp file + rename) or append-only."""
 
     def __init__(self, root: str | os.PathLike | None = None):

@@ -11,7 +11,7 @@ SMOOTHING = "train_smoothing"
 STOP_MESSAGE = "train_stop_message"
 STATUS_ICONS = {"queued": ":material/hourglass_empty:", "running": ":material/directions_run:",
                 "completed": ":material/check_circle:", "stopped": ":material/stop_circle:", "failed": ":material/error:",
-                "interrupted": ":material/warning:"}  # Material icons: emoji need a colour-emoji font
+                "interrupted": ":material/warning:", "pruned": ":material/content_cut:"}  # Material icons: emoji need a colour-emoji font
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
