@@ -129,7 +129,8 @@ def _ask(store: RunStore, sweep_id: str, study, spec: SweepSpec):
     """A new trial, or None when the sweep has all its trials; under the sweep's lock."""
     with store.sweep_lock(sweep_id):
         fail_orphans(store, study)
-        if len(study.get_trials(deepcopy=False)) >= spec.n_trials:
+        started = [t for t in study.get_trials(deepcopy=False) if t.state.name != "WAITING"]  # enqueued: not yet
+        if len(started) >= spec.n_trials:
             return None
         trial = study.ask(distributions(spec))
         for key, value in {**owner(), "started": now_iso(), "run_ids": []}.items():
