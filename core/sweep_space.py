@@ -45,7 +45,7 @@ class SweepSpec:
     version: int = SWEEP_VERSION
 
     @classmethod
-    def from_dict(cls, data: dict) -> "SweepSpec":
+    def from_dict(cls, data: dict) -> SweepSpec:
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in data.items() if k in known})
 
@@ -203,3 +203,29 @@ def describe(spec: SweepSpec) -> str:
         else:
             parts.append(f"{name}={dim['low']:g}:{dim['high']:g}{':log' if dim['log'] else ''}")
     return " ".join(parts)
+
+
+MODES = ("fixed", "choices", "range", "log range")
+
+
+def space_from_rows(rows: list[tuple[str, str, str]]) -> dict:
+    """The space from the Sweep page's table: (field, mode, text) rows; a fixed row left empty keeps the base."""
+    space: dict = {}
+    for name, mode, text in rows:
+        text = (text or "").strip()
+        if mode not in MODES:
+            raise SpaceError(f"{name}: how {mode!r} is unknown; allowed: {', '.join(MODES)}")
+        if mode == "fixed":
+            if text:
+                space[name] = _convert(name, text)
+            continue
+        if not text:
+            raise SpaceError(f"{name}: give its {'choices, like 64,128' if mode == 'choices' else 'range, like 0.1:0.5'}")
+        if mode == "choices":
+            space[name] = {"choices": [_convert(name, v) for v in text.split(",") if v.strip()]}
+            continue
+        bounds = text.replace(",", ":").split(":")
+        if len(bounds) != 2:
+            raise SpaceError(f"{name}: a range is low:high (got {text!r})")
+        space[name] = {"low": _convert(name, bounds[0]), "high": _convert(name, bounds[1]), "log": mode == "log range"}
+    return space

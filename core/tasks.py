@@ -21,6 +21,7 @@ from core.store import RunStore
 # kind -> "module:function", imported only when a task of that kind runs (TensorFlow loads lazily)
 TASKS: dict[str, str] = {
     "train": "core.tasks:train_run",
+    "sweep": "core.sweep:run_sweep",  # args: sweep_id, parallel
 }
 
 

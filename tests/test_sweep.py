@@ -164,7 +164,7 @@ def test_two_local_workers_share_one_study_without_losing_or_repeating_a_trial(l
     assert list(frame["trial"]) == [0, 1, 2, 3] and set(frame["state"]) == {"completed"}
     runs = _run_ids_of(store, sweep_id)
     assert sorted(r.trial_number for r in runs.values()) == [0, 1, 2, 3]  # one run per trial, none twice
-    assert sorted(sum(frame["runs"], [])) == sorted(runs)
+    assert sorted(run for runs_of_trial in frame["runs"] for run in runs_of_trial) == sorted(runs)
     assert len({r.pid for r in runs.values()}) == 2  # both workers took trials
 
 

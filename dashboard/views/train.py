@@ -11,7 +11,8 @@ SMOOTHING = "train_smoothing"
 STOP_MESSAGE = "train_stop_message"
 STATUS_ICONS = {"queued": ":material/hourglass_empty:", "running": ":material/directions_run:",
                 "completed": ":material/check_circle:", "stopped": ":material/stop_circle:", "failed": ":material/error:",
-                "interrupted": ":material/warning:", "pruned": ":material/content_cut:"}  # Material icons: emoji need a colour-emoji font
+                "interrupted": ":material/warning:", "pruned": ":material/content_cut:"}
+# Material icons: emoji need a colour-emoji font
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
@@ -68,7 +69,9 @@ def progress_panel(info: RunInfo, status: RunStatus, batch, epoch) -> None:
     left, right = st.columns([5, 1], vertical_alignment="bottom")
     left.progress(shown.fraction, text=text)
     manager = common.job_manager()
-    if manager.owns(info.run_id):
+    if status.sweep_id:
+        right.caption(f"Trial {status.trial_number} of sweep {status.sweep_id}: stop the sweep on the Sweep page.")
+    elif manager.owns(info.run_id):
         right.button("Stop", icon=":material/stop:", key=f"train_stop_{info.run_id}", on_click=stop, args=(info.run_id,),
                      type="primary", width="stretch")
     else:
