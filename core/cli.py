@@ -1,5 +1,5 @@
 """`python -m core`: train, list, evaluate, audit, predict and summary from a terminal (report, export and
-export-metrics: core.cli_share; sweep: core.cli_sweep)."""
+export-metrics: core.cli_share; sweep: core.cli_sweep; compare: core.cli_compare)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import sys
 import threading
 from pathlib import Path
 
-from core import cli_share, cli_sweep
+from core import cli_compare, cli_share, cli_sweep
 from core.config import FIELD_TYPES, PARAMS, PRESETS, TrainConfig, describe_range, preset
 from core.store import RunStore, StoreError
 
@@ -75,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--preset", choices=list(PRESETS), help="start from a preset; flags override it")
     train.add_argument("--name", help="run name shown in the dashboard")
     train.add_argument("--data", dest="data_path", help="Keras-layout .npz or a folder of IDX files")
+    train.add_argument("--seeds", type=cli_compare.seed_list, help="one run per seed, e.g. 42,43,44: a seed group")
     defaults = TrainConfig()
     for name, p in PARAMS.items():
         if name != "data_path":
@@ -95,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         _hidden_flags(sub)
     cli_share.add_commands(commands, _hidden_flags)  # report, export, export-metrics
     cli_sweep.add_commands(commands, _hidden_flags)  # sweep create/run/status/best/list/stop/delete
+    cli_compare.add_commands(commands, _hidden_flags)  # compare
     return parser
 
 
@@ -116,10 +118,22 @@ def _emit(args, payload, text: str) -> None:
 
 
 def cmd_train(args, store: RunStore) -> int:
+    config = config_from_args(args)
+    if args.seeds and args.seed is not None:
+        raise CliError("give --seed or --seeds, not both")
+    configs = [config.replace(seed=seed) for seed in args.seeds] if args.seeds else [config]
+    default_name = args.name or f"{config.variant} {config.dataset}"
+    outcomes = [_train_one(args, store, c, f"{default_name} seed {c.seed}" if args.seeds else args.name)
+                for c in configs]
+    payloads = [payload for payload, _ in outcomes]
+    _emit(args, payloads if args.seeds else payloads[0], "\n".join(text for _, text in outcomes))
+    return 0 if all(p["status"] in ("completed", "stopped") for p in payloads) else EXIT_RUN_FAILED
+
+
+def _train_one(args, store: RunStore, config: TrainConfig, name: str | None) -> tuple[dict, str]:
     from core.data import load_dataset
     from core.trainer import train
 
-    config = config_from_args(args)
     # Bad data (a broken --data file, a subset larger than the source) fails here, before a run exists.
     data = load_dataset(config)
     callbacks = []
@@ -127,7 +141,7 @@ def cmd_train(args, store: RunStore) -> int:
         from core.callbacks import ProgressBar
 
         callbacks.append(ProgressBar())
-    run_id = store.create_run(config, name=args.name)
+    run_id = store.create_run(config, name=name)
     print(f"run {run_id}", file=sys.stderr)
     stop = threading.Event()
 
@@ -154,10 +168,9 @@ def cmd_train(args, store: RunStore) -> int:
         m = result.test_metrics
         lines.append(f"test accuracy {m['accuracy']:.4f}  errors {m['error_count']}/{m['n']}  "
                      f"macro F1 {m['macro_f1']:.4f}  loss {m['loss']:.4f}")
-    _emit(args, payload, "\n".join(lines))
     if result.error:
         print(f"error: {result.error}", file=sys.stderr)
-    return 0 if result.status in ("completed", "stopped") else EXIT_RUN_FAILED
+    return payload, "\n".join(lines)
 
 
 def cmd_list(args, store: RunStore) -> int:
@@ -293,7 +306,7 @@ def cmd_summary(args, store: RunStore) -> int:
 
 COMMANDS = {"train": cmd_train, "list": cmd_list, "evaluate": cmd_evaluate, "audit": cmd_audit,
             "predict": cmd_predict, "summary": cmd_summary, **cli_share.COMMANDS,
-            **cli_sweep.COMMANDS}
+            **cli_sweep.COMMANDS, **cli_compare.COMMANDS}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,6 +26,7 @@ PAGES = {
     "train": PageSpec("Train", ":material/model_training:", TRAINING, default=True),
     "runs": PageSpec("Runs", ":material/table_view:", TRAINING),
     "sweep": PageSpec("Sweep", ":material/tune:", TRAINING),
+    "compare": PageSpec("Compare", ":material/compare_arrows:", TRAINING),
     "evaluate": PageSpec("Evaluate", ":material/grid_on:", AUDIT),
     "gallery": PageSpec("Error gallery", ":material/photo_library:", AUDIT),
     "inside": PageSpec("Inside the model", ":material/biotech:", AUDIT),

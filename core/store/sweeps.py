@@ -7,9 +7,9 @@ import fcntl
 import json
 import secrets
 import shutil
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from collections.abc import Iterator
 
 from core.store.disk import StoreError, atomic_write_json, check_run_id, slug
 from core.store.names import SWEEP_FILE, SWEEP_JOURNAL, SWEEP_LOCK, SWEEPS_DIR
