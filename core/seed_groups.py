@@ -29,12 +29,13 @@ def seed_groups(runs: list[RunInfo], finished_only: bool = True) -> dict[str, li
 
 
 def group_of(runs: list[RunInfo], run_id: str) -> list[RunInfo]:
-    """The runs of `run_id`'s seed group (itself included), finished or not."""
+    """The runs of `run_id`'s seed group (itself included, oldest first), finished or not."""
     target = next((r for r in runs if r.run_id == run_id and r.config is not None), None)
     if target is None:
         return []
     key = group_key(target.config)
-    return [r for r in runs if r.config is not None and group_key(r.config) == key]
+    members = [r for r in runs if r.config is not None and group_key(r.config) == key]
+    return sorted(members, key=lambda r: (r.record.created or "", r.run_id))
 
 
 def groups_frame(runs: list[RunInfo], min_size: int = 2) -> pd.DataFrame:

@@ -117,3 +117,39 @@ def test_the_compare_page_shows_intervals_the_sentence_and_the_confusion_differe
     assert expected.sentence in texts(at.success) + texts(at.info)
     heatmap = chart(at, "compare_confusion")["data"][0]
     assert np.array(decode(heatmap["z"])).ravel().tolist() == expected.confusion_difference.ravel().tolist()
+
+
+def test_the_runs_page_shows_seed_groups_their_band_and_repeats_a_run_with_more_seeds(seed_group, lenet_runs):
+    from dashboard import common
+
+    (first, second), other = seed_group
+    store = RunStore(lenet_runs)
+    at = open_app("views/runs.py")
+    groups = next(d.value for d in at.dataframe if "Seeds" in d.value.columns)
+    accuracies = [store.read_status(r).test_accuracy for r in (first, second)]
+    assert groups.loc[0, "Runs"] == 2 and groups.loc[0, "Seeds"] == "42, 43"
+    assert groups.loc[0, "Test accuracy (mean ± std)"] == f"{np.mean(accuracies):.2%} ± {np.std(accuracies, ddof=1):.2%}"
+    drawn = at.session_state["runs_drawn_ids"]
+    at.session_state["runs_table"] = {"selection": {"rows": [drawn.index(first), drawn.index(other)],
+                                                       "columns": [], "cells": []}}
+    at.run()
+    at.toggle(key="runs_as_groups").set_value(True).run()
+    traces = {t["name"]: t for t in chart(at, "runs_group_overlay_chart")["data"]}
+    assert {"tiny seed 42 (n=2)", "tiny seed 42 (n=2) ± std", "other (n=1)"} <= set(traces)
+    mean = traces["tiny seed 42 (n=2)"]
+    _, curve_a = store.read_metrics(first)
+    _, curve_b = store.read_metrics(second)
+    from dashboard import figures_runs
+
+    column = figures_runs.EPOCH_METRICS[at.selectbox(key="runs_overlay_metric").value]
+    assert decode(mean["y"])[0] == pytest.approx((curve_a[column][0] + curve_b[column][0]) / 2)
+    assert any(link.label.startswith("Is the difference real?") for link in at.get("page_link"))
+
+    at.selectbox(key="runs_managed_run").set_value(first).run()
+    at.button(key="runs_repeat").click().run()
+    queued = [r for r in store.list_runs() if r.run_id not in (first, second, other)]
+    manager = common._job_manager(str(lenet_runs.resolve()))
+    for info in queued:
+        manager.stop(info.run_id)
+    assert sorted(store.read_config(r.run_id).seed for r in queued) == [44, 45]
+    assert all(store.read_config(r.run_id).replace(seed=42) == store.read_config(first) for r in queued)
