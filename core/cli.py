@@ -76,11 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--name", help="run name shown in the dashboard")
     train.add_argument("--data", dest="data_path", help="Keras-layout .npz or a folder of IDX files")
     train.add_argument("--seeds", type=cli_compare.seed_list, help="one run per seed, e.g. 42,43,44: a seed group")
-    defaults = TrainConfig()
-    for name, p in PARAMS.items():
-        if name != "data_path":
-            _add_config_flag(train, name, p, getattr(defaults, name))
-    _hidden_flags(train)
+    lr_find = cli_compare.add_lr_find(commands)  # the same config flags as train
+    for sub in (train, lr_find):
+        for name, p in PARAMS.items():
+            if name != "data_path":
+                _add_config_flag(sub, name, p, getattr(TrainConfig(), name))
+        _hidden_flags(sub)
 
     listing = commands.add_parser("list", help="show the runs in the store")
     evaluate = commands.add_parser("evaluate", help="accuracy and the per-class table of a run")
@@ -306,7 +307,8 @@ def cmd_summary(args, store: RunStore) -> int:
 
 COMMANDS = {"train": cmd_train, "list": cmd_list, "evaluate": cmd_evaluate, "audit": cmd_audit,
             "predict": cmd_predict, "summary": cmd_summary, **cli_share.COMMANDS,
-            **cli_sweep.COMMANDS, **cli_compare.COMMANDS}
+            **cli_sweep.COMMANDS, **cli_compare.COMMANDS,
+            "lr-find": lambda args, store: cli_compare.cmd_lr_find(args, config_from_args(args))}
 
 
 def main(argv: list[str] | None = None) -> int:

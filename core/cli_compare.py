@@ -1,11 +1,12 @@
 """`python -m core compare RUN_A RUN_B [--groups]`: is the difference between two runs (or their seed groups) real?
-(registered by core.cli), and `train --seeds`' list of seeds."""
+`python -m core lr-find`: which learning rate to try (registered by core.cli), and `train --seeds`' list of seeds."""
 
 from __future__ import annotations
 
 import argparse
 import json
 
+from core.config import PRESETS
 from core.store import RunStore
 
 
@@ -27,6 +28,31 @@ def seed_list(text: str) -> list[int]:
     if not seeds or len(set(seeds)) != len(seeds):
         raise argparse.ArgumentTypeError(f"{text!r}: give distinct seeds, e.g. 42,43,44")
     return seeds
+
+
+def add_lr_find(commands):
+    """The lr-find subparser (core.cli adds the config flags, as for train)."""
+    lr_find = commands.add_parser("lr-find", help="learning-rate range test (Smith 2017) of a config: suggests a rate")
+    lr_find.add_argument("--preset", choices=list(PRESETS), help="start from a preset; flags override it")
+    lr_find.add_argument("--data", dest="data_path", help="Keras-layout .npz or a folder of IDX files")
+    lr_find.add_argument("--steps", type=int, default=300, help="batches of the test (default 300; 10 to 5000)")
+    lr_find.add_argument("--min-rate", type=float, default=1e-6, help="the first batch's rate (default 1e-6)")
+    lr_find.add_argument("--max-rate", type=float, default=1.0, help="the last batch's rate (default 1)")
+    return lr_find
+
+
+def cmd_lr_find(args, config) -> int:
+    from core.lr_find import lr_find
+
+    result = lr_find(config, steps=args.steps, min_rate=args.min_rate, max_rate=args.max_rate)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return 0
+    suggestion = f"{result.suggestion:.3g}" if result.suggestion else "none (the loss never fell)"
+    lowest = f"; lowest smoothed loss at {result.minimum:.3g}" if result.minimum else ""
+    print(f"{result.batches} batches in {result.seconds:.1f} s, rates {result.rates[0]:.2g} to {result.rates[-1]:.2g}\n"
+          f"suggested learning rate: {suggestion} (the steepest fall of the smoothed loss){lowest}")
+    return 0
 
 
 def cmd_compare(args, store: RunStore) -> int:

@@ -22,6 +22,7 @@ from core.store import RunStore
 TASKS: dict[str, str] = {
     "train": "core.tasks:train_run",
     "sweep": "core.sweep:run_sweep",  # args: sweep_id, parallel
+    "lr_find": "core.lr_find:run_lr_find",  # args: result_id, config, steps
 }
 
 

@@ -1,4 +1,5 @@
-"""The sweeps of the run store: one hidden folder per sweep with its spec and Optuna's journal file."""
+"""The sweeps of the run store (one hidden folder per sweep with its spec and Optuna's journal file), and the results
+of other long work (one JSON file per kind and id)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 
 from core.store.disk import StoreError, atomic_write_json, check_run_id, slug
-from core.store.names import SWEEP_FILE, SWEEP_JOURNAL, SWEEP_LOCK, SWEEPS_DIR
+from core.store.names import RESULTS_DIR, SWEEP_FILE, SWEEP_JOURNAL, SWEEP_LOCK, SWEEPS_DIR
 
 
 class SweepFiles:
@@ -89,6 +90,25 @@ class SweepFiles:
     def delete_sweep(self, sweep_id: str) -> None:
         """The sweep's study and spec; its trials' runs stay in the store as ordinary runs."""
         shutil.rmtree(self._existing_sweep(sweep_id))
+
+    # ----- results of other long work (the learning-rate finder, ...): one JSON per kind and id ----------------
+    def _result_path(self, kind: str, result_id: str) -> Path:
+        return self.root / RESULTS_DIR / check_run_id(kind) / f"{check_run_id(result_id)}.json"
+
+    def write_result(self, kind: str, result_id: str, data: dict) -> None:
+        path = self._result_path(kind, result_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(path, data)
+
+    def read_result(self, kind: str, result_id: str) -> dict | None:
+        """The stored result, or None before the work wrote one."""
+        try:
+            data = json.loads(self._result_path(kind, result_id).read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"{kind} result {result_id!r} is unreadable ({exc})") from None
+        return data if isinstance(data, dict) else None
 
     def sweep_version(self, sweep_id: str) -> tuple:
         """Changes whenever the spec or the study changes: what cached readers key on."""
