@@ -75,7 +75,11 @@ def cmd_run(args, store: RunStore) -> int:
         raise SpaceError(f"--max-trials={args.max_trials}; allowed: 1 or more")
     sweep.read_spec(store, args.sweep)  # a deleted or unknown sweep is refused before anything loads
     if args.executor == "ray":
-        from core.sweep_ray import run_on_ray
+        try:
+            from core.sweep_ray import run_on_ray
+        except ImportError:
+            raise SpaceError("the ray executor needs Ray Tune: pip install -r requirements.txt "
+                             "(it pins ray[tune])") from None
 
         word = run_on_ray(store, args.sweep, address=args.address, parallel=args.parallel)
     else:

@@ -86,7 +86,7 @@ def run_sweep(store: RunStore, stop_event: threading.Event, sweep_id: str, paral
     if spec.stop_requested:  # running a stopped sweep resumes it
         store.update_sweep(sweep_id, stop_requested=False)
     stop = threading.Event()
-    watcher = threading.Thread(target=_watch_stop, args=(store, sweep_id, stop_event, stop), daemon=True)
+    watcher = threading.Thread(target=watch_stop, args=(store, sweep_id, stop_event, stop), daemon=True)
     watcher.start()
     helpers = [_start_helper(store, sweep_id) for _ in range(max(0, int(parallel) - 1))]
     try:
@@ -107,7 +107,7 @@ def run_sweep(store: RunStore, stop_event: threading.Event, sweep_id: str, paral
     return "stopped" if read_spec(store, sweep_id).stop_requested else "completed"
 
 
-def _watch_stop(store: RunStore, sweep_id: str, outer: threading.Event, stop: threading.Event) -> None:
+def watch_stop(store: RunStore, sweep_id: str, outer: threading.Event | None, stop: threading.Event) -> None:
     """Set `stop` when the caller stops (the queue's Stop, Ctrl+C) or anyone asks the sweep to stop."""
     while not stop.is_set():
         try:
@@ -163,48 +163,70 @@ def fail_orphans(store: RunStore, study) -> list[int]:
 @dataclass
 class TrialOutcome:
     state: str  # completed, pruned, failed, stopped
-    values: list[float] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)  # each seed's final validation accuracy
     test_accuracies: list[float] = field(default_factory=list)
     error: str | None = None
+    run_ids: list[str] = field(default_factory=list)
+    duration: float = 0.0
+
+    def attributes(self) -> dict:
+        """What the study keeps of the trial beside its value (the Sweep page's table reads them)."""
+        found = {"outcome": self.state, "duration": self.duration, "run_ids": self.run_ids}
+        if self.test_accuracies:
+            found["test_accuracy"] = sum(self.test_accuracies) / len(self.test_accuracies)
+        if self.error:
+            found["error"] = self.error[:500]
+        return found
 
 
 def run_trial(store: RunStore, spec: SweepSpec, study, trial, stop: threading.Event) -> TrialOutcome:
     """Train the trial's runs (one per seed) and tell the study how it went."""
+    outcome = train_trial(store, spec, trial.number, trial.params, stop, trial=trial)
+    for key, value in outcome.attributes().items():
+        trial.set_user_attr(key, value)
+    tell(study, trial, outcome)
+    return outcome
+
+
+def tell(study, trial, outcome: TrialOutcome) -> None:
     from optuna.trial import TrialState
 
-    started = time.perf_counter()
-    try:
-        config = spec.base_config().replace(**trial.params)
-    except (ValueError, TypeError) as exc:
-        outcome = TrialOutcome("failed", error=f"these parameters make no valid config: {exc}")
-    else:
-        outcome = _train_seeds(store, spec, trial, config, stop)
-    trial.set_user_attr("outcome", outcome.state)
-    trial.set_user_attr("duration", round(time.perf_counter() - started, 2))
-    if outcome.test_accuracies:
-        trial.set_user_attr("test_accuracy", sum(outcome.test_accuracies) / len(outcome.test_accuracies))
-    if outcome.error:
-        trial.set_user_attr("error", outcome.error[:500])
     if outcome.state == "completed":
         study.tell(trial, sum(outcome.values) / len(outcome.values))
     else:
         study.tell(trial, state=TrialState.PRUNED if outcome.state == "pruned" else TrialState.FAIL)
+
+
+def train_trial(store: RunStore, spec: SweepSpec, number: int, params: dict, stop: threading.Event,
+                trial=None) -> TrialOutcome:
+    """One trial's runs, one per seed, tagged with the sweep and `number`. With an Optuna `trial`, the first run
+    reports to its pruner and the trial's run_ids attribute follows the runs as they are created."""
+    started = time.perf_counter()
+    try:
+        config = spec.base_config().replace(**params)
+    except (ValueError, TypeError) as exc:
+        outcome = TrialOutcome("failed", error=f"these parameters make no valid config: {exc}")
+    else:
+        outcome = _train_seeds(store, spec, number, config, stop, trial)
+    outcome.duration = round(time.perf_counter() - started, 2)
     return outcome
 
 
-def _train_seeds(store: RunStore, spec: SweepSpec, trial, config, stop: threading.Event) -> TrialOutcome:
+def _train_seeds(store: RunStore, spec: SweepSpec, number: int, config, stop: threading.Event,
+                 trial=None) -> TrialOutcome:
     from core.callbacks import PruningCallback
     from core.trainer import train
 
-    outcome, run_ids = TrialOutcome("completed"), []
+    outcome = TrialOutcome("completed")
     for index, seed in enumerate(spec.seed_list()):
         seeded = config.replace(seed=seed)
         suffix = f" seed {seed}" if spec.seeds > 1 else ""
-        run_id = store.create_run(seeded, name=f"{spec.name} #{trial.number}{suffix}")
-        store.write_status(run_id, sweep_id=spec.sweep_id, trial_number=trial.number)
-        run_ids.append(run_id)
-        trial.set_user_attr("run_ids", run_ids)
-        pruner = PruningCallback(trial) if spec.pruning and index == 0 else None
+        run_id = store.create_run(seeded, name=f"{spec.name} #{number}{suffix}")
+        store.write_status(run_id, sweep_id=spec.sweep_id, trial_number=number)
+        outcome.run_ids.append(run_id)
+        if trial is not None:
+            trial.set_user_attr("run_ids", outcome.run_ids)
+        pruner = PruningCallback(trial) if trial is not None and spec.pruning and index == 0 else None
         result = train(seeded, store, run_id=run_id, stop_event=stop, callbacks=[pruner] if pruner else [])
         status = store.read_status(run_id)
         if status.test_accuracy is not None:
@@ -213,13 +235,15 @@ def _train_seeds(store: RunStore, spec: SweepSpec, trial, config, stop: threadin
             store.write_status(run_id, status="pruned", phase="pruned",
                                error=f"pruned by the sweep after epoch {pruner.pruned_at}: its validation accuracy "
                                      f"was below the median of earlier trials at that epoch")
-            return TrialOutcome("pruned", test_accuracies=outcome.test_accuracies)
+            outcome.state = "pruned"
+            return outcome
         if result.status != "completed":
-            return TrialOutcome("stopped" if result.status == "stopped" else "failed",
-                                test_accuracies=outcome.test_accuracies, error=result.error)
+            outcome.state, outcome.error = ("stopped" if result.status == "stopped" else "failed"), result.error
+            return outcome
         value = final_val_accuracy(store, run_id)
         if value is None:
-            return TrialOutcome("failed", error="the run recorded no validation accuracy")
+            outcome.state, outcome.error = "failed", "the run recorded no validation accuracy"
+            return outcome
         outcome.values.append(value)
     return outcome
 

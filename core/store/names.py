@@ -11,5 +11,6 @@ SNAPSHOT_ARRAYS = ("probs", "c1")  # the arrays of an epoch snapshot file; Epoch
 SWEEPS_DIR = ".sweeps"  # one folder per sweep; hidden, so the run list does not take it for a run
 SWEEP_FILE = "sweep.json"  # the sweep's spec and whether a stop was requested
 SWEEP_JOURNAL = "journal.log"  # Optuna's JournalFileBackend: the study itself
+SWEEP_RAY_DIR = "ray"  # Ray Tune's experiment folder of the sweep
 SWEEP_LOCK = "ask.lock"  # held while a worker counts the trials and asks for one more
 RESULTS_DIR = ".results"  # results of other long work, e.g. .results/lr_find/<id>.json

@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 
 from core.store.disk import StoreError, atomic_write_json, check_run_id, slug
-from core.store.names import RESULTS_DIR, SWEEP_FILE, SWEEP_JOURNAL, SWEEP_LOCK, SWEEPS_DIR
+from core.store.names import RESULTS_DIR, SWEEP_FILE, SWEEP_JOURNAL, SWEEP_LOCK, SWEEP_RAY_DIR, SWEEPS_DIR
 
 
 class SweepFiles:
@@ -69,6 +69,10 @@ class SweepFiles:
     def sweep_journal_path(self, sweep_id: str) -> Path:
         """Optuna's journal file of the sweep's study (JournalFileBackend appends to it with its own lock)."""
         return self._existing_sweep(sweep_id) / SWEEP_JOURNAL
+
+    def sweep_ray_dir(self, sweep_id: str) -> Path:
+        """Where Ray Tune keeps the sweep's experiment state (on the shared path, like the store)."""
+        return (self._existing_sweep(sweep_id) / SWEEP_RAY_DIR).resolve()
 
     @contextlib.contextmanager
     def sweep_lock(self, sweep_id: str) -> Iterator[None]:
