@@ -1,6 +1,7 @@
 """The ray executor (issue 16 item 2) on a real local Ray instance (ray.init(num_cpus=2)): a sweep of 6 trials,
 2 at a time, stopped once 4 have completed; and an address that does not answer."""
 
+import itertools
 import socket
 import threading
 import time
@@ -50,7 +51,7 @@ def test_a_ray_sweep_runs_trials_two_at_a_time_as_tagged_runs_and_stops(lenet_ru
         (run_id,) = row.runs
         assert runs[run_id].status == ("completed" if row.state == "completed" else "stopped")
     spans = sorted((r.started, r.ended) for r in runs.values())
-    assert any(b[0] < a[1] for a, b in zip(spans, spans[1:]))  # two trials trained at the same time
+    assert any(b[0] < a[1] for a, b in itertools.pairwise(spans))  # two trials trained at the same time
 
 
 def test_a_ray_address_that_does_not_answer_is_refused_in_one_line(lenet_runs, capsys):
