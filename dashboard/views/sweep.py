@@ -83,6 +83,18 @@ def create(name, base_name, edited, trials, seeds, sampler, pruning, parallel) -
     st.rerun()
 
 
+def sweep_names(sweeps: tuple[str, ...]) -> dict[str, str]:
+    from core.sweep import read_spec
+
+    names = {}
+    for sweep_id in sweeps:
+        try:
+            names[sweep_id] = read_spec(common.store(), sweep_id).name
+        except StoreError:
+            names[sweep_id] = "(unreadable)"
+    return names
+
+
 def chosen_sweep(sweeps: list[str]) -> str | None:
     requested = st.query_params.get(SWEEP_PARAM)
     if requested in sweeps and CHOSEN not in st.session_state:
@@ -91,7 +103,8 @@ def chosen_sweep(sweeps: list[str]) -> str | None:
         st.session_state[CHOSEN] = sweeps[0] if sweeps else None
     if not sweeps:
         return None
-    chosen = st.selectbox("Sweep", sweeps, key=CHOSEN)
+    names = sweep_names(tuple(sweeps))
+    chosen = st.selectbox("Sweep", sweeps, key=CHOSEN, format_func=lambda s: f"{names.get(s, s)} · {s}")
     st.query_params[SWEEP_PARAM] = chosen
     return chosen
 
@@ -100,26 +113,25 @@ def controls(sweep_id: str, summary) -> None:
     from core.sweep import request_stop
 
     manager = common.job_manager()
-    left, middle, right, _ = st.columns([1, 1, 1, 3])
+    row = st.container(horizontal=True)
     if summary.state == "running" or manager.owns(task_id(sweep_id)):
-        if left.button("Stop", icon=":material/stop:", type="primary", key="sweep_stop",
+        if row.button("Stop", icon=":material/stop:", type="primary", key="sweep_stop",
                        help="Running trials end as stopped; no more start"):
             request_stop(common.store(), sweep_id)
             manager.stop(task_id(sweep_id))
             st.session_state[MESSAGE] = ("info", "Stop requested: running trials end as stopped within a second.")
             st.rerun()
         return
-    if summary.state in ("waiting", "stopped") and left.button("Resume", icon=":material/play_arrow:",
+    if summary.state in ("waiting", "stopped") and row.button("Resume", icon=":material/play_arrow:",
                                                               key="sweep_resume", help="Run the trials left"):
         start(sweep_id, 1, summary.name)
         st.rerun()
-    if middle.button("Delete sweep", icon=":material/delete:", key="sweep_delete",
+    if row.button("Delete sweep", icon=":material/delete:", key="sweep_delete",
                      help="Deletes the study; its trials' runs stay on the Runs page"):
         common.store().delete_sweep(sweep_id)
         st.session_state.pop(CHOSEN, None)
         st.session_state[MESSAGE] = ("info", f"Sweep {summary.name} deleted; its runs stay in the store.")
         st.rerun()
-    right.empty()
 
 
 def headline(summary, frame: pd.DataFrame) -> None:
@@ -136,8 +148,10 @@ def headline(summary, frame: pd.DataFrame) -> None:
 
 
 def trials_table(frame: pd.DataFrame, searched: list[str]) -> None:
-    shown = frame.drop(columns=["runs"])
+    shown = frame.drop(columns=["runs"]).assign(error=frame["error"].fillna(""))
     config = {"trial": st.column_config.NumberColumn("Trial", pinned=True),
+              "state": st.column_config.TextColumn("State"), "node": st.column_config.TextColumn("Node"),
+              "error": st.column_config.TextColumn("Error"),
               "val_accuracy": st.column_config.NumberColumn("Validation acc.", format="percent"),
               "test_accuracy": st.column_config.NumberColumn("Test acc.", format="percent"),
               "duration_s": st.column_config.NumberColumn("Duration (s)", format="%.1f"),
