@@ -27,7 +27,7 @@ OVERHEAD_TARGET = 0.05
 def _timed(argv: list[str]) -> float:
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "core", *argv], cwd=common.REPO, env=env, capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "core", *argv], cwd=common.REPO, env=env, capture_output=True, check=False,
                           text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"python -m core {' '.join(argv)} exited {proc.returncode}: {proc.stderr[-2000:]}")
@@ -58,7 +58,7 @@ def overhead_figures(path: str | None, pairs: int) -> dict:
         created = subprocess.run([sys.executable, "-m", "core", "--runs-dir", root, "sweep", "create", "--name",
                                   "bench", *(["--data", path] if path else []), *spec,
                                   "--space", "learning_rate=0.001,0.0011", "--trials", str(pairs), "--no-pruning",
-                                  "--json"], capture_output=True, text=True, cwd=common.REPO)
+                                  "--json"], capture_output=True, text=True, cwd=common.REPO, check=True)
         import json
 
         sweep_id = json.loads(created.stdout)["sweep_id"]
