@@ -7,11 +7,14 @@ overhead: one-epoch trials of a sweep through the local executor (`python -m cor
 trial per process) against the same trainings with `python -m core train`, interleaved pair by pair, each a
 fresh process. Target: at most 5% more wall time.
 
+parallel: trials per hour of a sweep with 1 and with 2 trials at once, on the local and the Ray executor.
+
     python -m bench.tuning --data /work/shared/data/mnist.npz [--pairs 8] [--results-dir DIR]
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -59,8 +62,6 @@ def overhead_figures(path: str | None, pairs: int) -> dict:
                                   "bench", *(["--data", path] if path else []), *spec,
                                   "--space", "learning_rate=0.001,0.0011", "--trials", str(pairs), "--no-pruning",
                                   "--json"], capture_output=True, text=True, cwd=common.REPO, check=True)
-        import json
-
         sweep_id = json.loads(created.stdout)["sweep_id"]
         sweep_s, train_s = [], []
         for _ in range(pairs):
@@ -72,18 +73,49 @@ def overhead_figures(path: str | None, pairs: int) -> dict:
             "target": OVERHEAD_TARGET, "meets_target": ratio - 1 <= OVERHEAD_TARGET}
 
 
+def parallel_figures(path: str | None, trials: int, subset: int) -> dict:
+    """Trials per hour of one sweep of `trials` one-epoch trials, with 1 and 2 trials at once, on each executor."""
+    figures = {}
+    for executor in ("local", "ray"):
+        for parallel in (1, 2):
+            with tempfile.TemporaryDirectory(prefix="lenet-bench-parallel-") as root:
+                flags = [*data_flags(path), "--validation-split", "0.1", "--epochs", "1"]
+                spec = [f"--space={f.lstrip('-').replace('-', '_')}={v}" for f, v in zip(flags[::2], flags[1::2])
+                        if f != "--data"] + [f"--space=train_subset={subset}"]
+                created = subprocess.run([sys.executable, "-m", "core", "--runs-dir", root, "sweep", "create",
+                                          "--name", "bench", *(["--data", path] if path else []), *spec,
+                                          "--space", "learning_rate=0.0005:0.005:log", "--trials", str(trials),
+                                          "--no-pruning", "--json"], capture_output=True, text=True,
+                                         cwd=common.REPO, check=True)
+                sweep_id = json.loads(created.stdout)["sweep_id"]
+                seconds = _timed(["--runs-dir", root, "sweep", "run", sweep_id, "--executor", executor,
+                                  "--parallel", str(parallel)])
+            figures[f"{executor}_{parallel}"] = {"seconds": round(seconds, 1),
+                                                 "trials_per_hour": round(trials * 3600 / seconds, 1)}
+    return {"trials": trials, "train_subset": subset, **figures}
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = common.parser(__doc__.splitlines()[0])
     p.add_argument("--pairs", type=int, default=8, help="sweep trials and CLI trainings, alternately (default 8)")
+    p.add_argument("--only", choices=("lr_find", "overhead", "parallel"), action="append",
+                   help="run only these parts (repeatable; default: all)")
+    p.add_argument("--parallel-trials", type=int, default=4, help="trials of each parallel sweep (default 4)")
+    p.add_argument("--parallel-subset", type=int, default=12000, help="training images of their trials")
     args = p.parse_args(argv)
     path = common.data_path(args)
-    result = {"name": "tuning", "quick": args.quick, "machine": common.machine(),
-              "lr_find": lr_find_figures(path), "overhead": overhead_figures(path, 1 if args.quick else args.pairs)}
+    parts = args.only or ["lr_find", "overhead", "parallel"]
+    result = {"name": "tuning", "quick": args.quick, "machine": common.machine()}
+    if "lr_find" in parts:
+        result["lr_find"] = lr_find_figures(path)
+    if "overhead" in parts:
+        result["overhead"] = overhead_figures(path, 1 if args.quick else args.pairs)
+    if "parallel" in parts:
+        result["parallel"] = parallel_figures(path, 2 if args.quick else args.parallel_trials,
+                                              600 if args.quick else args.parallel_subset)
     result["machine"]["load_average_end"] = common.load_average()
-    common.write_result(args, "tuning", result)
-    print(f"lr-find: {result['lr_find']['cli_wall_s']} s end to end ({result['lr_find']['in_process_s']} s in "
-          f"process), suggestion {result['lr_find']['suggestion']}")
-    print(f"sweep overhead: {result['overhead']['overhead']:+.1%} over {result['overhead']['pairs']} pairs")
+    common.write_result(args, "tuning" if len(parts) == 3 else "tuning-" + "-".join(parts), result)
+    print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=1))
     return result
 
 

@@ -183,3 +183,23 @@ def test_a_worker_killed_mid_trial_fails_its_trial_and_the_sweep_goes_on(lenet_r
     assert list(frame["state"]) == ["failed", "completed"] and summary.state == "finished"
     assert frame.loc[0, "runs"] == [killed_run]
     assert store.read_status(killed_run).status == "interrupted"
+
+
+def test_a_grid_has_at_most_as_many_trials_as_points():
+    spec = make_spec("g", BASE, {"learning_rate": {"choices": [1e-3, 2e-3]}, "batch_size": {"choices": [32]}},
+                     n_trials=5, sampler="grid")
+    assert spec.n_trials == 2
+
+
+def test_seeds_per_configuration_train_one_run_per_seed_and_the_objective_is_their_mean(lenet_runs):
+    store = RunStore(lenet_runs)
+    sweep_id = _sweep(store, {"learning_rate": {"choices": [3e-3]}}, n_trials=1, seeds=2, pruning=False)
+    run_sweep(store, threading.Event(), sweep_id)
+    _, frame, _ = sweep_state(store, sweep_id)
+    runs = frame.loc[0, "runs"]
+    assert [store.read_status(r).name for r in runs] == ["tiny #0 seed 42", "tiny #0 seed 43"]
+    assert [store.read_config(r).seed for r in runs] == [42, 43]
+    finals = [store.read_metrics(r)[1]["val_accuracy"].iloc[-1] for r in runs]
+    assert frame.loc[0, "val_accuracy"] == pytest.approx(sum(finals) / 2)
+    tests = [store.read_status(r).test_accuracy for r in runs]
+    assert frame.loc[0, "test_accuracy"] == pytest.approx(sum(tests) / 2)
