@@ -156,7 +156,9 @@ def _train_one(args, store: RunStore, config: TrainConfig, name: str | None) -> 
     previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
         result = train(config, store, run_id=run_id, callbacks=callbacks, dataset=data, stop_event=stop,
-                       hand_over_dataset=True)  # frees the training images once the input graph holds them
+                       hand_over_dataset=True,  # frees the training images once the input graph holds them
+                       on_wait=lambda holder: print(f"waiting for run {holder} to finish: one training per run "
+                                                    f"store (Ctrl+C to cancel)", file=sys.stderr))
     finally:
         signal.signal(signal.SIGINT, previous)
     status = store.read_status(run_id)

@@ -35,6 +35,9 @@ def add_commands(commands, hidden_flags) -> None:
     run.add_argument("--address", help="the Ray cluster: auto or HOST:PORT (default: a local Ray instance)")
     run.add_argument("--parallel", type=int, default=1, help="trials at once (default 1)")
     run.add_argument("--max-trials", type=int, help="at most this many trials from this worker")
+    run.add_argument("--beside", action="store_true",
+                     help="train beside other trainings of the store, without its one-training lock (the helpers "
+                          "that --parallel starts do)")
     status = actions.add_parser("status", help="the sweep's trials: state, parameters, objective, node")
     best = actions.add_parser("best", help="the best trial so far (by validation accuracy)")
     stop = actions.add_parser("stop", help="stop the running trials (as stopped) and start no more")
@@ -88,7 +91,8 @@ def cmd_run(args, store: RunStore) -> int:
         stop = threading.Event()
         previous = signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
         try:
-            word = sweep.run_sweep(store, stop, args.sweep, parallel=args.parallel, max_trials=args.max_trials)
+            word = sweep.run_sweep(store, stop, args.sweep, parallel=args.parallel, max_trials=args.max_trials,
+                                   exclusive=False if args.beside or args.parallel > 1 else None)
         finally:
             signal.signal(signal.SIGINT, previous)
     return _print_status(args, store, args.sweep, word)

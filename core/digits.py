@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import struct
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -14,6 +15,9 @@ from core.sources import IMAGE_SIZE  # 28: MNIST's frame
 # Formats a digit upload may be in. Pillow can open more (EPS, for one, runs Ghostscript),
 # but an upload box has no business reaching those decoders.
 UPLOAD_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP")
+# The one upload limit: Streamlit's browser side refuses files over server.maxUploadSize (5 in
+# .streamlit/config.toml) times 1,000,000 bytes, so the decoder uses the same number.
+MAX_UPLOAD_BYTES = 5_000_000
 MNIST_BOX = 20  # MNIST fits each digit into 20x20, keeping its aspect ratio
 MNIST_CENTRE = IMAGE_SIZE / 2  # where MNIST's centres of mass sit, (14, 14) in (row, column) pixel indices
 MIN_CONTRAST = 0.1  # ink must differ from the background by 10% of the grey range, or the image is blank
@@ -31,7 +35,7 @@ def _open_upload(data, max_bytes: int, max_pixels: int) -> Image.Image:
         raise ImageError(f"The upload is empty (0 bytes); choose a picture of a digit ({', '.join(UPLOAD_FORMATS)}).")
     if size > max_bytes:
         raise ImageError(
-            f"The file is too large: {size:,} bytes; the limit is {max_bytes / 2**20:g} MB ({max_bytes:,} bytes)."
+            f"The file is too large: {size:,} bytes; the limit is {max_bytes / 1e6:g} MB ({max_bytes:,} bytes)."
         )
     try:
         image = Image.open(io.BytesIO(data), formats=UPLOAD_FORMATS)
@@ -41,6 +45,9 @@ def _open_upload(data, max_bytes: int, max_pixels: int) -> Image.Image:
         raise ImageError(
             f"The image has too many pixels ({exc}); the limit is {max_pixels:,} pixels."
         ) from exc
+    except (ValueError, OSError, SyntaxError, struct.error) as exc:  # e.g. a text chunk over Pillow's limit
+        raise ImageError(f"The image's file structure cannot be read ({exc}); save the picture again as a plain "
+                         f"{' or '.join(UPLOAD_FORMATS[:2])}.") from exc
     return _decoded(image, max_pixels)
 
 
@@ -152,7 +159,7 @@ def _mnist_frame(ink: np.ndarray) -> np.ndarray:
 
 
 def preprocess_digit(
-    data: bytes | Image.Image | np.ndarray, max_bytes: int = 5 * 2**20, max_pixels: int = 4096 * 4096
+    data: bytes | Image.Image | np.ndarray, max_bytes: int = MAX_UPLOAD_BYTES, max_pixels: int = 4096 * 4096
 ) -> tuple[np.ndarray, np.ndarray]:
     """Any picture of one digit -> (x28 uint8 (28, 28) in MNIST form, x32 float32 (32, 32, 1) in [0, 1]).
 

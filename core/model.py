@@ -82,6 +82,32 @@ def build_model(config: TrainConfig) -> keras.Model:
     raise ValueError(f"variant={config.variant!r} is not allowed; choose one of seed, lecun1998")
 
 
+LENET_LAYERS = ("c1_conv", "s2_pool", "c3_conv", "s4_pool", "c5_dense", "f6_dense", "output")
+
+
+def lenet_problem(model: keras.Model) -> str | None:
+    """Why `model` is not a LeNet-5 the pages can audit (what it is, and what they need); None when it is."""
+    try:
+        shape = tuple(model.input_shape)
+        out = tuple(model.output_shape)
+        names = [layer.name for layer in model.layers]
+    except (AttributeError, ValueError, TypeError) as exc:  # several inputs or outputs
+        return f"it is not a single-input, single-output model ({exc})"
+    wanted = (None, *INPUT_SHAPE)
+    problems = []
+    if shape != wanted:
+        problems.append(f"its input is {_format_shape(shape[1:])}, the pages need {_format_shape(INPUT_SHAPE)}")
+    if out != (None, NUM_CLASSES):
+        problems.append(f"its output is {_format_shape(out[1:])}, the pages need {NUM_CLASSES} classes")
+    missing = [name for name in LENET_LAYERS if name not in names]
+    if missing:
+        problems.append(f"it has no layer {', '.join(missing)} (its layers: {', '.join(names[:8])}"
+                        f"{', …' if len(names) > 8 else ''})")
+    if problems:
+        return "it is not a LeNet-5 of LeNet Lab: " + "; ".join(problems)
+    return None
+
+
 def c1_kernels(model: keras.Model) -> np.ndarray:
     """C1's six 5x5 filters, (6, 5, 5) float32, filter first, from Keras' (5, 5, 1, 6) kernel."""
     kernel = np.asarray(keras.ops.convert_to_numpy(model.get_layer("c1_conv").kernel), dtype=np.float32)

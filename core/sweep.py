@@ -77,17 +77,19 @@ def request_stop(store: RunStore, sweep_id: str) -> None:
 
 # ----- the worker -------------------------------------------------------------------------------------------
 def run_sweep(store: RunStore, stop_event: threading.Event, sweep_id: str, parallel: int = 1,
-              max_trials: int | None = None) -> str:
+              max_trials: int | None = None, exclusive: bool | None = None) -> str:
     """The "sweep" task kind: run trials until the sweep has its number of trials or a stop is asked for.
 
     parallel > 1 starts parallel - 1 more workers (`python -m core sweep run`) beside this one. max_trials: at
-    most this many trials from this worker. Returns "completed" or "stopped"."""
+    most this many trials from this worker. exclusive: hold the store's one-training lock while a trial trains
+    (default: unless the user asked for trials at once). Returns "completed" or "stopped"."""
     spec = read_spec(store, sweep_id)
     if spec.stop_requested:  # running a stopped sweep resumes it
         store.update_sweep(sweep_id, stop_requested=False)
     stop = threading.Event()
     watcher = threading.Thread(target=watch_stop, args=(store, sweep_id, stop_event, stop), daemon=True)
     watcher.start()
+    exclusive = int(parallel) == 1 if exclusive is None else exclusive
     helpers = [_start_helper(store, sweep_id) for _ in range(max(0, int(parallel) - 1))]
     try:
         study, done = load_study(store, sweep_id), 0
@@ -95,7 +97,7 @@ def run_sweep(store: RunStore, stop_event: threading.Event, sweep_id: str, paral
             trial = _ask(store, sweep_id, study, spec)
             if trial is None:
                 break
-            run_trial(store, spec, study, trial, stop)
+            run_trial(store, spec, study, trial, stop, exclusive)
             done += 1
     finally:
         if stop.is_set():
@@ -122,7 +124,7 @@ def watch_stop(store: RunStore, sweep_id: str, outer: threading.Event | None, st
 
 def _start_helper(store: RunStore, sweep_id: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "core", "sweep", "run", sweep_id, "--runs-dir", str(store.root),
-                             "--parallel", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             "--parallel", "1", "--beside"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def _ask(store: RunStore, sweep_id: str, study, spec: SweepSpec):
@@ -179,9 +181,10 @@ class TrialOutcome:
         return found
 
 
-def run_trial(store: RunStore, spec: SweepSpec, study, trial, stop: threading.Event) -> TrialOutcome:
+def run_trial(store: RunStore, spec: SweepSpec, study, trial, stop: threading.Event,
+              exclusive: bool = True) -> TrialOutcome:
     """Train the trial's runs (one per seed) and tell the study how it went."""
-    outcome = train_trial(store, spec, trial.number, trial.params, stop, trial=trial)
+    outcome = train_trial(store, spec, trial.number, trial.params, stop, trial=trial, exclusive=exclusive)
     for key, value in outcome.attributes().items():
         trial.set_user_attr(key, value)
     tell(study, trial, outcome)
@@ -198,7 +201,7 @@ def tell(study, trial, outcome: TrialOutcome) -> None:
 
 
 def train_trial(store: RunStore, spec: SweepSpec, number: int, params: dict, stop: threading.Event,
-                trial=None) -> TrialOutcome:
+                trial=None, exclusive: bool = True) -> TrialOutcome:
     """One trial's runs, one per seed, tagged with the sweep and `number`. With an Optuna `trial`, the first run
     reports to its pruner and the trial's run_ids attribute follows the runs as they are created."""
     started = time.perf_counter()
@@ -207,13 +210,13 @@ def train_trial(store: RunStore, spec: SweepSpec, number: int, params: dict, sto
     except (ValueError, TypeError) as exc:
         outcome = TrialOutcome("failed", error=f"these parameters make no valid config: {exc}")
     else:
-        outcome = _train_seeds(store, spec, number, config, stop, trial)
+        outcome = _train_seeds(store, spec, number, config, stop, trial, exclusive)
     outcome.duration = round(time.perf_counter() - started, 2)
     return outcome
 
 
 def _train_seeds(store: RunStore, spec: SweepSpec, number: int, config, stop: threading.Event,
-                 trial=None) -> TrialOutcome:
+                 trial=None, exclusive: bool = True) -> TrialOutcome:
     from core.callbacks import PruningCallback
     from core.trainer import train
 
@@ -227,7 +230,8 @@ def _train_seeds(store: RunStore, spec: SweepSpec, number: int, config, stop: th
         if trial is not None:
             trial.set_user_attr("run_ids", outcome.run_ids)
         pruner = PruningCallback(trial) if trial is not None and spec.pruning and index == 0 else None
-        result = train(seeded, store, run_id=run_id, stop_event=stop, callbacks=[pruner] if pruner else [])
+        result = train(seeded, store, run_id=run_id, stop_event=stop, callbacks=[pruner] if pruner else [],
+                       exclusive=exclusive)
         status = store.read_status(run_id)
         if status.test_accuracy is not None:
             outcome.test_accuracies.append(status.test_accuracy)

@@ -72,7 +72,7 @@ def ray_trial(config: dict, root: str, sweep_id: str) -> None:
     stop = threading.Event()
     threading.Thread(target=watch_stop, args=(store, sweep_id, None, stop), daemon=True).start()
     params = {name: config[name] for name in spec.space}
-    outcome = train_trial(store, spec, int(config[NUMBER]), params, stop)
+    outcome = train_trial(store, spec, int(config[NUMBER]), params, stop, exclusive=False)  # Ray shares the CPUs
     stop.set()
     report = {**outcome.attributes(), "values": outcome.values, "node": f"{socket.gethostname()}"}
     # Tune wants the metric in every report; a trial that did not complete has none (NaN; the searcher tells the

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
@@ -90,17 +91,43 @@ def smoothed_sparse_crossentropy(y_true, y_pred, label_smoothing: float = 0.0):
 def train(config: TrainConfig, store: RunStore | None = None, *, name: str | None = None,
           run_id: str | None = None, stop_event: threading.Event | None = None, callbacks=(),
           streaming: bool = True, jit_compile: bool | str = "auto", dataset=None,
-          hand_over_dataset: bool = False) -> TrainResult:
+          hand_over_dataset: bool = False, exclusive: bool = True, on_wait=None) -> TrainResult:
     """Train one run end to end. Errors end the run as 'failed' with a message; they are not raised.
 
     dataset: the data, already loaded (else the trainer loads it from the config). hand_over_dataset: the
     caller no longer needs dataset's training images, so the trainer empties dataset.x_train and y_train
     once its input graph has its own copy, as it does with data it loaded itself (the full MNIST's float32
-    training images are 245 MB)."""
+    training images are 245 MB).
+
+    exclusive: hold the store's training lock, waiting behind the run that holds it (one training per store,
+    whichever dashboard or terminal started it); `on_wait(holder_run_id)` is called once if it must wait.
+    Stop comes from `stop_event` or from the store (`RunStore.request_stop`, any dashboard's Stop). While it
+    trains, the run's heartbeat shows it is alive."""
     store = store or RunStore()
     if run_id is None:
         run_id = store.create_run(config, name=name, status="queued")
     started = time.perf_counter()
+    stop = store.stop_signal(run_id, stop_event)
+    lock = store.training_lock(run_id)
+
+    def waiting(holder: str) -> None:
+        with contextlib.suppress(OSError, StoreError):
+            store.write_status(run_id, phase=f"waiting for run {holder} to finish (one training per store)")
+        if on_wait is not None:
+            on_wait(holder)
+
+    if exclusive and not lock.acquire(stop.is_set, on_wait=waiting):
+        return _stopped_before_training(store, run_id, started)
+    try:
+        with store.heartbeat(run_id):
+            return _run(config, store, run_id, stop, callbacks, streaming, jit_compile, dataset, hand_over_dataset,
+                        started)
+    finally:
+        lock.release()
+
+
+def _run(config, store, run_id, stop_event, callbacks, streaming, jit_compile, dataset, hand_over_dataset,
+         started) -> TrainResult:
     try:
         store.write_status(run_id, status="running", started=now_iso(), phase="loading data",
                            versions=library_versions(), **owner())
@@ -112,7 +139,7 @@ def train(config: TrainConfig, store: RunStore | None = None, *, name: str | Non
         return _finish(config, store, run_id, prepared, started, train_time)
     except Exception as exc:  # the run must end with a readable status, never stuck in "running"
         if isinstance(exc, OSError):  # data problems are DataError; an OSError here is the run store's disk
-            message = f"cannot write the run to {store.root}: {exc.strerror or exc}"
+            message = f"cannot write the run in the run store: {exc.strerror or exc}"
         else:
             message = f"{type(exc).__name__}: {exc}" if not isinstance(exc, (ValueError, StoreError)) else str(exc)
         try:

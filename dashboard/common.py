@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 import re
 from collections import Counter
 
@@ -231,3 +232,22 @@ def followed_run(runs: list[RunInfo]) -> RunInfo | None:
     # A run stopped while queued has no curves; one that failed before it started still has its error to show.
     trained = [r for r in usable if r.record.started or r.status == "failed"]
     return max(trained, key=lambda r: (_when(r, "ended", "updated", "created"), r.run_id), default=None)
+
+
+# ----- clicks that act once ----------------------------------------------------------------------------
+
+ARM_SECONDS = 1.0  # a button younger than this ignores clicks: they were aimed at what was there before
+
+
+def drawn(key: str) -> None:
+    """Note when the button `key` first appeared in this session (call it where the button is drawn)."""
+    st.session_state.setdefault(f"common_drawn_{key}", time.monotonic())
+
+
+def armed(key: str) -> bool:
+    """Whether a click on the button `key` is meant for it: it has been on the screen for ARM_SECONDS.
+
+    When Stop ends a run, the next run's Stop (or a queued run's Remove) appears under the pointer; fast
+    repeated clicks would stop it too. A button that has just appeared ignores them."""
+    first = st.session_state.get(f"common_drawn_{key}")
+    return first is not None and time.monotonic() - first >= ARM_SECONDS

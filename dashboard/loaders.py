@@ -92,7 +92,11 @@ def readable_epochs(run_id: str) -> tuple[list[int], list[str]]:
     """The saved epochs whose snapshot can be read, and why each other one cannot: one damaged snapshot
     leaves out its epoch, not the whole history."""
     readable, problems = [], []
-    for epoch in common.store().epochs_saved(run_id):
+    try:
+        saved = common.store().epochs_saved(run_id)
+    except StoreError as exc:  # the epochs folder cannot be read: this run's history only
+        return [], [str(exc)]
+    for epoch in saved:
         try:
             _snapshot(_root(), run_id, epoch)
         except StoreError as exc:

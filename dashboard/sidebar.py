@@ -4,6 +4,7 @@ the fields' descriptions (core.config.PARAMS)."""
 from __future__ import annotations
 
 import re
+import time
 from types import SimpleNamespace
 
 import streamlit as st
@@ -25,6 +26,8 @@ NAME = "train_name"
 SUBMIT = "train_submit"
 FORM_ERROR = "train_form_error"  # (field or None, message) of the last rejected submit
 SUBMITTED = "train_submitted_run"  # run id of the last run this session submitted
+LAST_PRESS = "train_last_press"  # ((settings, name), when) of the last Train press that queued a run
+REPEAT_SECONDS = 3.0  # the same press again within this is a repeated click, not a second run
 CUSTOM = "Custom"
 DEFAULTS = TrainConfig()
 SEED_ONLY = tuple(name for name, p in PARAMS.items() if p.applies_when == SEED_VARIANT_ONLY)
@@ -143,13 +146,31 @@ def _on_submit() -> None:
     if not usable:  # a missing --data file or an unavailable source: refused here, as the CLI does
         st.session_state[FORM_ERROR] = ("data_path" if config.data_path else "data_source", problem)
         return
+    name = st.session_state[NAME].strip() or None
+    if _repeat_click(config, name):
+        return
     try:
-        run_id = common.job_manager().submit(config, st.session_state[NAME].strip() or None)
+        run_id = common.job_manager().submit(config, name)
     except ValueError as exc:  # StoreError: a bad run name or an unwritable store
         st.session_state[FORM_ERROR] = ("name" if str(exc).startswith("run name") else None, str(exc))
         return
     st.session_state[FORM_ERROR] = None
     st.session_state[SUBMITTED] = run_id
+
+
+def _repeat_click(config, name: str | None) -> bool:
+    """True for a Train click that repeats the last one: the same settings and name within REPEAT_SECONDS. Fast
+    clicks on Train queued one identical run per click; a click acts once."""
+    press = (config.to_json(), name)
+    last = st.session_state.get(LAST_PRESS)
+    now = time.monotonic()
+    if last and last[0] == press and now - last[1] < REPEAT_SECONDS:
+        st.session_state[FORM_ERROR] = (None, f"Already queued a moment ago with the same settings: a click acts "
+                                              f"once. To train a second copy, press Train again after "
+                                              f"{REPEAT_SECONDS:.0f} seconds.")
+        return True
+    st.session_state[LAST_PRESS] = (press, now)
+    return False
 
 
 def _error_next_to(field: str) -> None:

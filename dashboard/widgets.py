@@ -102,18 +102,27 @@ def pick_digit(prefix: str, images: TestImages | None, with_gallery: bool = Fals
 
 
 def _uploaded_digit(prefix: str) -> Digit | None:
-    from core.digits import ImageError, preprocess_digit
-
     extensions, said = upload_types()
-    upload = st.file_uploader(f"A picture of one handwritten digit ({said})", type=extensions,
+    upload = st.file_uploader(f"A picture of one handwritten digit ({said}; at most 5 MB)", type=extensions,
                               key=f"{prefix}_upload")
     if upload is None:
         st.caption("Dark ink on light paper or light on dark both work; the picture is cropped, fitted into "
                    "20×20 and centred like MNIST. It stays in memory and is never saved.")
         return None
-    try:
-        x28, x32 = preprocess_digit(upload.getvalue())
-    except ImageError as exc:
-        st.error(str(exc))
+    x28, x32, problem = decoded_upload(upload.getvalue())
+    if problem:
+        st.error(problem)
         return None
     return Digit(x28, x32, None, f"upload {upload.name}")
+
+
+@st.cache_data(max_entries=8, show_spinner="Reading the picture…")
+def decoded_upload(data: bytes) -> tuple:
+    """(x28, x32, None) or (None, None, why not): each upload decoded once, not on every rerun (a 4096² RGBA
+    picture takes seconds), its refusal remembered too."""
+    from core.digits import ImageError, preprocess_digit
+
+    try:
+        return (*preprocess_digit(data), None)
+    except ImageError as exc:
+        return None, None, str(exc)

@@ -14,7 +14,6 @@ import json
 import os
 import queue
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -171,7 +170,7 @@ class JobManager:
                  task_fn: Callable | None = None):
         self.store = store
         self._train = train_fn or TrainingProcess()
-        self._task = task_fn or (self._train.run_task if isinstance(self._train, TrainingProcess) else None)
+        self._task = task_fn or getattr(self._train, "run_task", None)
         self._queue: queue.Queue[Job] = queue.Queue()
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
@@ -228,7 +227,7 @@ class JobManager:
         with self._lock:
             job = self._jobs.get(run_id)
             if job is None:
-                return f"run {run_id} is not trained by this dashboard"
+                return self._stop_elsewhere(run_id)
             job.stop_event.set()
             if job.state != "queued":
                 return "stopping" if job.state == "running" else "already finished"
@@ -239,6 +238,16 @@ class JobManager:
             self.store.write_status(run_id, status="stopped", phase="stopped", ended=now_iso(),
                                     error=None, model_saved=False, epochs_done=0)
         return "stopped before it started"
+
+    def _stop_elsewhere(self, run_id: str) -> str:
+        """Another dashboard's or a terminal's run: ask its trainer through the store (a stop file it checks)."""
+        try:
+            if self.store.read_status(run_id).status not in ("queued", "running"):
+                return "already finished"
+            self.store.request_stop(run_id)
+        except (OSError, StoreError) as exc:
+            return f"could not ask it to stop ({exc})"
+        return "stopping (asked through the run store)"
 
     def owns(self, run_id: str) -> bool:
         with self._lock:
@@ -280,6 +289,7 @@ class JobManager:
             try:
                 if job.config is not None:  # a run submitted from the form
                     self._train(job.config, self.store, job.run_id, job.stop_event)
+                    self._end_if_left_active(job.run_id)
                 else:
                     self._task(job.kind, job.args, self.store, job.run_id, job.stop_event)
             except Exception as exc:  # noqa: BLE001 - the trainer records its own errors; this is a last resort
@@ -294,23 +304,21 @@ class JobManager:
                     job.state = "done"
                     self._current = None
 
-    def _foreign_running(self) -> str | None:
-        """A run in this store that another live process on this machine (a terminal) is training right now.
+    def _end_if_left_active(self, run_id: str) -> None:
+        """The trainer is done with the run: if its status still says queued or running (the trainer could not
+        write its end), end it here, so that nothing waits behind it."""
+        with contextlib.suppress(OSError, StoreError):
+            if self.store.read_status(run_id).status in ("queued", "running"):
+                self.store.write_status(run_id, status="failed", phase="failed", ended=now_iso(),
+                                        error="the trainer ended without recording how the run ended")
 
-        The store already shows a run whose process died as "interrupted"; a run from another host cannot
-        be checked, so it does not hold up the queue.
-        """
-        try:
-            runs = self.store.active_runs()
-        except StoreError:
-            return None
+    def _foreign_running(self) -> str | None:
+        """A run that another dashboard or a terminal is training in this store right now (it holds the store's
+        training lock); the training process waits for the lock as well, so this only tells the pages why."""
+        holder = self.store.training_holder()
         with self._lock:
             mine = set(self._jobs)
-        for info in runs:
-            if (info.status == "running" and info.run_id not in mine and info.record.pid != os.getpid()
-                    and info.record.host == socket.gethostname()):
-                return info.run_id
-        return None
+        return holder if holder and holder not in mine else None
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 import contextlib
 import os
 import shutil
+import tempfile
 
 import pytest
 
@@ -13,6 +14,9 @@ from core.store import RunStore
 # each test has its own store, so its own queue, and a process of several hundred MB per store would add
 # up. The browser tests' real server turns the prestart back on (streamlit_server).
 os.environ["LENET_WORKER_PRESTART"] = "0"
+# What listing checked of each store (core/store/checks.py) goes to a folder of this session, not ~/.cache:
+# every test has its own store, so its own cache file.
+os.environ.setdefault("LENET_CACHE", tempfile.mkdtemp(prefix="lenet_cache_"))
 
 # ----- dashboard (Train and Runs pages) --------------------------------------------------------
 

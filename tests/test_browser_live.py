@@ -56,7 +56,8 @@ def test_a_hidden_tab_stops_rerunning_and_catches_up_when_shown(tmp_path):
     store.write_status(run_id, status="running", pid=os.getpid(), started="2026-01-01T00:00:00+00:00",
                        epochs=1, steps_per_epoch=1000, batch_size=64)
     append_batches(store, run_id, 1, 1)
-    with streamlit_server(store.root, tmp_path / "streamlit.log") as url, sync_playwright() as playwright:
+    with store.heartbeat(run_id), streamlit_server(store.root, tmp_path / "streamlit.log") as url, \
+            sync_playwright() as playwright:  # the heartbeat: this test is the run's (pretend) trainer
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 800})
         page.goto(url)

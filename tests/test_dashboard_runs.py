@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from core.config import TrainConfig
-from core.store import RunStore
+from core.store import RunStore, process_started
 from dashboard import figures_runs
 from dashboard_apptest import chart, open_app, texts
 
@@ -188,11 +188,11 @@ def test_delete_needs_the_confirmation(finished_run, lenet_runs):
 
 def test_a_running_run_cannot_be_deleted(finished_run, lenet_runs):
     running = copy_run(lenet_runs, finished_run, "20990101-000000-live-0000", "live run", status="running",
-                       pid=os.getpid())
+                       pid=os.getpid(), pid_started=process_started(os.getpid()))
     at = open_runs()
     at.selectbox(key="runs_managed_run").set_value(running).run()
     assert "it cannot be deleted until it ends" in texts(at.warning)
-    assert "stop it there (Ctrl+C in its terminal)" in texts(at.warning)  # not this dashboard's run to stop
+    assert "Stop it on the Train page." in texts(at.warning)  # any dashboard can stop it there
     [delete] = [b for b in at.button if b.label == "Delete run"]
     assert delete.proto.disabled
     assert (lenet_runs / running).is_dir()

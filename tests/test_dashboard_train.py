@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 from core.records import RunStatus
 from core.store import RunStore
 from core import figures_training as figures
-from dashboard import sidebar
+from dashboard import common, sidebar
 
 pytestmark = pytest.mark.usefixtures("offline_sources")
 
@@ -270,6 +270,7 @@ def test_training_from_the_form_queues_a_second_run_and_completes(lenet_runs):
     assert "**second ui run** — Queued behind run ui run (position 1 in line)" in texts(at.info)
     remove = at.button(key=f"train_stop_{second}")
     assert remove.label == "Remove from queue"  # not a second "Stop" next to the running run's
+    time.sleep(common.ARM_SECONDS)  # a button that has just appeared ignores clicks
     remove.click().run()
     assert store.read_status(second).status == "stopped"
 
@@ -284,7 +285,7 @@ def test_training_from_the_form_queues_a_second_run_and_completes(lenet_runs):
     assert table.set_index("run_id").loc[second, "status"] == "stopped"
 
 
-def test_a_run_training_in_a_terminal_is_followed_without_a_stop_button(finished_run, lenet_runs):
+def test_a_run_training_in_a_terminal_is_followed_and_stop_asks_it_through_the_store(finished_run, lenet_runs):
     import shutil
     import socket
 
@@ -296,9 +297,12 @@ def test_a_run_training_in_a_terminal_is_followed_without_a_stop_button(finished
                             pid_started=process_started(1), host=socket.gethostname())  # alive, not this process
     at = open_app()
     assert "terminal run" in at.subheader[0].value
-    assert "Started outside this dashboard" in texts(at.caption)
-    assert not [b for b in at.button if b.key and b.key.startswith("train_stop_")]
+    assert "Started by another dashboard or a terminal" in texts(at.caption)
     assert at.get("progress")
+    time.sleep(common.ARM_SECONDS)
+    at.button(key=f"train_stop_{terminal_run}").click().run()
+    assert at.session_state["train_stop_message"] == (terminal_run, "stopping (asked through the run store)")
+    assert (lenet_runs / terminal_run / ".stop").exists()  # what its trainer's StopSignal looks for
 
 
 def test_the_forms_hints_follow_the_controls_before_train_is_pressed(lenet_runs):

@@ -13,7 +13,7 @@ import pytest
 
 from core.config import TrainConfig
 from core.store import ACTIVE, RunStore, now_iso, owner
-from dashboard import sidebar, worker
+from dashboard import common, sidebar, worker
 from test_faults_support import ROOT, SHIPPED_ID, copy_shipped
 
 CASES = [
@@ -26,6 +26,9 @@ CASES = [
     "the Train page reloaded during the last epoch",
     "the dashboard's training process killed while it holds a run",
     "a terminal trains while the dashboard trains",
+    "two dashboards on one store press Train at the same instant; one stops the other's run",
+    "Train clicked 20 times fast",
+    "Stop clicked again as the next run's Stop appears under the pointer",
 ]
 FORM = {"data_source": "sample", "train_subset": 600, "validation_split": 0.1, "batch_size": 64, "epochs": 2}
 GATE = threading.Event()  # the gated trainer's runs end when the test opens it
@@ -132,6 +135,7 @@ def test_stop_twice_on_a_running_and_a_queued_run_and_after_the_end(gated):
     at.run()
 
     queued = f"train_stop_{ids['second']}"
+    time.sleep(common.ARM_SECONDS)  # a button that has just appeared ignores clicks (see the repeated-click case)
     at.button(key=queued).click().run()
     assert store.read_status(ids["second"]).status == "stopped"
     assert job_manager().stop(ids["second"]) == "already finished"  # the same button, pressed again
@@ -214,10 +218,9 @@ def test_killed_training_process_fails_the_run_instead_of_leaving_it_queued(lene
     assert "Training failed: RuntimeError: the training process ended unexpectedly" in texts(at.error)
 
 
-def test_a_terminal_trains_while_the_dashboard_trains(tmp_path, offline_sources):
-    """Both train at the same time (a terminal does not wait for the dashboard), both complete, and each
-    run's files hold only its own records. The dashboard's run pauses after epoch 1 until the terminal's run
-    is training, so the two really overlap however slow the machine is."""
+def test_a_terminal_waits_while_the_dashboard_trains(tmp_path, offline_sources):
+    """One training per store: `core train` in a terminal waits (and says so) until the dashboard's run ends,
+    then trains; each run's files hold only its own records."""
     import keras
 
     from core.trainer import train
@@ -227,33 +230,105 @@ def test_a_terminal_trains_while_the_dashboard_trains(tmp_path, offline_sources)
     runs = tmp_path / "runs"
     store = RunStore(runs)
 
-    class WaitForTheTerminal(keras.callbacks.Callback):
+    class WaitForTheTerminal(keras.callbacks.Callback):  # keeps the dashboard's run going until the terminal waits
         def on_epoch_end(self, epoch, logs=None):
             if epoch == 0:
-                _wait(lambda: any(r.record.phase == "training" and r.name == "seed mnist"
-                                  for r in store.list_runs()), 240, "the terminal's run to train")
+                _wait(lambda: any((r.record.phase or "").startswith("waiting for run") for r in store.list_runs()),
+                      240, "the terminal's run to wait")
 
     manager = JobManager(store, train_fn=lambda c, s, r, e: train(c, s, run_id=r, stop_event=e, jit_compile=False,
                                                                    callbacks=[WaitForTheTerminal()]).status)
     dashboard_run = manager.submit(TrainConfig(**FORM), "dashboard run")
+    _wait(lambda: store.training_holder() == dashboard_run, 60, "the dashboard's run to take the store")
     terminal = subprocess.Popen(
         [sys.executable, "-m", "core", "train", "--data-source", "sample", "--train-subset", "600",
          "--validation-split", "0.1", "--epochs", "1", "--json", "--runs-dir", str(runs)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     try:
-        out, _ = terminal.communicate(timeout=300)
+        out, err = terminal.communicate(timeout=300)
     finally:
         terminal.kill()
+    assert f"waiting for run {dashboard_run} to finish: one training per run store" in err
     cli_run = json.loads(out)["run_id"]
     assert json.loads(out)["status"] == "completed"
-    _wait(lambda: store.read_status(dashboard_run).status not in ACTIVE, 240, "the dashboard's run")
     cli_status, dashboard_status = store.read_status(cli_run), store.read_status(dashboard_run)
     assert dashboard_status.status == "completed"
-    assert cli_status.training_started < dashboard_status.ended  # they overlapped
+    assert dashboard_status.ended <= cli_status.started  # one after the other, never together
     for run_id, epochs, name in ((cli_run, [1], "seed mnist"), (dashboard_run, [1, 2], "dashboard run")):
         batch, epoch_rows = store.read_metrics(run_id)
         assert list(epoch_rows["epoch"]) == epochs and batch["epoch"].isin(epochs).all()
         assert store.read_status(run_id).name == name
         assert store.read_evaluation(run_id)[0]["n"] == 10000
-        assert not [p.name for p in (runs / run_id).rglob(".*")]
+        assert not [p.name for p in (runs / run_id).rglob(".*")]  # no heartbeat or stop file left
+
+
+def test_two_dashboards_on_one_store_train_one_at_a_time_and_each_stops_the_others_run(tmp_path, offline_sources):
+    """Two dashboards (two job managers with their own queues) press Train at the same instant: the store's lock
+    lets one train while the other's run waits, queued; the second dashboard's Stop ends the first's run."""
+    from core.trainer import train
+
+    from dashboard.worker import JobManager
+
+    store = RunStore(tmp_path / "runs")
+    config = TrainConfig(**{**FORM, "epochs": 30})
+
+    def trainer(c, s, r, e):
+        return train(c, s, run_id=r, stop_event=e, jit_compile=False).status
+
+    first, second = JobManager(store, train_fn=trainer), JobManager(store, train_fn=trainer)
+    ids = {}
+    presses = [threading.Thread(target=lambda m=m, n=n: ids.update({n: m.submit(config, n)}))
+               for m, n in ((first, "first"), (second, "second"))]
+    for press in presses:
+        press.start()
+    for press in presses:
+        press.join()
+    _wait(lambda: store.training_holder() in ids.values(), 120, "one run to take the store")
+    holder = store.training_holder()
+    other = next(run_id for run_id in ids.values() if run_id != holder)
+    _wait(lambda: store.read_status(holder).phase == "training", 120, "the first run to train")
+    assert store.read_status(other).status == "queued"  # waiting, not training beside it
+    owner, stranger = (first, second) if first.owns(holder) else (second, first)
+    assert stranger.blocking(stranger.waiting()[0] if stranger.waiting() else other) in (holder, None)
+    assert stranger.stop(holder) == "stopping (asked through the run store)"
+    _wait(lambda: store.read_status(holder).status == "stopped", 30, "the other dashboard's Stop to act")
+    _wait(lambda: store.read_status(other).phase == "training", 120, "the waiting run to start")
+    assert owner.stop(other) == "stopping (asked through the run store)"
+    _wait(lambda: store.read_status(other).status == "stopped", 30, "the second run to stop")
+    ended, started = store.read_status(holder).ended, store.read_status(other).training_started
+    assert ended <= started  # never two trainings at once
+
+
+def test_twenty_fast_train_clicks_queue_one_run(gated):
+    from dashboard_apptest import texts
+
+    at = _session("clicked")
+    for _ in range(20):
+        at.button(key=sidebar.SUBMIT).click().run()
+    assert not at.exception
+    assert [info.name for info in RunStore(gated).list_runs()] == ["clicked"]
+    assert "a click acts once" in texts(at.sidebar.error)
+
+
+def test_a_repeated_stop_click_does_not_stop_the_run_that_takes_its_place(gated):
+    from dashboard.common import job_manager
+
+    at = _session("first")
+    at.button(key=sidebar.SUBMIT).click().run()
+    at.text_input(key=sidebar.NAME).set_value("second")
+    at.button(key=sidebar.SUBMIT).click().run()
+    store = RunStore(gated)
+    ids = {info.name: info.run_id for info in store.list_runs()}
+    _wait(lambda: store.read_status(ids["first"]).status == "running", what="the first run to start")
+    at.run()
+    time.sleep(common.ARM_SECONDS)
+    at.button(key=f"train_stop_{ids['first']}").click().run()  # a deliberate Stop
+    _wait(lambda: store.read_status(ids["second"]).status == "running", what="the next run to start")
+    at.run()  # the second run's Stop is drawn where the first one's was
+    at.button(key=f"train_stop_{ids['second']}").click().run()  # the user's next fast click lands on it
+    assert store.read_status(ids["second"]).status == "running" and job_manager().owns(ids["second"])
+    assert "press it again to stop this run" in at.session_state["train_stop_message"][1]
+    time.sleep(common.ARM_SECONDS)
+    at.button(key=f"train_stop_{ids['second']}").click().run()  # pressed again on purpose: it acts
+    _wait(lambda: store.read_status(ids["second"]).status == "stopped", what="the second run to stop")

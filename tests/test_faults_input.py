@@ -11,7 +11,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from core.digits import ImageError, preprocess_digit
-from test_faults_support import (SHIPPED, assert_one_line_error, cli_subprocess, copy_shipped, run_cli, tree,
+from test_faults_support import (ROOT, SHIPPED, assert_one_line_error, cli_subprocess, copy_shipped, run_cli, tree,
                                  write_idx_folder)
 
 # (flags, fragments the error line must hold): the field or flag, the value, what is allowed.
@@ -249,6 +249,18 @@ def _huge_pixels() -> bytes:
 
 
 # (name, bytes, None = accepted as a digit, else a fragment of the ImageError)
+def _png_with_huge_text_chunk() -> bytes:
+    """A 28x28 PNG of 50 KB carrying a zTXt chunk that decompresses to 50 MB (over Pillow's text-chunk limit)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    png = _png(_seven())
+    return png[:33] + chunk(b"zTXt", b"Comment\x00\x00" + zlib.compress(bytes(50 * 2**20), 9)) + png[33:]
+
+
 BAD_UPLOADS = [
     ("not an image", lambda: b"%PDF-1.4 this is not a picture", "not an image that can be read"),
     ("zero bytes", lambda: b"", "empty (0 bytes)"),
@@ -262,6 +274,8 @@ BAD_UPLOADS = [
     ("alpha channel", _alpha_seven, None),
     ("16-bit grey", _sixteen_bit_seven, None),
     ("palette GIF", lambda: _png(_seven().convert("P")), None),
+    ("PNG with a 50 MB compressed text chunk", _png_with_huge_text_chunk,
+     "The image's file structure cannot be read (Decompressed data too large"),
 ]
 
 
@@ -300,10 +314,28 @@ def test_predict_page_refuses_a_bad_upload_and_reads_an_alpha_digit(predict_page
     assert "not an image that can be read" in texts(at.error)
     at.file_uploader(key="predict_upload").set_value(("empty.png", b"", "image/png")).run()
     assert not at.exception and "empty (0 bytes)" in texts(at.error)
+    at.file_uploader(key="predict_upload").set_value(("chunk.png", _png_with_huge_text_chunk(), "image/png")).run()
+    assert not at.exception and "file structure cannot be read" in texts(at.error)
     at.file_uploader(key="predict_upload").set_value(("seven.png", _alpha_seven(), "image/png")).run()
     assert not at.exception and not at.error
     prediction = at.metric[0]
     assert prediction.label == "Prediction for upload seven.png" and prediction.value == "7"
+
+
+def test_an_upload_is_decoded_once_not_on_every_rerun(predict_page, monkeypatch):
+    import core.digits
+    from dashboard.widgets import decoded_upload
+
+    decoded_upload.clear()  # the cache is the server's: an earlier test may have decoded the same picture
+    calls = []
+    real = core.digits.preprocess_digit
+    monkeypatch.setattr(core.digits, "preprocess_digit", lambda data: calls.append(len(data)) or real(data))
+    at = predict_page
+    at.file_uploader(key="predict_upload").set_value(("seven.png", _alpha_seven(), "image/png")).run()
+    for _ in range(3):
+        at.run()  # reruns: a click elsewhere, the live fragment, a slider
+    assert not at.exception and at.metric[0].value == "7"
+    assert len(calls) == 1
 
 
 def test_predict_page_takes_every_format_its_message_names(predict_page):
@@ -314,6 +346,7 @@ def test_predict_page_takes_every_format_its_message_names(predict_page):
     at = predict_page
     uploader = at.file_uploader(key="predict_upload")
     assert {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp"} <= set(uploader.proto.type)
+    assert "at most 5 MB" in uploader.proto.label  # the one limit, named where the file is chosen
     assert "PNG, JPEG, GIF, BMP, TIFF or WEBP" in uploader.proto.label
     for name, fmt in (("seven.gif", "GIF"), ("seven.bmp", "BMP"), ("seven.webp", "WEBP")):
         buffer = io.BytesIO()
@@ -377,3 +410,16 @@ def test_sidebar_refuses_bad_values_next_to_the_field(lenet_runs, offline_source
         assert fragment in message
     assert at.session_state[sidebar.FORM_ERROR][0] == field
     assert list(lenet_runs.iterdir()) == []  # nothing was queued
+
+
+def test_the_browser_and_the_decoder_share_one_upload_limit():
+    """Streamlit's browser side refuses uploads over maxUploadSize x 1,000,000 bytes: the decoder's limit is the
+    same number (the upload box names it: test_predict_page_takes_every_format_its_message_names)."""
+    import tomllib
+
+    from core.digits import MAX_UPLOAD_BYTES
+
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["maxUploadSize"] * 1_000_000 == MAX_UPLOAD_BYTES
+    with pytest.raises(ImageError, match=r"5,000,001 bytes; the limit is 5 MB \(5,000,000 bytes\)"):
+        preprocess_digit(b"\x89PNG" + bytes(MAX_UPLOAD_BYTES - 3))

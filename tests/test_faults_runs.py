@@ -31,6 +31,10 @@ FAULTS = [
     "store root is a file (dashboard)",
     "learning rate 10: loss diverges (CLI)",
     "weights become NaN at the end of an epoch",
+    "a hand-written status.json naming a live pid without a start time",
+    "the store made read-only mid-run: the final status cannot be written",
+    "the run's folder renamed mid-run",
+    "a trainer that returns without recording the run's end",
 ]
 
 
@@ -39,8 +43,9 @@ def _all_files(root: Path) -> list[Path]:
 
 
 def _assert_consistent(root: Path) -> None:
-    """No temporary file left, and every JSON file and snapshot of every run parses."""
-    leftovers = [p.name for p in root.rglob(".*") if p.is_file()]
+    """No temporary file or heartbeat left, and every JSON file and snapshot of every run parses."""
+    # the store's training lock file stays (empty when no training holds it): it is not a temporary file
+    leftovers = [p.name for p in root.rglob(".*") if p.is_file() and p != root / ".training.lock"]
     assert leftovers == [], leftovers
     for path in _all_files(root):
         if path.suffix == ".json":
@@ -175,7 +180,7 @@ def test_disk_failure_mid_run_ends_the_run_failed(tmp_path, monkeypatch, target,
     _fail_replace(monkeypatch, target, code)
     result = train(TINY, RunStore(tmp_path), name="doomed", jit_compile=False)  # XLA would only add compile time
     assert result.status == "failed"
-    assert result.error == f"cannot write the run to {tmp_path}: {message}"
+    assert result.error == f"cannot write the run in the run store: {message}"
     status = RunStore(tmp_path).read_status(result.run_id)
     assert status.status == "failed" and status.error == result.error  # not stuck in "running"
     _, epochs = RunStore(tmp_path).read_metrics(result.run_id)
@@ -264,3 +269,93 @@ def test_weights_that_turn_nan_after_the_last_loss_keep_the_last_finite_model(tm
     assert status.model_epoch == 1 and status.model_saved is True
     model = RunStore(tmp_path).load_model(result.run_id)
     assert all(np.isfinite(w).all() for w in model.get_weights())
+
+
+# ----- runs stuck "running" --------------------------------------------------------------------------
+
+
+def test_a_hand_written_running_status_naming_a_live_pid_is_interrupted_and_deletable(tmp_path):
+    import socket
+
+    store = RunStore(tmp_path)
+    run_id = store.create_run(TINY, "hand written")
+    status = json.loads((tmp_path / run_id / "status.json").read_text())
+    status.update(status="running", pid=1, host=socket.gethostname())  # pid 1 lives; no pid_started
+    status.pop("pid_started")
+    (tmp_path / run_id / "status.json").write_text(json.dumps(status))
+    assert store.read_status(run_id).status == "interrupted"
+    assert [info.status for info in store.list_runs()] == ["interrupted"]
+    store.delete(run_id)
+    assert not (tmp_path / run_id).exists()
+
+
+def test_a_run_whose_final_status_cannot_be_written_turns_interrupted(tmp_path, monkeypatch):
+    """The store turns read-only after training: train() cannot record the end, so the run's heartbeat stops and
+    the run reads "interrupted" once it is stale; then it can be deleted and nothing waits behind it."""
+    import core.store.liveness as liveness
+    from core.trainer import train
+
+    monkeypatch.setattr(liveness, "STALE_SECONDS", 1.0)
+    store = RunStore(tmp_path)
+    real_write = RunStore.write_status
+
+    def read_only_after_training(self, run_id, **changes):
+        if changes.get("phase") == "saving" or changes.get("status") in ("completed", "failed"):
+            raise OSError(errno.EROFS, "Read-only file system")
+        return real_write(self, run_id, **changes)
+
+    monkeypatch.setattr(RunStore, "write_status", read_only_after_training)
+    result = train(TINY, store, name="read-only at the end", jit_compile=False)
+    assert result.status == "failed" and "Read-only file system" in result.error
+    monkeypatch.setattr(RunStore, "write_status", real_write)
+    assert json.loads((tmp_path / result.run_id / "status.json").read_text())["status"] == "running"
+    time.sleep(1.2)
+    status = store.read_status(result.run_id)
+    assert status.status == "interrupted" and "no sign of life" in status.error
+    assert store.training_holder() is None  # the lock went with the training
+    store.delete(result.run_id)
+
+
+def test_a_run_whose_folder_is_renamed_mid_run_does_not_stay_running(tmp_path, monkeypatch):
+    import keras
+
+    import core.store.liveness as liveness
+    from core.trainer import train
+
+    monkeypatch.setattr(liveness, "STALE_SECONDS", 1.0)
+    store = RunStore(tmp_path)
+    moved = {}
+
+    class RenameTheFolder(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 0:
+                run = next(p for p in tmp_path.iterdir() if p.is_dir())
+                moved["to"] = run.rename(tmp_path / f"{run.name}-moved")
+
+    result = train(TINY, store, name="moved", jit_compile=False, callbacks=[RenameTheFolder()])
+    assert result.status == "failed"
+    run_id = moved["to"].name
+    time.sleep(1.2)
+    assert store.read_status(run_id).status == "interrupted"  # its writer never wrote to the new name
+    store.delete(run_id)
+    assert store.training_holder() is None
+
+
+def test_the_job_manager_ends_a_run_its_trainer_left_running(tmp_path):
+    from core.store import now_iso
+    from dashboard.worker import JobManager
+
+    store = RunStore(tmp_path)
+
+    def forgetful(config, store_, run_id, stop_event):  # writes "running", never the end
+        store_.write_status(run_id, status="running", started=now_iso(), phase="training", **owner())
+
+    manager = JobManager(store, train_fn=forgetful)
+    first = manager.submit(TINY, "forgotten")
+    second = manager.submit(TINY, "next")
+    deadline = time.monotonic() + 10
+    while store.read_status(second).status != "failed" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    for run_id in (first, second):
+        status = store.read_status(run_id)
+        assert status.status == "failed" and "without recording how the run ended" in status.error

@@ -24,7 +24,7 @@ def test_server_settings_are_local_and_guarded():
     assert config["browser"]["gatherUsageStats"] is False
     from core.digits import preprocess_digit
 
-    assert preprocess_digit.__defaults__[0] == server["maxUploadSize"] * 2**20
+    assert preprocess_digit.__defaults__[0] == server["maxUploadSize"] * 1_000_000  # the browser counts 10^6
 
 
 # ----- models: only model.keras inside the store, with safe_mode ---------------------------------------
@@ -66,12 +66,61 @@ def _lambda_layer(run: Path, marker: Path) -> None:
     marker.unlink(missing_ok=True)  # building the model may have run it; loading must not run it
 
 
+def _zip_bomb(run: Path, marker: Path) -> None:
+    """A .keras archive of 64 KB whose weights file unpacks to 64 MB, as declared in the archive's directory (the
+    check reads only that directory, so 2 GB, as reported, is refused the same way; 64 MB is quicker to build)."""
+    import zipfile
+
+    (run / "model.keras").unlink()
+    with zipfile.ZipFile(run / "model.keras", "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        archive.writestr("metadata.json", '{"keras_version": "3.15.1"}')
+        archive.writestr("config.json", "{}")
+        with archive.open("model.weights.h5", "w", force_zip64=True) as handle:
+            zeros = bytes(2**24)
+            for _ in range(4):
+                handle.write(zeros)
+
+
+def _not_a_lenet(kind: str):
+    """A safe, loadable .keras model that is not a LeNet-5: other layer names, a 28x28 input or 3 classes."""
+    def plant(run: Path, marker: Path) -> None:
+        import keras
+
+        size, classes, prefix = {"other layer names": (32, 10, "layer"), "a 28x28 input": (28, 10, None),
+                                 "3 classes": (32, 3, None)}[kind]
+        inputs = keras.Input((size, size, 1))
+        names = ["c1_conv", "s2_pool", "c3_conv", "s4_pool", "flatten", "c5_dense", "f6_dense", "output"]
+        if prefix:
+            names = [f"{prefix}_{i}" for i in range(len(names))]
+        x = keras.layers.Conv2D(6, 5, activation="relu", name=names[0])(inputs)
+        x = keras.layers.AveragePooling2D(2, name=names[1])(x)
+        x = keras.layers.Conv2D(16, 5, activation="relu", name=names[2])(x)
+        x = keras.layers.AveragePooling2D(2, name=names[3])(x)
+        x = keras.layers.Flatten(name=names[4])(x)
+        x = keras.layers.Dense(120, activation="relu", name=names[5])(x)
+        x = keras.layers.Dense(84, activation="relu", name=names[6])(x)
+        outputs = keras.layers.Dense(classes, activation="softmax", name=names[7])(x)
+        keras.Model(inputs, outputs).save(run / "model.keras")
+    return plant
+
+
+NOT_LENET = [
+    ("other layer names", "it has no layer c1_conv, s2_pool, c3_conv, s4_pool, c5_dense, f6_dense, output"),
+    ("a 28x28 input", "its input is (28, 28, 1), the pages need (32, 32, 1)"),
+    ("3 classes", "its output is (3), the pages need 10 classes"),
+]
+
 # (name, plant, the reason load_model gives)
 PLANTED_FILES = [
     ("a pickle and an .h5 next to no model.keras", _plant_pickle, "no model.keras"),
     ("a pickle named model.keras", _pickle_named_keras, "model.keras is corrupt (not a .keras archive)"),
     ("an HDF5 file named model.keras", _hdf5_named_keras, "model.keras is corrupt (not a .keras archive)"),
     ("a .keras with a Lambda layer", _lambda_layer, "Requested the deserialization of a `Lambda` layer"),
+    ("a small .keras whose weights unpack to 64 MB (a zip bomb)", _zip_bomb,
+     "model.keras declares 3 files and 64.0 MB unpacked; a LeNet-5 model is at most 16 files and 16 MB"),
+    *[(f"a safe .keras that is not a LeNet ({kind})", _not_a_lenet(kind),
+       f"model.keras loads, but it is not a LeNet-5 of LeNet Lab: {reason}")
+      for kind, reason in NOT_LENET],
 ]
 
 
@@ -174,3 +223,20 @@ def test_rename_in_the_runs_page_refuses_a_bad_name(lenet_runs, offline_sources)
     assert "Renamed to '../../escaped'" in texts(at.success)
     assert sorted(p.name for p in lenet_runs.iterdir()) == [SHIPPED_ID]
     assert RunStore().read_status(SHIPPED_ID).name == "../../escaped"
+
+
+@pytest.mark.parametrize("page", ["inside", "predict"])
+def test_pages_say_what_a_model_that_is_not_a_lenet_is(lenet_runs, offline_sources, page):
+    from dashboard_apptest import open_app, texts
+
+    copy_shipped(lenet_runs)
+    for kind, _ in NOT_LENET:
+        shutil.copytree(lenet_runs / SHIPPED_ID, lenet_runs / kind.replace(" ", "-"))
+        _not_a_lenet(kind)(lenet_runs / kind.replace(" ", "-"), lenet_runs / "marker")
+    for kind, reason in NOT_LENET:
+        at = open_app()
+        at.session_state["common_selected_run"] = kind.replace(" ", "-")
+        at.switch_page(f"views/{page}.py").run()
+        assert not at.exception, [e.message for e in at.exception]
+        shown = " ".join(texts(getattr(at, k)) for k in ("error", "warning", "info"))
+        assert reason in shown, shown

@@ -57,6 +57,14 @@ def _garbage_metrics_line(run):
     (run / "metrics.jsonl").write_text("".join(lines))
 
 
+def _metrics_line(value: str):
+    """A valid-JSON metrics line with a wrong type, appended: a hand edit or another program's writer."""
+    def damage(run):
+        with open(run / "metrics.jsonl", "a") as handle:
+            handle.write(value + "\n")
+    return damage
+
+
 def _empty_model(run):
     (run / "model.keras").write_bytes(b"")
 
@@ -94,6 +102,12 @@ DAMAGES = [
     ("status not JSON", _status_not_json, "status.json is unreadable", False),
     ("truncated last metrics line", _truncated_metrics, "metrics.jsonl ends with a truncated line", True),
     ("garbage metrics line", _garbage_metrics_line, "metrics.jsonl line 4 is not valid JSON", True),
+    ("metrics epoch not a number", _metrics_line('{"type": "epoch", "epoch": "x", "loss": 0.1}'),
+     "has epoch 'x'; allowed: a whole number from 0 to 100,000", True),
+    ("metrics epoch 1e308", _metrics_line('{"type": "batch", "epoch": 1e308, "batch": 1, "loss": 0.1}'),
+     "has epoch '1e+308'; allowed: a whole number", True),
+    ("metrics loss a word", _metrics_line('{"type": "batch", "epoch": 1, "batch": 2, "loss": "high"}'),
+     "has loss 'high'; allowed: a number or null", True),
     ("zero-byte model", _empty_model, "model.keras is empty (0 bytes)", True),
     ("corrupt model", _corrupt_model, "model.keras is corrupt (not a .keras archive)", True),
     ("truncated model", _truncated_model, "model.keras is corrupt (not a .keras archive)", True),
@@ -233,3 +247,103 @@ def test_audit_pages_on_damaged_runs_say_what_is_wrong(lenet_runs, offline_sourc
         assert "damaged" in _messages(at)
     if page == "inside":
         assert "the epoch 1 snapshot is damaged" in _messages(at)
+
+
+# ----- one unreadable file: reported as permission denied, on that run only ----------------------------
+# As root, chmod cannot block a read: each case denies one path of one run the way the OS would (EACCES).
+
+PERMISSION_CASES = [
+    "metrics.jsonl unreadable (Runs page, Train page)",
+    "epochs/ unreadable (Inside)",
+    "run folder read-only at Rename",
+    "model.keras unreadable (list)",
+]
+DENIED_ID = "denied-run"
+
+
+@pytest.fixture
+def denied(lenet_runs, monkeypatch, offline_sources):
+    """The shipped run and a copy of it, DENIED_ID; `deny(name)` makes that file or folder of the copy raise
+    PermissionError when opened, listed or written."""
+    import builtins
+    import pathlib
+
+    copy_shipped(lenet_runs)
+    shutil.copytree(lenet_runs / SHIPPED_ID, lenet_runs / DENIED_ID)
+    denied_paths: dict[str, bool] = {}  # path -> only writes denied (a read-only folder)
+    real_open, real_iterdir, real_access = builtins.open, pathlib.Path.iterdir, os.access
+
+    def blocked(path, writing: bool = False) -> bool:
+        text = os.fspath(path)
+        return any((text == p or text.startswith(p + "/")) and (writing or not write_only)
+                   for p, write_only in denied_paths.items())
+
+    def fake_open(path, mode="r", *args, **kwargs):
+        if isinstance(path, (str, os.PathLike)) and blocked(path, writing=any(c in mode for c in "wax+")):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_open(path, mode, *args, **kwargs)
+
+    def fake_iterdir(self):
+        if blocked(self):
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_iterdir(self)
+
+    monkeypatch.setattr(builtins, "open", fake_open)
+    monkeypatch.setattr(pathlib.Path, "iterdir", fake_iterdir)
+    monkeypatch.setattr(os, "access", lambda path, mode, *a, **k: False if blocked(path) and mode & os.R_OK
+                        else real_access(path, mode, *a, **k))
+
+    def deny(name: str, write_only: bool = False) -> None:
+        denied_paths[str(lenet_runs / DENIED_ID / name) if name else str(lenet_runs / DENIED_ID)] = write_only
+
+    return deny
+
+
+def test_an_unreadable_metrics_file_is_reported_on_its_run_and_the_run_can_still_be_deleted(denied, lenet_runs):
+    from dashboard_apptest import open_app, texts
+
+    denied("metrics.jsonl")
+    at = open_app("views/runs.py")
+    assert not at.exception, [e.message for e in at.exception]
+    table = at.dataframe(key="runs_table").value.set_index("run_id")
+    assert "metrics.jsonl is not readable (permission denied)" in table.loc[DENIED_ID, "problems"]
+    assert table.isna().loc[SHIPPED_ID, "problems"]
+    at.selectbox(key="runs_managed_run").set_value(DENIED_ID).run()
+    at.checkbox(key="runs_confirm_delete").check().run()
+    at.button[[b.label for b in at.button].index("Delete run")].click().run()
+    assert not at.exception and not (lenet_runs / DENIED_ID).exists()
+    assert "Deleted run" in texts(at.success)
+
+
+def test_an_unreadable_epochs_folder_is_reported_on_inside(denied, lenet_runs):
+    from dashboard_apptest import open_app
+
+    denied("epochs")
+    at = open_app()
+    at.session_state["common_selected_run"] = DENIED_ID
+    at.switch_page("views/inside.py").run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert "epochs/ is not readable (permission denied)" in _messages(at)
+    assert str(lenet_runs) not in _messages(at)  # no absolute path reaches the browser
+
+
+def test_rename_in_a_read_only_run_folder_says_so(denied, lenet_runs):
+    from dashboard_apptest import open_app, texts
+
+    denied("", write_only=True)  # the folder: its status file cannot be written
+    at = open_app("views/runs.py")
+    at.selectbox(key="runs_managed_run").set_value(DENIED_ID).run()
+    at.text_input(key="runs_new_name").set_value("new name")
+    at.button[[b.label for b in at.button].index("Rename")].click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    message = texts(at.error)
+    assert "cannot be renamed: its folder is read-only (permission denied)" in message
+    assert str(lenet_runs) not in message
+
+
+def test_an_unreadable_model_is_not_called_corrupt(denied, capsys, lenet_runs):
+    denied("model.keras")
+    code, out, err = run_cli(capsys, "list", "--json", runs_dir=lenet_runs)
+    rows = {row["run_id"]: row for row in json.loads(out)}
+    assert "model.keras is not readable (permission denied)" in rows[DENIED_ID]["problems"]
+    assert "corrupt" not in rows[DENIED_ID]["problems"]

@@ -87,7 +87,7 @@ def tally() -> dict[str, int]:
         "bad inputs": len(inputs.BAD_FLAGS) + len(inputs.BAD_COMBINATIONS) + len(inputs.BAD_DATA)
         + len(inputs.BAD_UPLOADS) + len(inputs.SUBPROCESS_FLAGS) + len(inputs.SIDEBAR_CASES)
         + len(security.BAD_RUN_IDS) + len(security.BAD_NAMES),
-        "faults injected": len(store.DAMAGES) + len(store.AUDIT_DAMAGES) + len(runs.FAULTS)
+        "faults injected": len(store.DAMAGES) + len(store.AUDIT_DAMAGES) + len(store.PERMISSION_CASES) + len(runs.FAULTS)
         + len(security.PLANTED_FILES) + len(security.ESCAPING_LINKS),
         "concurrent cases": len(concurrency.CASES),
     }

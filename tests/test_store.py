@@ -187,3 +187,95 @@ def test_version_and_signature_change_with_the_runs_files(store):
     assert len(store.signature()) == 2 and store.version("no-such-run") == ()
     store.delete(other)
     assert len(store.signature()) == 1
+
+
+def test_metrics_are_parsed_once_and_then_only_what_was_appended(tmp_path, monkeypatch):
+    """A live run's page rereads metrics.jsonl every second: only the appended bytes are parsed again, and a
+    file edited or replaced under the reader is read again from the start."""
+    import json as json_module
+
+    import core.store.metrics as metrics
+
+    store = RunStore(tmp_path)
+    run_id = store.create_run(TrainConfig(), name="live")
+    store.append_metrics(run_id, [{"type": "batch", "epoch": 1, "batch": b, "loss": 1.0 / b} for b in range(1, 1001)])
+    parsed = []
+    real_loads = json_module.loads
+    monkeypatch.setattr(metrics.json, "loads", lambda line: parsed.append(line) or real_loads(line))
+    batch, _ = store.read_metrics(run_id)
+    assert len(batch) == 1000 and len(parsed) == 1000
+    parsed.clear()
+    store.append_metrics(run_id, [{"type": "batch", "epoch": 1, "batch": 1001, "loss": 0.5}])
+    batch, _ = store.read_metrics(run_id)
+    assert len(batch) == 1001 and len(parsed) == 1  # only the new line
+    path = tmp_path / run_id / "metrics.jsonl"
+    path.write_text(path.read_text().replace('"batch": 3,', '"batch": 33,'))  # edited by hand
+    parsed.clear()
+    batch, _ = store.read_metrics(run_id)
+    assert len(parsed) == 1001 and 33 in set(batch["batch"])  # read again from the start
+    with open(path, "a") as handle:
+        handle.write('{"type": "batch", "epoch": 1, "batch": 1002, "lo')  # a write in progress
+    batch, _ = store.read_metrics(run_id)
+    assert len(batch) == 1001
+    with open(path, "a") as handle:
+        handle.write('ss": 0.25}\n')  # ... completed
+    batch, _ = store.read_metrics(run_id)
+    assert len(batch) == 1002 and batch["loss"].iloc[-1] == 0.25
+
+
+def test_a_run_being_created_is_never_listed_half_written(tmp_path, monkeypatch):
+    """create_run builds the folder under a hidden name and renames it into place: a listing taken while the
+    config is written sees no run, not a damaged one."""
+    import core.store.store as store_module
+
+    store = RunStore(tmp_path)
+    seen = []
+    real_write = store_module.atomic_write_json
+
+    def list_while_writing(path, data):
+        seen.append([(info.run_id, info.status) for info in store.list_runs()])
+        return real_write(path, data)
+
+    monkeypatch.setattr(store_module, "atomic_write_json", list_while_writing)
+    run_id = store.create_run(TrainConfig(), name="new")
+    assert seen == [[]]  # mid-creation: nothing listed
+    assert [(info.run_id, info.status, info.problems) for info in store.list_runs()] == [(run_id, "queued", [])]
+    assert [p.name for p in tmp_path.iterdir()] == [run_id]  # nothing left of the building folder
+
+
+def test_a_queued_run_whose_dashboard_closed_never_started(tmp_path):
+    """Not "interrupted": it never ran. It reads stopped, phase "never started", and the start-up writes it."""
+    import subprocess
+    import sys
+
+    store = RunStore(tmp_path)
+    run_id = store.create_run(TrainConfig(), name="left in line")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    store.write_status(run_id, pid=int(dead.stdout), pid_started="1")  # the dashboard that queued it is gone
+    status = store.read_status(run_id)
+    assert (status.status, status.phase, status.epochs_done) == ("stopped", "never started", 0)
+    assert "never started" in status.error
+    assert store.mark_interrupted() == [run_id]
+    assert json.loads((tmp_path / run_id / "status.json").read_text())["status"] == "stopped"
+
+
+def test_listing_checks_a_runs_files_once_until_they_change(tmp_path, monkeypatch):
+    """A fresh process listing the store reuses what the last listing found (the check cache), parses a metrics
+    file again only when it changed, and finds damage done since."""
+    import core.store.checks as checks
+
+    store = RunStore(tmp_path)
+    run_id = store.create_run(TrainConfig(), name="listed")
+    store.write_status(run_id, status="completed", model_saved=False)
+    store.append_metrics(run_id, [{"type": "epoch", "epoch": 1, "loss": 0.5}])
+    assert store.list_runs()[0].problems == []
+    checked = []
+    real = checks.check_file
+    monkeypatch.setattr(checks, "check_file", lambda path, name: checked.append(path) or real(path, name))
+    checks._CHECKS.clear()  # as a new process would start: only the cache file remains
+    assert store.list_runs()[0].problems == [] and checked == []
+    with open(tmp_path / run_id / "metrics.jsonl", "a") as handle:
+        handle.write('{"type": "epoch", "epoch": "two"}\n')
+    problems = store.list_runs()[0].problems
+    assert len(checked) == 1 and problems == ["metrics.jsonl line 2 has epoch 'two'; allowed: a whole number from 0 "
+                                              "to 100,000"]

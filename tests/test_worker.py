@@ -122,7 +122,7 @@ def test_stop_twice_and_after_the_end_is_harmless(store):
     assert manager.stop(run_id) == "already finished"
     assert manager.stop(run_id) == "already finished"
     assert status(store, run_id) == "completed"
-    assert "not trained by this dashboard" in manager.stop("some-other-run")
+    assert "not found" in manager.stop("some-other-run")
 
 
 def test_a_trainer_that_raises_leaves_a_failed_run(store):
@@ -138,18 +138,22 @@ def test_a_trainer_that_raises_leaves_a_failed_run(store):
 
 
 def test_waits_for_a_run_that_a_terminal_is_training(store, monkeypatch):
+    """A terminal's (or another dashboard's) training holds the store's training lock: the queue waits for it."""
     import dashboard.worker as worker
 
     monkeypatch.setattr(worker, "FOREIGN_POLL_SECONDS", 0.05)
     foreign = store.create_run(TINY, "terminal run", status="running")
-    store.write_status(foreign, pid=1, pid_started=process_started(1))  # alive and never ours: "another process"
-    trainer = FakeTrainer(seconds=0.1)
-    manager = JobManager(store, train_fn=trainer)
-    run_id = manager.submit(TINY, "dashboard run")
-    time.sleep(0.3)
-    assert status(store, run_id) == "queued"
-    assert manager.blocking(run_id) == foreign
-    store.write_status(foreign, status="completed")
+    lock = store.training_lock(foreign)
+    assert lock.acquire()
+    try:
+        trainer = FakeTrainer(seconds=0.1)
+        manager = JobManager(store, train_fn=trainer)
+        run_id = manager.submit(TINY, "dashboard run")
+        time.sleep(0.3)
+        assert status(store, run_id) == "queued"
+        assert manager.blocking(run_id) == foreign
+    finally:
+        lock.release()
     wait_for(lambda: status(store, run_id) == "completed")
 
 

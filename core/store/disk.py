@@ -121,3 +121,27 @@ def remove_dead_temp_files(*folders: Path) -> None:
                 if match and not pid_alive(int(match.group(1))):
                     with contextlib.suppress(OSError):
                         path.unlink()
+
+
+# What a LeNet-5 .keras archive can be: metadata, config and weights (the shipped runs unpack to 0.8 MB at most,
+# optimizer state included). Anything declaring more is refused before a byte of it is decompressed.
+MAX_ARCHIVE_ENTRIES = 16
+MAX_ARCHIVE_UNPACKED = 16 * 2**20
+
+
+def archive_problem(path: Path, name: str) -> str | None:
+    """Why the zip archive at `path` is not something a LeNet can be, judged from its declared sizes (its
+    central directory) before anything is read; None when it may be one."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            entries = archive.infolist()
+    except (OSError, zipfile.BadZipFile, ValueError) as exc:
+        return f"{name} is corrupt ({exc})"
+    unpacked = sum(entry.file_size for entry in entries)
+    if len(entries) > MAX_ARCHIVE_ENTRIES or unpacked > MAX_ARCHIVE_UNPACKED:
+        return (f"{name} declares {len(entries)} files and {unpacked / 2**20:,.1f} MB unpacked; a LeNet-5 model is "
+                f"at most {MAX_ARCHIVE_ENTRIES} files and {MAX_ARCHIVE_UNPACKED // 2**20} MB: refused without "
+                f"unpacking it")
+    return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -12,11 +13,14 @@ from pathlib import Path
 
 from core.config import TrainConfig
 from core.records import ACTIVE, RunStatus
-from core.store.disk import RUN_ID_PATTERN, StoreError, now_iso, remove_dead_temp_files
+from core.store.checks import MetricChecks, metric_checks
+from core.store.disk import RUN_ID_PATTERN, TEMP_PATTERN, StoreError, now_iso, pid_alive, remove_dead_temp_files
 from core.store.names import (
     CONFIG_FILE,
     EPOCHS_DIR,
     EVALUATION_FILE,
+    HEARTBEAT_FILE,
+    METRICS_FILE,
     MODEL_FILE,
     STATUS_FILE,
     TEST_PREDICTIONS_FILE,
@@ -57,16 +61,27 @@ class RunListing:
     """The run list, its cache key and the clean-up of dead writers; RunStore inherits it."""
 
     def mark_interrupted(self) -> list[str]:
-        """Persist 'interrupted' for runs whose training process is gone, and remove the temporary files
+        """Persist 'interrupted' for runs whose training process is gone ('stopped', never started, for queued
+        runs whose queue is gone), and remove the temporary files
         that dead processes left behind; returns the ids of the runs marked."""
         changed = []
+        with contextlib.suppress(OSError):  # run folders a killed create_run left half-built
+            for entry in self.root.iterdir():
+                match = TEMP_PATTERN.match(entry.name)
+                if match and entry.is_dir() and not pid_alive(int(match.group(1))):
+                    shutil.rmtree(entry, ignore_errors=True)
         for info in self.list_runs():
-            if info.status == "interrupted" and info.stored_status in ACTIVE:
+            if info.stored_status in ACTIVE and info.status in ("interrupted", "stopped"):
+                record = info.record
                 with contextlib.suppress(OSError, StoreError):
-                    self.write_status(info.run_id, status="interrupted", ended=now_iso(), error=info.record.error)
+                    self.write_status(info.run_id, status=record.status, phase=record.phase, ended=now_iso(),
+                                      error=record.error, model_saved=record.model_saved,
+                                      epochs_done=record.epochs_done)
                     changed.append(info.run_id)
             if info.path.is_dir() and not info.active:
                 remove_dead_temp_files(info.path, info.path / EPOCHS_DIR)
+                with contextlib.suppress(OSError):  # a killed trainer's heartbeat
+                    (info.path / HEARTBEAT_FILE).unlink(missing_ok=True)
         return changed
 
     @staticmethod
@@ -75,6 +90,8 @@ class RunListing:
             return f"no {MODEL_FILE}"
         if path.stat().st_size == 0:
             return f"{MODEL_FILE} is empty (0 bytes)"
+        if not os.access(path, os.R_OK):
+            return f"{MODEL_FILE} is not readable (permission denied)"
         if not zipfile.is_zipfile(path):
             return f"{MODEL_FILE} is corrupt (not a .keras archive)"
         return None
@@ -104,8 +121,10 @@ class RunListing:
             return []
         except OSError as exc:
             raise StoreError(f"cannot read the run store {self.root}: {exc.strerror or exc}") from None
-        infos = [self.inspect(entry) for entry in entries if not entry.name.startswith(".")
+        checks = metric_checks(self.root)
+        infos = [self.inspect(entry, checks) for entry in entries if not entry.name.startswith(".")
                  and entry.name != "README.md"]
+        checks.save({info.run_id for info in infos})
         return sorted(infos, key=lambda info: (self._created(info), info.run_id), reverse=True)
 
     @staticmethod
@@ -120,7 +139,16 @@ class RunListing:
         except OSError:  # deleted while listed
             return 0.0
 
-    def inspect(self, entry: Path) -> RunInfo:
+    @staticmethod
+    def _metric_problems(entry: Path, checks: MetricChecks) -> list[str]:
+        try:
+            return checks.problems(entry.name, entry / METRICS_FILE, METRICS_FILE)
+        except FileNotFoundError:
+            return []
+        except PermissionError:
+            return [f"{METRICS_FILE} is not readable (permission denied)"]
+
+    def inspect(self, entry: Path, checks: MetricChecks | None = None) -> RunInfo:
         info = RunInfo(run_id=entry.name, path=entry, name=entry.name)
         if not entry.is_dir():
             info.problems.append("not a run folder: a stray file in the store")
@@ -128,7 +156,7 @@ class RunListing:
         if not RUN_ID_PATTERN.match(entry.name):
             info.problems.append("folder name is not a valid run id")
             return info
-        if entry.resolve().parent != self.root.resolve():
+        if entry.is_symlink() and entry.resolve().parent != self.root.resolve():
             info.problems.append(f"a link that escapes the store folder {self.root}")
             return info
         if not os.access(entry, os.R_OK | os.X_OK):
@@ -145,15 +173,18 @@ class RunListing:
         except (StoreError, OSError, ValueError) as exc:
             info.problems.append(_reason(exc, entry.name))
             info.status = "damaged"
+        checks = checks or metric_checks(self.root)
         try:  # the folder can vanish while it is listed (deleted in another session)
-            _, metric_problems = self._read_metric_records(entry.name) if info.status not in ACTIVE else ([], [])
-            info.problems.extend(metric_problems)
+            if info.status not in ACTIVE:
+                info.problems.extend(self._metric_problems(entry, checks))
             if info.status in ("completed", "stopped") and info.record.model_saved is not False:
-                problem = self._model_problem(entry / MODEL_FILE)
-                if problem:
-                    info.problems.append(problem)
+                model = entry / MODEL_FILE
+                info.problems.extend(checks.cached(entry.name, "model", [model],
+                                                   lambda: [p for p in [self._model_problem(model)] if p]))
             if info.status in ("completed", "stopped"):
-                info.problems.extend(self._evaluation_problems(entry))
+                info.problems.extend(checks.cached(
+                    entry.name, "evaluation", [entry / EVALUATION_FILE, entry / TEST_PREDICTIONS_FILE],
+                    lambda: self._evaluation_problems(entry)))
         except (StoreError, OSError) as exc:
             info.problems.append(str(exc))
         return info

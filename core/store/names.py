@@ -14,3 +14,6 @@ SWEEP_JOURNAL = "journal.log"  # Optuna's JournalFileBackend: the study itself
 SWEEP_RAY_DIR = "ray"  # Ray Tune's experiment folder of the sweep
 SWEEP_LOCK = "ask.lock"  # held while a worker counts the trials and asks for one more
 RESULTS_DIR = ".results"  # results of other long work, e.g. .results/lr_find/<id>.json
+HEARTBEAT_FILE = ".alive"  # touched every 2 s by the process training the run
+STOP_FILE = ".stop"  # left by request_stop: the run's trainer stops within 0.2 s
+TRAINING_LOCK_FILE = ".training.lock"  # in the store's root: held by the one training of the store

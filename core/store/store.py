@@ -9,19 +9,18 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import zipfile
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from core.config import TrainConfig
 from core.records import ACTIVE, STATUSES, EpochSnapshot, RunStatus
 from core.store.disk import (
     StoreError,
+    archive_problem,
     atomic_write_bytes,
     atomic_write_json,
     check_name,
@@ -29,10 +28,11 @@ from core.store.disk import (
     json_default,
     now_iso,
     owner,
-    pid_alive,
     slug,
 )
 from core.store.listing import RunListing
+from core.store.liveness import RunLiveness
+from core.store.metrics import MetricsReads
 from core.store.sweeps import SweepFiles
 from core.store.names import (
     CONFIG_FILE,
@@ -48,7 +48,7 @@ from core.store.names import (
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent.parent / "cached_models"
 
 
-class RunStore(RunListing, SweepFiles):
+class RunStore(RunListing, RunLiveness, MetricsReads, SweepFiles):
     """All reads and writes of cached_models/. Every write is atomic (temp file + rename) or append-only."""
 
     def __init__(self, root: str | os.PathLike | None = None):
@@ -57,7 +57,8 @@ class RunStore(RunListing, SweepFiles):
     # ----- paths -------------------------------------------------------------------------------
     def run_dir(self, run_id: str) -> Path:
         path = self.root / check_run_id(run_id)
-        if path.resolve().parent != self.root.resolve():
+        # A checked id has no separator and no '..': only a symbolic link can lead out of the store.
+        if path.is_symlink() and path.resolve().parent != self.root.resolve():
             raise StoreError(f"run id {run_id!r} escapes the store folder {self.root}")
         return path
 
@@ -79,24 +80,25 @@ class RunStore(RunListing, SweepFiles):
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot create the run store at {self.root}: {exc.strerror or exc}") from None
+        if status not in STATUSES:
+            raise StoreError(f"status {status!r} is not one of {', '.join(STATUSES)}")
+        # Built under a hidden name and renamed into place when whole: a listing never sees a run half-created.
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         for _ in range(20):
             run_id = f"{stamp}-{slug(name)}-{secrets.token_hex(2)}"
-            path = self.run_dir(run_id)
-            try:
-                path.mkdir()
+            if not self.run_dir(run_id).exists():
                 break
-            except FileExistsError:
-                continue
-            except OSError as exc:
-                raise StoreError(f"cannot create a run folder in {self.root}: {exc.strerror or exc}") from None
         else:
             raise StoreError(f"could not find a free run id in {self.root}")
+        building = self.root / f".{run_id}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
         try:
-            self.write_config(run_id, config)
-            self.write_status(run_id, status=status, name=name, created=now_iso(), **owner())
+            building.mkdir()
+            atomic_write_bytes(building / CONFIG_FILE, (config.to_json() + "\n").encode())
+            record = RunStatus(run_id=run_id, status=status, name=name, created=now_iso(), updated=now_iso(), **owner())
+            atomic_write_json(building / STATUS_FILE, {k: v for k, v in record.to_dict().items() if v is not None})
+            os.rename(building, self.run_dir(run_id))
         except OSError as exc:
-            shutil.rmtree(path, ignore_errors=True)
+            shutil.rmtree(building, ignore_errors=True)
             raise StoreError(f"cannot write run {run_id} in {self.root}: {exc.strerror or exc}") from None
         return run_id
 
@@ -191,52 +193,18 @@ class RunStore(RunListing, SweepFiles):
         except TypeError as exc:
             raise StoreError(f"run {run_id!r}: {STATUS_FILE} is unreadable: {exc}") from None
         stored = status.status
-        if status.active and self._orphaned(status):
-            status = status.replace(status="interrupted",
-                                    error="the process training this run stopped before it finished")
+        if status.active:
+            status = self.as_it_is_now(status, path.parent)
         return status, stored
-
-    @staticmethod
-    def _orphaned(status: RunStatus) -> bool:
-        return status.host == socket.gethostname() and not pid_alive(status.pid, status.pid_started)
-
-    def read_metrics(self, run_id: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """(batch rows, epoch rows). A partial last line (a write in progress or a crash) is skipped."""
-        records, _ = self._read_metric_records(run_id)
-        frame = pd.DataFrame.from_records(records) if records else pd.DataFrame(columns=["type"])
-        batch = frame[frame["type"] == "batch"].drop(columns="type").reset_index(drop=True)
-        epoch = frame[frame["type"] == "epoch"].drop(columns="type").reset_index(drop=True)
-        return batch.dropna(axis=1, how="all"), epoch.dropna(axis=1, how="all")
-
-    def _read_metric_records(self, run_id: str) -> tuple[list[dict], list[str]]:
-        path = self._existing(run_id) / METRICS_FILE
-        try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
-            return [], []
-        problems: list[str] = []
-        lines = raw.split(b"\n")
-        if lines and lines[-1] == b"":
-            lines.pop()
-        elif lines:
-            lines.pop()
-            problems.append(f"{METRICS_FILE} ends with a truncated line")
-        records = []
-        for number, line in enumerate(lines, 1):
-            try:
-                record = json.loads(line)
-            except ValueError:
-                problems.append(f"{METRICS_FILE} line {number} is not valid JSON")
-                continue
-            if isinstance(record, dict) and record.get("type") in ("batch", "epoch"):
-                records.append(record)
-        return records, problems
 
     def epochs_saved(self, run_id: str) -> list[int]:
         folder = self._existing(run_id) / EPOCHS_DIR
         if not folder.is_dir():
             return []
-        found = (re.match(r"^epoch_(\d{4})\.npz$", p.name) for p in folder.iterdir())
+        try:
+            found = [re.match(r"^epoch_(\d{4})\.npz$", p.name) for p in folder.iterdir()]
+        except PermissionError:
+            raise StoreError(f"run {run_id!r}: {EPOCHS_DIR}/ is not readable (permission denied)") from None
         return sorted(int(m.group(1)) for m in found if m)
 
     def read_epoch_snapshot(self, run_id: str, epoch: int) -> EpochSnapshot:
@@ -273,13 +241,18 @@ class RunStore(RunListing, SweepFiles):
         import core.model  # noqa: F401  registers the custom layers of the lecun1998 variant
 
         path = self.model_path(run_id)
-        problem = self._model_problem(path)
+        problem = self._model_problem(path) or archive_problem(path, MODEL_FILE)
         if problem:
             raise StoreError(f"run {run_id!r}: {problem}")
         try:
-            return keras.saving.load_model(path, safe_mode=True, compile=False)
+            model = keras.saving.load_model(path, safe_mode=True, compile=False)
         except Exception as exc:  # Keras raises many types for a damaged archive
-            raise StoreError(f"run {run_id!r}: {MODEL_FILE} could not be loaded ({type(exc).__name__}: {exc})") from None
+            raise StoreError(f"run {run_id!r}: {MODEL_FILE} could not be loaded "
+                             f"({type(exc).__name__}: {exc})") from None
+        problem = core.model.lenet_problem(model)
+        if problem:
+            raise StoreError(f"run {run_id!r}: {MODEL_FILE} loads, but {problem}")
+        return model
 
     # ----- downloads ---------------------------------------------------------------------------
     def model_bytes(self, run_id: str) -> bytes:
@@ -288,15 +261,16 @@ class RunStore(RunListing, SweepFiles):
     def config_json(self, run_id: str) -> str:
         return self.read_config(run_id).to_json()
 
-    def metrics_csv(self, run_id: str) -> str:
-        records, _ = self._read_metric_records(run_id)
-        # convert_dtypes: batch and epoch rows share columns, and the empty cells made counts floats ("8.0")
-        return pd.DataFrame.from_records(records).convert_dtypes().to_csv(index=False)
-
     # ----- listing, renaming, deleting ---------------------------------------------------------
     def rename(self, run_id: str, new_name: str) -> None:
         self._existing(run_id)
-        self.write_status(run_id, name=check_name(new_name))
+        name = check_name(new_name)
+        try:
+            self.write_status(run_id, name=name)
+        except PermissionError:
+            raise StoreError(f"run {run_id!r} cannot be renamed: its folder is read-only (permission denied)") from None
+        except OSError as exc:
+            raise StoreError(f"run {run_id!r} cannot be renamed: {exc.strerror or exc}") from None
 
     def delete(self, run_id: str) -> None:
         path = self._existing(run_id)
@@ -306,7 +280,10 @@ class RunStore(RunListing, SweepFiles):
             status = "damaged"  # a damaged run can always be deleted on request
         if status in ACTIVE:
             raise StoreError(f"run {run_id!r} is still {status}; stop it before deleting")
-        shutil.rmtree(path)
+        try:
+            shutil.rmtree(path)
+        except OSError as exc:
+            raise StoreError(f"run {run_id!r} could not be deleted completely: {exc.strerror or exc}") from None
 
     # ----- change detection: what callers cache on (the run list's is listing.RunListing.signature) --------
     def version(self, run_id: str) -> tuple:

@@ -43,7 +43,7 @@ def epoch_rows(runs: list[RunInfo]) -> dict[str, pd.DataFrame]:
         if info.damaged:
             continue
         try:
-            rows[info.run_id] = common.read_metrics(info.run_id)[1]
+            rows[info.run_id] = common.store().read_epoch_rows(info.run_id)  # not the batch records: 1,000 runs
         except StoreError:  # deleted since it was listed
             continue
     return rows
@@ -181,9 +181,7 @@ def manage(runs: list[RunInfo], selected: pd.DataFrame) -> None:
         st.form_submit_button("Rename", on_click=rename, args=(run_id,), disabled=info.damaged)
     with delete_column.container(border=True):
         if info.active:
-            where = ("Stop it on the Train page." if common.job_manager().owns(info.run_id) else
-                     "It was started outside this dashboard: stop it there (Ctrl+C in its terminal).")
-            st.warning(f"This run is {info.status}; it cannot be deleted until it ends. {where}")
+            st.warning(f"This run is {info.status}; it cannot be deleted until it ends. Stop it on the Train page.")
         st.checkbox("I understand: this deletes the run folder, its model and its metrics for good",
                     key=CONFIRM_DELETE, disabled=info.active)
         st.button("Delete run", type="primary", on_click=delete, args=(run_id, info.name),

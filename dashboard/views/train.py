@@ -8,6 +8,7 @@ from core.store import RunInfo, StoreError
 from dashboard import common, live, pages, sidebar
 
 SMOOTHING = "train_smoothing"
+ELSEWHERE = "Started by another dashboard or a terminal: Stop asks its trainer through the run store."
 STOP_MESSAGE = "train_stop_message"
 STATUS_ICONS = {"queued": ":material/hourglass_empty:", "running": ":material/directions_run:",
                 "completed": ":material/check_circle:", "stopped": ":material/stop_circle:", "failed": ":material/error:",
@@ -26,8 +27,19 @@ def epoch_chart(root: str, run_id: str, version: tuple, ended: bool):
     return figures.epoch_figure(common.read_metrics(run_id)[1], revision=run_id, ended=ended)
 
 
-def stop(run_id: str) -> None:
+def stop(run_id: str, key: str) -> None:
+    if not common.armed(key):  # a repeated click that landed on a button that has just appeared
+        st.session_state[STOP_MESSAGE] = (run_id, "not yet: this button had only just appeared, so the click was "
+                                                  "taken for a repeat; press it again to stop this run")
+        return
     st.session_state[STOP_MESSAGE] = (run_id, common.job_manager().stop(run_id))
+
+
+def stop_button(location, label: str, run_id: str, **kwargs) -> None:
+    """Stop (a running run) or Remove from queue (a queued one): armed anew when one turns into the other."""
+    armed_as = f"train_stop_{run_id}_{label}"
+    common.drawn(armed_as)
+    location.button(label, key=f"train_stop_{run_id}", on_click=stop, args=(run_id, armed_as), **kwargs)
 
 
 def header(info: RunInfo, status: RunStatus) -> None:
@@ -56,10 +68,9 @@ def queue_panel(runs: list[RunInfo], followed: RunInfo, followed_status: str) ->
         where = f" (position {position} in line)" if position else ""
         text, button = st.columns([5, 1], vertical_alignment="center")
         text.info(f"**{common.plain(info.name)}** — {behind}{where}", icon=":material/hourglass_empty:")
-        if manager.owns(info.run_id):
-            # not "Stop": that is the running run's button, drawn right next to this one
-            button.button("Remove from queue", key=f"train_stop_{info.run_id}", on_click=stop, args=(info.run_id,),
-                          icon=":material/playlist_remove:")
+        # not "Stop": that is the running run's button, drawn right next to this one
+        stop_button(button, "Remove from queue", info.run_id, icon=":material/playlist_remove:",
+                    help=None if manager.owns(info.run_id) else ELSEWHERE)
 
 
 def progress_panel(info: RunInfo, status: RunStatus, batch, epoch) -> None:
@@ -68,14 +79,12 @@ def progress_panel(info: RunInfo, status: RunStatus, batch, epoch) -> None:
     text = shown.text if shown.epoch else f"{phase}…"
     left, right = st.columns([5, 1], vertical_alignment="bottom")
     left.progress(shown.fraction, text=text)
-    manager = common.job_manager()
     if status.sweep_id:
         right.caption(f"Trial {status.trial_number} of sweep {status.sweep_id}: stop the sweep on the Sweep page.")
-    elif manager.owns(info.run_id):
-        right.button("Stop", icon=":material/stop:", key=f"train_stop_{info.run_id}", on_click=stop, args=(info.run_id,),
-                     type="primary", width="stretch")
     else:
-        right.caption("Started outside this dashboard (a terminal): stop it there with Ctrl+C.")
+        stop_button(right, "Stop", info.run_id, icon=":material/stop:", type="primary", width="stretch")
+        if not common.job_manager().owns(info.run_id):
+            st.caption(ELSEWHERE)
     message = st.session_state.get(STOP_MESSAGE)
     if message and message[0] == info.run_id:
         st.caption(f"Stop requested: {message[1]}. The model is saved and scored on the test set before the run ends.")

@@ -1,0 +1,150 @@
+#!/usr/bin/env python
+"""A heavy user's store: 1,000 runs (100 of them damaged) and a live run of 200,000 batch records.
+
+    python bench/scale.py                 # build the stores, measure everything (a few minutes)
+    python bench/scale.py --quick         # 100 runs, 20,000 records, fewer repeats: a smoke check
+    python bench/scale.py --keep DIR      # build into DIR and keep it (to open it with the dashboard)
+
+Measured (medians; targets from issue 21, item 12):
+- `python -m core list --json`, a fresh process each time: <= 1 s;
+- the Runs and Train pages in Chromium against a real server: cold (first visit after the server starts)
+  <= 3 s, warm (a reload) <= 1.5 s; ticking a row of the Runs table until the curves are redrawn: <= 0.5 s;
+- the server's CPU while a Train tab is open and nothing trains: <= 3% of a core;
+- the Train page following the live run while it grows by 4 records a second: an update at least every
+  1 s, the server at <= 10% of a core.
+The stores are built from the shipped runs with hard links (a damaged run gets its own copies), in a
+temporary folder that is removed at the end. Results go to bench/results/scale.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from bench.common import REPO, machine, parser, write_result
+from bench.page_latency import CHROMIUM, CHROMIUM_ARGS, _process_tree, cpu_seconds, start_server
+
+SHIPPED = [REPO / "cached_models" / "seed-article-full-mnist", REPO / "cached_models" / "best-accuracy-full-mnist"]
+LIVE_ID = "29990101-000000-live-run-0000"
+RECORDS_PER_SECOND = 4  # the streaming callback writes a batch record about every 0.25 s
+
+
+def _damage(run: Path, kind: int) -> None:
+    """One of the ways a run folder is found damaged (the fault suite's, in rotation)."""
+    if kind == 0:
+        (run / "config.json").write_text("{not json")
+    elif kind == 1:
+        (run / "status.json").unlink()
+    elif kind == 2:
+        with open(run / "metrics.jsonl", "a") as handle:
+            handle.write('{"type": "batch", "epoch": 6, "los')
+    elif kind == 3:
+        with open(run / "metrics.jsonl", "a") as handle:
+            handle.write('{"type": "batch", "epoch": "x", "loss": "high"}\n')
+    else:
+        (run / "model.keras").write_bytes(os.urandom(4096))
+
+
+def _linked_copy(source: Path, target: Path) -> None:
+    shutil.copytree(source, target, copy_function=os.link)
+
+
+def build_store(root: Path, runs: int, damaged: int) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    for i in range(runs):
+        run_id = f"20260101-{i:06d}-run-{i:04d}"
+        source = SHIPPED[i % 2]
+        target = root / run_id
+        if i < damaged:
+            shutil.copytree(source, target)  # its own files: the damage must not reach the shipped run
+        else:
+            _linked_copy(source, target)
+        status = json.loads((source / "status.json").read_text())
+        status.update(run_id=run_id, name=f"run {i:04d}", created=(start + timedelta(minutes=i)).isoformat())
+        (target / "status.json").unlink()
+        (target / "status.json").write_text(json.dumps(status))
+        if i < damaged:
+            _damage(target, i % 5)
+
+
+def build_live_run(root: Path, records: int) -> Path:
+    """A run 'training' in this process: status running, our pid, `records` batch records."""
+    from core.config import TrainConfig
+    from core.store import RunStore, now_iso, owner
+
+    store = RunStore(root)
+    folder = root / LIVE_ID
+    folder.mkdir()
+    store.write_config(LIVE_ID, TrainConfig(epochs=200))
+    steps = 938
+    store.write_status(LIVE_ID, status="running", name="live run", created=now_iso(), started=now_iso(),
+                       phase="training", epochs=200, steps_per_epoch=steps, batch_size=64, n_train=60_000, **owner())
+    lines = []
+    for n in range(records):
+        lines.append(json.dumps({"type": "batch", "epoch": n // steps + 1, "batch": n % steps + 1, "step": n + 1,
+                                 "batches": 1, "loss": 0.5, "accuracy": 0.9, "time": n * 0.25}) + "\n")
+    (folder / "metrics.jsonl").write_text("".join(lines))
+    return folder
+
+
+class LiveWriter:
+    """Appends RECORDS_PER_SECOND batch records a second to the live run and keeps its heartbeat."""
+
+    def __init__(self, root: Path, first: int):
+        from core.store import RunStore
+
+        self.store = RunStore(root)
+        self.step = first
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._write, daemon=True)
+
+    def _write(self) -> None:
+        with self.store.heartbeat(LIVE_ID):
+            while not self._done.wait(1 / RECORDS_PER_SECOND):
+                self.step += 1
+                self.store.append_metrics(LIVE_ID, [{"type": "batch", "epoch": self.step // 938 + 1,
+                                                      "batch": self.step % 938 + 1, "step": self.step, "batches": 1,
+                                                      "loss": 0.4, "accuracy": 0.9, "time": self.step * 0.25}])
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._done.set()
+        self._thread.join()
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def measure_cli_list(root: Path, repeats: int) -> dict:
+    """A fresh `python -m core list --json` each time: wall clock and CPU time (the CPU time is what the same
+    listing takes on an idle machine; this one is shared). The first listing of a store also fills the check
+    cache (the user's cache folder), so it is reported apart."""
+    times, cpu = [], []
+    for _ in range(repeats + 1):
+        started, cpu_started = time.perf_counter(), _children_cpu()
+        done = subprocess.run([sys.executable, "-m", "core", "list", "--json", "--runs-dir", str(root)],
+                              cwd=REPO, capture_output=True, text=True)
+        times.append(time.perf_counter() - started)
+        cpu.append(_children_cpu() - cpu_started)
+        if done.returncode != 0:
+            sys.exit(f"core list failed: {done.stderr}")
+    rows = json.loads(done.stdout)
+    return {"first_seconds": times[0], "first_cpu_seconds": cpu[0], "seconds": times[1:],
+            "median": statistics.median(times[1:]), "cpu_median": statistics.median(cpu[1:]), "runs": len(rows),
+            "damaged": sum(1 for row in rows if row.get("problems"))}
