@@ -123,12 +123,10 @@ def cmd_train(args, store: RunStore) -> int:
     if args.seeds and args.seed is not None:
         raise CliError("give --seed or --seeds, not both")
     configs = [config.replace(seed=seed) for seed in args.seeds] if args.seeds else [config]
-    default_name = args.name or f"{config.variant} {config.dataset}"
-    outcomes = [_train_one(args, store, c, f"{default_name} seed {c.seed}" if args.seeds else args.name)
-                for c in configs]
-    payloads = [payload for payload, _ in outcomes]
-    _emit(args, payloads if args.seeds else payloads[0], "\n".join(text for _, text in outcomes))
-    return 0 if all(p["status"] in ("completed", "stopped") for p in payloads) else EXIT_RUN_FAILED
+    base_name = args.name or f"{config.variant} {config.dataset}"
+    outcomes = [_train_one(args, store, c, f"{base_name} seed {c.seed}" if args.seeds else args.name) for c in configs]
+    _emit(args, [p for p, _ in outcomes] if args.seeds else outcomes[0][0], "\n".join(t for _, t in outcomes))
+    return 0 if all(p["status"] in ("completed", "stopped") for p, _ in outcomes) else EXIT_RUN_FAILED
 
 
 def _train_one(args, store: RunStore, config: TrainConfig, name: str | None) -> tuple[dict, str]:
