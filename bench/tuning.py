@@ -9,6 +9,9 @@ fresh process. Target: at most 5% more wall time.
 
 parallel: trials per hour of a sweep with 1 and with 2 trials at once, on the local and the Ray executor.
 
+search: a 16-trial TPE search with pruning over learning rate, batch size, dropout and epochs (1-3) against
+random search with the same budget: best validation accuracy and total time.
+
     python -m bench.tuning --data /work/shared/data/mnist.npz [--pairs 8] [--results-dir DIR]
 """
 
@@ -95,16 +98,45 @@ def parallel_figures(path: str | None, trials: int, subset: int) -> dict:
     return {"trials": trials, "train_subset": subset, **figures}
 
 
+def search_figures(path: str | None, trials: int, subset: int) -> dict:
+    """A TPE search with pruning against random search with the same budget of trials: best validation accuracy
+    and total time. Space: learning rate (log), batch size, dropout, epochs 1-3."""
+    figures = {}
+    for sampler in ("tpe", "random"):
+        with tempfile.TemporaryDirectory(prefix="lenet-bench-search-") as root:
+            flags = [*data_flags(path), "--validation-split", "0.1"]
+            spec = [f"--space={f.lstrip('-').replace('-', '_')}={v}" for f, v in zip(flags[::2], flags[1::2])
+                    if f != "--data"] + [f"--space=train_subset={subset}"]
+            created = subprocess.run([sys.executable, "-m", "core", "--runs-dir", root, "sweep", "create", "--name",
+                                      "bench", *(["--data", path] if path else []), *spec,
+                                      "--space", "learning_rate=0.0001:0.1:log", "--space", "batch_size=32,64,128,256",
+                                      "--space", "dropout=0:0.5", "--space", "epochs=1:3", "--trials", str(trials),
+                                      "--sampler", sampler, "--json"],
+                                     capture_output=True, text=True, cwd=common.REPO, check=True)
+            sweep_id = json.loads(created.stdout)["sweep_id"]
+            seconds = _timed(["--runs-dir", root, "sweep", "run", sweep_id])
+            status = subprocess.run([sys.executable, "-m", "core", "--runs-dir", root, "sweep", "status", sweep_id,
+                                     "--json"], capture_output=True, text=True, cwd=common.REPO, check=True)
+            summary = json.loads(status.stdout)
+        best = summary["best"] or {}
+        figures[sampler] = {"seconds": round(seconds, 1), "best_val_accuracy": best.get("val_accuracy"),
+                            "best_test_accuracy": best.get("test_accuracy"), "best_params": best.get("params"),
+                            "counts": summary["counts"]}
+    return {"trials": trials, "train_subset": subset, **figures}
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = common.parser(__doc__.splitlines()[0])
     p.add_argument("--pairs", type=int, default=8, help="sweep trials and CLI trainings, alternately (default 8)")
-    p.add_argument("--only", choices=("lr_find", "overhead", "parallel"), action="append",
+    p.add_argument("--only", choices=("lr_find", "overhead", "parallel", "search"), action="append",
                    help="run only these parts (repeatable; default: all)")
     p.add_argument("--parallel-trials", type=int, default=4, help="trials of each parallel sweep (default 4)")
     p.add_argument("--parallel-subset", type=int, default=12000, help="training images of their trials")
+    p.add_argument("--search-trials", type=int, default=16, help="trials of each search (default 16)")
+    p.add_argument("--search-subset", type=int, default=0, help="training images of the searches (0: all)")
     args = p.parse_args(argv)
     path = common.data_path(args)
-    parts = args.only or ["lr_find", "overhead", "parallel"]
+    parts = args.only or ["lr_find", "overhead", "parallel", "search"]
     result = {"name": "tuning", "quick": args.quick, "machine": common.machine()}
     if "lr_find" in parts:
         result["lr_find"] = lr_find_figures(path)
@@ -113,8 +145,11 @@ def main(argv: list[str] | None = None) -> dict:
     if "parallel" in parts:
         result["parallel"] = parallel_figures(path, 2 if args.quick else args.parallel_trials,
                                               600 if args.quick else args.parallel_subset)
+    if "search" in parts:
+        result["search"] = search_figures(path, 3 if args.quick else args.search_trials,
+                                          600 if args.quick else args.search_subset)
     result["machine"]["load_average_end"] = common.load_average()
-    common.write_result(args, "tuning" if len(parts) == 3 else "tuning-" + "-".join(parts), result)
+    common.write_result(args, "tuning" if len(parts) == 4 else "tuning-" + "-".join(parts), result)
     print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=1))
     return result
 
