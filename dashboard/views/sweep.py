@@ -156,7 +156,7 @@ def trials_table(frame: pd.DataFrame, searched: list[str]) -> None:
               "test_accuracy": st.column_config.NumberColumn("Test acc.", format="percent"),
               "duration_s": st.column_config.NumberColumn("Duration (s)", format="%.1f"),
               **{name: st.column_config.Column(PARAMS[name].short) for name in searched}}
-    event = st.dataframe(shown, hide_index=True, column_config=config, on_select="rerun",
+    event = st.dataframe(shown, hide_index=True, column_config=config, on_select="rerun", placeholder="–",
                          selection_mode="single-row", key="sweep_trials", width="stretch")
     rows = event.selection.rows if event and event.selection else []
     if not rows:

@@ -79,8 +79,9 @@ def progress_panel(info: RunInfo, status: RunStatus, batch, epoch) -> None:
     text = shown.text if shown.epoch else f"{phase}…"
     left, right = st.columns([5, 1], vertical_alignment="bottom")
     left.progress(shown.fraction, text=text)
-    if status.sweep_id:
-        right.caption(f"Trial {status.trial_number} of sweep {status.sweep_id}: stop the sweep on the Sweep page.")
+    if status.sweep_id:  # a sweep's trial: the sweep, not this run, is what a user stops
+        st.caption(f"Trial {status.trial_number} of sweep `{status.sweep_id}`: stop the sweep on its page.")
+        pages.link("sweep", "Open the sweep", query_params={"sweep": status.sweep_id})
     else:
         stop_button(right, "Stop", info.run_id, icon=":material/stop:", type="primary", width="stretch")
         if not common.job_manager().owns(info.run_id):
