@@ -85,7 +85,7 @@ def build_live_run(root: Path, records: int) -> Path:
 
     store = RunStore(root)
     folder = root / LIVE_ID
-    folder.mkdir()
+    folder.mkdir(parents=True)
     store.write_config(LIVE_ID, TrainConfig(epochs=200))
     steps = 938
     store.write_status(LIVE_ID, status="running", name="live run", created=now_iso(), started=now_iso(),
@@ -148,3 +148,129 @@ def measure_cli_list(root: Path, repeats: int) -> dict:
     return {"first_seconds": times[0], "first_cpu_seconds": cpu[0], "seconds": times[1:],
             "median": statistics.median(times[1:]), "cpu_median": statistics.median(cpu[1:]), "runs": len(rows),
             "damaged": sum(1 for row in rows if row.get("problems"))}
+
+
+def _ready(page, selector: str) -> None:
+    from bench.page_latency import wait_rendered
+
+    wait_rendered(page, selector)
+
+
+def _timed_visit(page, url: str, selector: str) -> float:
+    started = time.perf_counter()
+    page.goto(url)
+    _ready(page, selector)
+    return time.perf_counter() - started
+
+
+def _tick_first_row(page) -> float:
+    """Tick the first row of the Runs table (its box at the grid's left edge) until the overlay is drawn."""
+    grid = page.locator(".st-key-runs_table [data-testid=stDataFrameResizable]").first
+    box = grid.bounding_box()
+    started = time.perf_counter()
+    page.mouse.click(box["x"] + 18, box["y"] + 35 + 17)  # the header row is 35 px, a row 35 px
+    _ready(page, ".st-key-runs_overlay_chart .main-svg")
+    return time.perf_counter() - started
+
+
+def _server_cpu_share(server: int, seconds: float) -> float:
+    pids = _process_tree(server)
+    before = cpu_seconds(pids)
+    time.sleep(seconds)
+    return (cpu_seconds(_process_tree(server)) - before) / seconds
+
+
+def _update_period(page, seconds: float) -> list[float]:
+    """Seconds between two redraws of the Train page's batch chart with more points, watched for `seconds`."""
+    script = ("() => { const p = document.querySelector('.st-key-train_batch_chart .js-plotly-plot');"
+              " return p && p.data ? p.data.reduce((n, t) => n + (t.x ? t.x.length : 0), 0) : 0; }")
+    changes, last, deadline = [], page.evaluate(script), time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        now = page.evaluate(script)
+        if now != last:
+            changes.append(time.monotonic())
+            last = now
+    return [b - a for a, b in zip(changes, changes[1:])]
+
+
+def measure_pages(root: Path, live_folder: Path | None, repeats: int, idle_seconds: float) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    result: dict = {}
+    process, url = start_server(root)
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            table = ".st-key-runs_table [data-testid=stDataFrameResizable]"
+            result["runs_cold_s"] = _timed_visit(page, f"{url}/runs", table)
+            result["runs_warm_s"] = [_timed_visit(page, f"{url}/runs", table) for _ in range(repeats)]
+            result["tick_s"] = [_tick_first_row(page)]
+            train = "[data-testid=stMain] h1, [data-testid=stMain] h3"
+            result["train_cold_s"] = _timed_visit(page, url, train)
+            result["train_warm_s"] = [_timed_visit(page, url, train) for _ in range(repeats)]
+            if live_folder is None:  # nothing trains: what an open Train tab costs the server
+                time.sleep(3)
+                result["idle_tab_server_core_share"] = _server_cpu_share(process.pid, idle_seconds)
+            else:
+                with LiveWriter(root, first=sum(1 for _ in open(live_folder / "metrics.jsonl"))):
+                    page.goto(url)
+                    _ready(page, ".st-key-train_batch_chart .main-svg")
+                    time.sleep(3)
+                    share = {}
+                    threading.Thread(target=lambda: share.update(
+                        value=_server_cpu_share(process.pid, idle_seconds)), daemon=True).start()
+                    result["live_update_periods_s"] = _update_period(page, idle_seconds)
+                    time.sleep(0.5)
+                    result["live_server_core_share"] = share.get("value")
+            browser.close()
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    return result
+
+
+def main(argv=None) -> dict:
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--keep", help="build the stores in this folder and keep them")
+    args = p.parse_args(argv)
+    runs, damaged, records = (100, 10, 20_000) if args.quick else (1000, 100, 200_000)
+    repeats, idle = (1, 5.0) if args.quick else (3, 20.0)
+    base = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="lenet_scale_"))
+    os.environ["LENET_CACHE"] = str(base / "cache")  # a cold cache: the first listing checks everything
+    many, live = base / "many-runs", base / "live-run"
+    try:
+        build_store(many, runs, damaged)
+        live_folder = build_live_run(live, records)
+        result = {"runs": runs, "damaged": damaged, "live_records": records,
+                  "cli_list": measure_cli_list(many, repeats),
+                  "pages": measure_pages(many, None, repeats, idle),
+                  "live": measure_pages(live, live_folder, 1, idle)}
+    finally:
+        if not args.keep:
+            shutil.rmtree(base, ignore_errors=True)
+    summary = summarise(result)
+    print(json.dumps(summary, indent=2))
+    write_result(args, "scale", {"machine": machine(), **result, "summary": summary})
+    return result
+
+
+def summarise(result: dict) -> dict:
+    median = statistics.median
+    pages, live = result["pages"], result["live"]
+    periods = live.get("live_update_periods_s") or [float("nan")]
+    return {
+        "core list, median s (CPU s)": f"{result['cli_list']['median']:.2f} ({result['cli_list']['cpu_median']:.2f})",
+        "core list, first (fills the check cache) s": round(result["cli_list"]["first_seconds"], 2),
+        "Runs page cold / warm s": f"{pages['runs_cold_s']:.2f} / {median(pages['runs_warm_s']):.2f}",
+        "tick s": round(median(pages["tick_s"]), 2),
+        "Train page cold / warm s": f"{pages['train_cold_s']:.2f} / {median(pages['train_warm_s']):.2f}",
+        "idle Train tab, server % of a core": round(100 * pages["idle_tab_server_core_share"], 1),
+        "live run: update period median / max s": f"{median(periods):.2f} / {max(periods):.2f}",
+        "live run: server % of a core": round(100 * (live.get("live_server_core_share") or float("nan")), 1),
+    }
+
+
+if __name__ == "__main__":
+    main()

@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 from core.records import RunStatus
 
 COLORS = {"train": "#2563eb", "val": "#f97316", "test": "#16a34a"}
+MAX_BATCH_POINTS = 2000  # a longer batch curve is drawn from this many means of consecutive records
 MARKERS_UP_TO = 200  # points per curve drawn with markers; denser curves are plain lines
 RAW_OPACITY = 0.25  # the unsmoothed batch curve stays visible behind the smoothed one, as in TensorBoard
 SPLIT_LABELS = {"train": "train", "val": "validation", "test": "test"}
@@ -70,9 +71,11 @@ def batch_figure(batch: pd.DataFrame, smoothing: float = 0.0, revision: str = ""
     # Runs recorded before the chunk means logged Keras' running mean of the epoch so far: say which it is.
     what = "mean since the previous point" if chunks else "running mean of the epoch"
     figure = _two_panels(f"Training loss ({what})", f"Training accuracy ({what})")
+    if chunks and len(batch) > MAX_BATCH_POINTS:
+        batch = thin_batches(batch)
     if chunks:
-        hover = [f"epoch {int(e)}, batches {int(b) - int(n) + 1}–{int(b)}" if n > 1 else f"epoch {int(e)}, batch {int(b)}"
-                 for e, b, n in zip(batch["epoch"], batch["batch"], batch["batches"])]
+        hover = np.array([_stretch(int(e), int(b), int(n))  # an array: Plotly checks a list item by item
+                          for e, b, n in zip(batch["epoch"], batch["batch"], batch["batches"])])
     else:
         hover = [f"epoch {int(e)}, batch {int(b)}" for e, b in zip(batch["epoch"], batch["batch"])]
     for col, metric in ((1, "loss"), (2, "accuracy")):
@@ -90,6 +93,31 @@ def batch_figure(batch: pd.DataFrame, smoothing: float = 0.0, revision: str = ""
     # ".2~%": 98.5%, 99%, 99.25%; ".0%" wrote "99% 99% 99%" once accuracy passed 98.5%
     figure.update_layout(xaxis_title="step", xaxis2_title="step", yaxis2_tickformat=".2~%", uirevision=revision)
     return figure
+
+
+def _stretch(epoch: int, batch: int, batches: int) -> str:
+    """Which batches a point of the batch curve is the mean of."""
+    if batches <= 1:
+        return f"epoch {epoch}, batch {batch}"
+    if batches <= batch:
+        return f"epoch {epoch}, batches {batch - batches + 1}–{batch}"
+    return f"{batches} batches up to epoch {epoch}, batch {batch}"  # a thinned point across an epoch's end
+
+
+def thin_batches(batch: pd.DataFrame, points: int = MAX_BATCH_POINTS) -> pd.DataFrame:
+    """Consecutive batch records merged into `points` records, each the mean over the batches it covers
+    (weighted by each record's batches), so a run of 200,000 records draws 2,000 points, which the browser can
+    redraw every second while the run trains. TensorBoard samples instead; a mean keeps every batch in the
+    curve. A point's hover says how many batches it covers."""
+    n = len(batch)
+    starts = np.searchsorted((np.arange(n) * points) // n, np.arange(points))
+    ends = np.append(starts[1:], n) - 1
+    weights = batch["batches"].to_numpy(dtype="float64")
+    covered = np.add.reduceat(weights, starts)
+    mean = {name: np.add.reduceat(batch[name].to_numpy(dtype="float64") * weights, starts) / covered
+            for name in ("loss", "accuracy")}
+    return pd.DataFrame({"epoch": batch["epoch"].to_numpy()[ends], "batch": batch["batch"].to_numpy()[ends],
+                         "step": batch["step"].to_numpy()[ends], "batches": covered, **mean})
 
 
 def epoch_figure(epoch: pd.DataFrame, revision: str = "", ended: bool = False) -> go.Figure:

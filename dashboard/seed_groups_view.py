@@ -28,7 +28,7 @@ def groups_section(runs: list[RunInfo]) -> None:
     st.dataframe(shown, hide_index=True, key="runs_groups_table", width="stretch")
 
 
-def group_curves(runs: list[RunInfo], run_ids: list[str], epochs: dict[str, pd.DataFrame],
+def group_curves(runs: list[RunInfo], run_ids: list[str], epochs: dict[str, list[dict]],
                  metric: str) -> dict[str, pd.DataFrame]:
     """label -> mean/std/n per epoch of `metric` over each selected run's seed group (a group counted once)."""
     column = figures_runs.EPOCH_METRICS[metric]
@@ -39,7 +39,8 @@ def group_curves(runs: list[RunInfo], run_ids: list[str], epochs: dict[str, pd.D
         if not members or key in seen:
             continue
         seen.add(key)
-        curves[f"{members[0].name} (n={len(members)})"] = mean_curve([epochs[r.run_id] for r in members], column)
+        curves[f"{members[0].name} (n={len(members)})"] = mean_curve([figures_runs.epoch_frame(epochs[r.run_id]) for r in members],
+                                                                      column)
     return curves
 
 

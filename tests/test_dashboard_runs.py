@@ -35,14 +35,14 @@ def copy_run(lenet_runs, run_id: str, new_id: str, name: str, **status) -> str:
 def test_runs_frame_has_hyperparameters_and_results(finished_run):
     store = RunStore()
     runs = store.list_runs()
-    epochs = {finished_run: store.read_metrics(finished_run)[1]}
+    epochs = {finished_run: store.read_epoch_records(finished_run)}
     frame = figures_runs.runs_frame(runs, epochs)
     row = frame.set_index("run_id").loc[finished_run]
     status = store.read_status(finished_run)
     assert row["name"] == "tiny sample run" and row["status"] == "completed"
     assert (row["optimizer"], row["learning_rate"], row["batch_size"], row["epochs"]) == ("adam", 0.001, 64, 1)
     assert row["test_accuracy"] == pytest.approx(status.test_accuracy)
-    assert row["best_val_accuracy"] == pytest.approx(epochs[finished_run]["val_accuracy"].max())
+    assert row["best_val_accuracy"] == pytest.approx(store.read_metrics(finished_run)[1]["val_accuracy"].max())
     assert row["duration_s"] == pytest.approx(status.duration)
     assert row["train_images"] == 540
 
@@ -233,3 +233,12 @@ def test_the_page_does_not_show_the_stores_absolute_path(finished_run, lenet_run
     at = open_runs()
     captions = texts(at.caption)
     assert str(lenet_runs) not in captions and "the folder LENET_RUNS names" in captions
+
+
+def test_epoch_summary_skips_missing_values_and_takes_the_median_speed():
+    records = [{"epoch": 1, "val_accuracy": None, "images_per_sec": 900.0},  # the first epoch compiles
+               {"epoch": 2, "val_accuracy": 0.97, "images_per_sec": float("nan")},
+               {"epoch": 3, "val_accuracy": 0.98, "images_per_sec": 2000.0},
+               {"epoch": 4, "val_accuracy": 0.975, "images_per_sec": 2100.0}]
+    assert figures_runs.epoch_summary(records) == (0.98, 2000.0)
+    assert figures_runs.epoch_summary([]) == (None, None) and figures_runs.epoch_summary(None) == (None, None)

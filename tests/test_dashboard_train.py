@@ -354,3 +354,22 @@ def test_an_interrupted_run_counts_the_epochs_it_saved(finished_run, lenet_runs)
     saved = len(store.read_metrics(finished_run)[1])
     at = open_app()
     assert [m.value for m in at.metric if m.label == "Epochs"] == [f"{saved}/30"]
+
+
+def test_a_long_run_is_drawn_from_2000_means_that_keep_every_batch():
+    """200,000 batch records: the chart gets 2,000 points, each the mean of the batches it covers, so the mean
+    over the run is unchanged and the browser can redraw it every second."""
+    n = 200_000
+    rng = np.random.default_rng(0)
+    batch = pd.DataFrame({"epoch": np.arange(n) // 938 + 1, "batch": np.arange(n) % 938 + 1, "step": np.arange(n) + 1,
+                          "batches": rng.integers(1, 4, n), "loss": rng.random(n), "accuracy": rng.random(n)})
+    figure = figures.batch_figure(batch)
+    [loss, accuracy] = figure.data
+    assert len(loss.x) == figures.MAX_BATCH_POINTS and loss.x[-1] == n
+    thinned = figures.thin_batches(batch)
+    assert thinned["batches"].sum() == batch["batches"].sum()  # every batch is in one point
+    weighted = (batch["loss"] * batch["batches"]).sum() / batch["batches"].sum()
+    assert (thinned["loss"] * thinned["batches"]).sum() / thinned["batches"].sum() == pytest.approx(weighted)
+    assert "batches up to epoch" in " ".join(loss.text) or "batches " in loss.text[1]
+    short = batch.iloc[:500]
+    assert len(figures.batch_figure(short).data[0].x) == 500  # a short run keeps every record

@@ -56,6 +56,17 @@ def record_problem(record) -> str | None:
     return None
 
 
+def _grown(frame, rows: list[dict]):
+    """`frame` with `rows` (records of one type) appended; an empty frame with an epoch column to start."""
+    import pandas as pd
+
+    added = pd.DataFrame.from_records(rows).drop(columns="type") if rows else None
+    pieces = [piece for piece in (frame, added) if piece is not None and not piece.empty]
+    if not pieces:
+        return pd.DataFrame(columns=["epoch"])
+    return pd.concat(pieces, ignore_index=True) if len(pieces) > 1 else pieces[0]
+
+
 @dataclass
 class _Parsed:
     identity: tuple  # (device, inode) of the file read
@@ -64,6 +75,8 @@ class _Parsed:
     lines: int = 0
     records: list = field(default_factory=list)
     problems: list = field(default_factory=list)
+    framed: int = 0  # records already in the frames below
+    frames: tuple | None = None  # (batch rows, epoch rows) as DataFrames, grown as records are appended
 
 
 class MetricsReader:
@@ -72,6 +85,7 @@ class MetricsReader:
     def __init__(self, capacity: int = CACHED_FILES):
         self._parsed: OrderedDict[str, _Parsed] = OrderedDict()
         self._lock = threading.Lock()
+        self._frames_lock = threading.Lock()
         self.capacity = capacity
 
     def read(self, path: Path, file_name: str) -> tuple[list[dict], list[str]]:
@@ -96,6 +110,25 @@ class MetricsReader:
         if parsed.offset < stat.st_size:
             problems.append(f"{file_name} ends with a truncated line")
         return records, problems
+
+    def frames(self, path: Path, file_name: str):
+        """(batch rows, epoch rows) as DataFrames, built only from the records appended since the last call (a
+        live run of 200,000 records gets a frame of its few new rows each second, not one of all of them)."""
+        self.read(path, file_name)
+        with self._lock:
+            parsed = self._parsed.get(str(path))
+        if parsed is None:  # pushed out of the cache by another thread's reads: build it whole
+            parsed = _Parsed(())
+            parsed.records = self.read(path, file_name)[0]
+        with self._frames_lock:  # two sessions following one run must not both append the same rows
+            new = parsed.records[parsed.framed:]
+            if new or parsed.frames is None:
+                parsed.frames = tuple(_grown(parsed.frames[n] if parsed.frames else None,
+                                             [r for r in new if r.get("type") == kind])
+                                      for n, kind in enumerate(("batch", "epoch")))
+                parsed.framed += len(new)
+        batch, epoch = parsed.frames
+        return batch.dropna(axis=1, how="all"), epoch.dropna(axis=1, how="all")
 
     @staticmethod
     def _still_valid(parsed: _Parsed, identity: tuple, size: int, handle) -> bool:
@@ -195,27 +228,23 @@ class MetricsReads:
 
     def read_metrics(self, run_id: str) -> tuple[pd.DataFrame, pd.DataFrame]:
         """(batch rows, epoch rows). A partial last line (a write in progress or a crash) is skipped."""
-        import pandas as pd
-
-        records, _ = self._read_metric_records(run_id)
-        frame = pd.DataFrame.from_records(records) if records else pd.DataFrame(columns=["type"])
-        batch = frame[frame["type"] == "batch"].drop(columns="type").reset_index(drop=True)
-        epoch = frame[frame["type"] == "epoch"].drop(columns="type").reset_index(drop=True)
-        return batch.dropna(axis=1, how="all"), epoch.dropna(axis=1, how="all")
-
-    def read_epoch_rows(self, run_id: str) -> pd.DataFrame:
-        """The run's epoch records only (the Runs table's best validation accuracy and speed), without parsing
-        its batch records, cached per file version: cheap for every run of a large store."""
-        import pandas as pd
-
+        self._read_metric_records(run_id)  # the checks and messages of a missing or unreadable file
         try:
-            records = EPOCHS.read(self._existing(run_id) / METRICS_FILE, METRICS_FILE)
+            return READER.frames(self._existing(run_id) / METRICS_FILE, METRICS_FILE)
         except FileNotFoundError:
-            records = []
+            import pandas as pd
+
+            return pd.DataFrame(columns=["epoch"]), pd.DataFrame(columns=["epoch"])
+
+    def read_epoch_records(self, run_id: str) -> list[dict]:
+        """The run's epoch records only (the Runs table's best validation accuracy and speed), found without
+        parsing its batch records and cached per file version: cheap for every run of a large store."""
+        try:
+            return EPOCHS.read(self._existing(run_id) / METRICS_FILE, METRICS_FILE)
+        except FileNotFoundError:
+            return []
         except OSError as exc:
             raise StoreError(f"run {run_id!r}: {METRICS_FILE} cannot be read ({exc.strerror or exc})") from None
-        frame = pd.DataFrame.from_records(records) if records else pd.DataFrame(columns=["type"])
-        return frame.drop(columns="type").reset_index(drop=True).dropna(axis=1, how="all")
 
     def _read_metric_records(self, run_id: str) -> tuple[list[dict], list[str]]:
         """(the records a page can draw, the problems of the file): see core/store/metrics.py."""

@@ -8,8 +8,15 @@ from core.data import prepare_images
 from dashboard import figures_network, links, loaders, pages, widgets
 from dashboard.audit_run import AuditRun, open_audit_run
 from dashboard.figure_cache import figure, thumbnails
-from dashboard.gallery_state import (ALL, GALLERY_OPEN, GALLERY_PAGE, GALLERY_PRED, GALLERY_SORT, GALLERY_TRUE,
-                                     opened_tile)
+from dashboard.gallery_state import (
+    ALL,
+    GALLERY_OPEN,
+    GALLERY_PAGE,
+    GALLERY_PRED,
+    GALLERY_SORT,
+    GALLERY_TRUE,
+    opened_tile,
+)
 from dashboard.loaders import TestImages
 
 VIEW = "gallery_view"

@@ -37,16 +37,16 @@ def column_config(key: str, column: figures_runs.Column):
 COLUMNS = {key: column_config(key, column) for key, column in figures_runs.COLUMNS.items()}
 
 
-def epoch_rows(runs: list[RunInfo]) -> dict[str, pd.DataFrame]:
-    rows = {}
+def epoch_records(runs: list[RunInfo]) -> dict[str, list[dict]]:
+    records = {}
     for info in runs:
         if info.damaged:
             continue
-        try:
-            rows[info.run_id] = common.store().read_epoch_rows(info.run_id)  # not the batch records: 1,000 runs
+        try:  # not the batch records: a store may hold 1,000 runs
+            records[info.run_id] = common.store().read_epoch_records(info.run_id)
         except StoreError:  # deleted since it was listed
             continue
-    return rows
+    return records
 
 
 def filtered(frame: pd.DataFrame) -> pd.DataFrame:
@@ -93,7 +93,7 @@ def runs_table(frame: pd.DataFrame, all_ids: list[str]) -> pd.DataFrame:
     return frame[frame["run_id"].isin(ticked)]
 
 
-def compare(selected: pd.DataFrame, epochs: dict[str, pd.DataFrame]) -> None:
+def compare(selected: pd.DataFrame, epochs: dict[str, list[dict]]) -> None:
     st.subheader("Compare runs")
     if selected.empty:
         st.caption("Select rows in the table (the boxes on the left) to overlay their curves.")
@@ -113,11 +113,11 @@ def compare(selected: pd.DataFrame, epochs: dict[str, pd.DataFrame]) -> None:
         st.caption("Tick exactly two runs to test their difference and for a comparison report (one HTML file).")
 
 
-def overlay(selected: pd.DataFrame, epochs: dict[str, pd.DataFrame], metric: str) -> None:
+def overlay(selected: pd.DataFrame, epochs: dict[str, list[dict]], metric: str) -> None:
     labels = {}
     for row in selected.itertuples():
         label = row.name if row.name not in labels else f"{row.name} ({row.run_id})"
-        labels[label] = epochs.get(row.run_id)
+        labels[label] = figures_runs.epoch_frame(epochs.get(row.run_id))
     st.plotly_chart(figures_runs.overlay_figure(labels, metric), key="runs_overlay_chart")
     column = figures_runs.EPOCH_METRICS[metric]
     missing = [label for label, epoch in labels.items()
@@ -233,7 +233,7 @@ def main() -> None:
     if message:
         (st.success if message[0] == "success" else st.error)(common.plain(message[1]))  # it names a run
     runs = common.list_runs_cached()
-    epochs = epoch_rows(runs)
+    epochs = epoch_records(runs)
     frame = figures_runs.runs_frame(runs, epochs)
     selected = frame.iloc[0:0]
     if frame.empty:
