@@ -33,7 +33,8 @@ OVERHEAD_TARGET = 0.05
 def _timed(argv: list[str]) -> float:
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "core", *argv], cwd=common.REPO, env=env, capture_output=True, check=False,
+    proc = subprocess.run([sys.executable, "-m", "core", *argv], cwd=common.REPO, env=env, capture_output=True,
+                          check=False,
                           text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"python -m core {' '.join(argv)} exited {proc.returncode}: {proc.stderr[-2000:]}")

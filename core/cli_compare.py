@@ -15,7 +15,8 @@ def add_commands(commands, hidden_flags) -> None:
     compare.add_argument("run_a", help="run id of A (see `list`)")
     compare.add_argument("run_b", help="run id of B")
     compare.add_argument("--groups", action="store_true",
-                         help="compare the seed groups of the two runs (runs differing only in the seed): Welch's t-test")
+                         help="compare the seed groups of the two runs (runs differing only in the seed): "
+                              "Welch's t-test")
     hidden_flags(compare)
 
 

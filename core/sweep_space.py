@@ -125,7 +125,8 @@ def check_dimension(base: TrainConfig, name: str, dimension: dict) -> dict:
             _check_value(base, name, value)
         return {"choices": choices}
     if name in CHOICES or FIELD_TYPES[name] is bool:
-        raise SpaceError(f"{name} takes choices, not a range; allowed: {', '.join(map(str, CHOICES.get(name, (True, False))))}")
+        allowed = ", ".join(map(str, CHOICES.get(name, (True, False))))
+        raise SpaceError(f"{name} takes choices, not a range; allowed: {allowed}")
     if "low" not in dimension or "high" not in dimension:
         raise SpaceError(f"{name}: a range needs low and high")
     low, high = _convert(name, dimension["low"]), _convert(name, dimension["high"])
@@ -220,7 +221,8 @@ def space_from_rows(rows: list[tuple[str, str, str]]) -> dict:
                 space[name] = _convert(name, text)
             continue
         if not text:
-            raise SpaceError(f"{name}: give its {'choices, like 64,128' if mode == 'choices' else 'range, like 0.1:0.5'}")
+            example = "choices, like 64,128" if mode == "choices" else "range, like 0.1:0.5"
+            raise SpaceError(f"{name}: give its {example}")
         if mode == "choices":
             space[name] = {"choices": [_convert(name, v) for v in text.split(",") if v.strip()]}
             continue

@@ -168,7 +168,8 @@ def overlay_figure(curves: dict[str, pd.DataFrame], metric: str) -> go.Figure:
 
 
 def group_overlay_figure(groups: dict[str, pd.DataFrame], metric: str) -> go.Figure:
-    """One line per seed group (its mean per epoch) inside a band of ± one standard deviation; the size in the label."""
+    """One line per seed group (its mean per epoch) inside a band of ± one standard deviation; the size in the
+    label."""
     figure = go.Figure()
     for n, (label, curve) in enumerate(groups.items()):
         if curve is None or curve.empty:

@@ -39,8 +39,8 @@ def group_curves(runs: list[RunInfo], run_ids: list[str], epochs: dict[str, list
         if not members or key in seen:
             continue
         seen.add(key)
-        curves[f"{members[0].name} (n={len(members)})"] = mean_curve([figures_runs.epoch_frame(epochs[r.run_id]) for r in members],
-                                                                      column)
+        frames = [figures_runs.epoch_frame(epochs[r.run_id]) for r in members]
+        curves[f"{members[0].name} (n={len(members)})"] = mean_curve(frames, column)
     return curves
 
 

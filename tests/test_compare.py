@@ -128,7 +128,8 @@ def test_the_runs_page_shows_seed_groups_their_band_and_repeats_a_run_with_more_
     groups = next(d.value for d in at.dataframe if "Seeds" in d.value.columns)
     accuracies = [store.read_status(r).test_accuracy for r in (first, second)]
     assert groups.loc[0, "Runs"] == 2 and groups.loc[0, "Seeds"] == "42, 43"
-    assert groups.loc[0, "Test accuracy (mean ± std)"] == f"{np.mean(accuracies):.2%} ± {np.std(accuracies, ddof=1):.2%}"
+    expected = f"{np.mean(accuracies):.2%} ± {np.std(accuracies, ddof=1):.2%}"
+    assert groups.loc[0, "Test accuracy (mean ± std)"] == expected
     drawn = at.session_state["runs_drawn_ids"]
     at.session_state["runs_table"] = {"selection": {"rows": [drawn.index(first), drawn.index(other)],
                                                        "columns": [], "cells": []}}

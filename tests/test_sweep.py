@@ -85,7 +85,8 @@ def test_trials_are_tagged_runs_and_best_is_the_highest_validation_accuracy(lene
     for trial in payload["trials"]:
         (run_id,) = trial["runs"]
         config = store.read_config(run_id)
-        assert config.learning_rate == pytest.approx(trial["learning_rate"]) and config.batch_size == trial["batch_size"]
+        assert config.learning_rate == pytest.approx(trial["learning_rate"])
+        assert config.batch_size == trial["batch_size"]
         _, epochs = store.read_metrics(run_id)
         assert trial["val_accuracy"] == pytest.approx(epochs["val_accuracy"].iloc[-1])
         assert trial["test_accuracy"] == pytest.approx(runs[run_id].test_accuracy)
