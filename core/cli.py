@@ -12,7 +12,7 @@ import sys
 import threading
 from pathlib import Path
 
-from core import cli_compare, cli_share, cli_sweep
+from core import cli_audit, cli_compare, cli_share, cli_sweep
 from core.config import FIELD_TYPES, PARAMS, PRESETS, TrainConfig, describe_range, preset
 from core.store import RunStore, StoreError
 
@@ -60,6 +60,8 @@ def _add_config_flag(parser: argparse.ArgumentParser, name: str, p, default) -> 
         parser.add_argument(_flag(name), choices=p.choices, help=f"{help_text} (default: {default})")
     elif kind is bool:
         parser.add_argument(_flag(name), action=argparse.BooleanOptionalAction, default=None, help=help_text)
+    elif kind is tuple:  # a list of indices: "12,345"
+        parser.add_argument(_flag(name), metavar="I,J,...", help=help_text)
     else:
         parser.add_argument(_flag(name), type=_parse_number(kind), metavar=kind.__name__.upper(),
                             help=f"{help_text}; allowed: {describe_range(name)} (default: {default})")
@@ -85,16 +87,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     listing = commands.add_parser("list", help="show the runs in the store")
     evaluate = commands.add_parser("evaluate", help="accuracy and the per-class table of a run")
-    audit = commands.add_parser("audit", help="suspected label errors: confident disagreements with the label")
-    audit.add_argument("--top", type=_positive_int, default=20)
-    audit.add_argument("--min-confidence", type=_parse_number(float), default=0.9)
     predict = commands.add_parser("predict", help="predict a test image (by index) or an image file")
     summary = commands.add_parser("summary", help="print the run model's summary")
-    for sub in (evaluate, audit, predict, summary):
+    for sub in (evaluate, predict, summary):
         sub.add_argument("run", help="run id (see `list`)")
     predict.add_argument("image", help="test-set index, or a PNG/JPEG file of a handwritten digit")
-    for sub in (listing, evaluate, audit, predict, summary):
+    for sub in (listing, evaluate, predict, summary):
         _hidden_flags(sub)
+    cli_audit.add_commands(commands, _hidden_flags)  # audit, audit-train
     cli_share.add_commands(commands, _hidden_flags)  # report, export, export-metrics
     cli_sweep.add_commands(commands, _hidden_flags)  # sweep create/run/status/best/list/stop/delete
     cli_compare.add_commands(commands, _hidden_flags)  # compare
@@ -237,23 +237,6 @@ def cmd_evaluate(args, store: RunStore) -> int:
     return 0
 
 
-def cmd_audit(args, store: RunStore) -> int:
-    if not 0 < args.min_confidence <= 1:  # before TensorFlow loads: a bad value is refused at once
-        raise CliError(f"--min-confidence={args.min_confidence} must be in (0, 1]")
-    from core.analysis import suspected_label_errors
-
-    _, probs, y_test = _evaluation(store, args.run)
-    names = _class_names(store, args.run, probs.shape[1])
-    table = suspected_label_errors(y_test, probs, top=args.top, min_confidence=args.min_confidence)
-    table = table.assign(given_label=[names[i] for i in table["given"]], predicted_label=[names[i] for i in table["pred"]])
-    columns = ["index", "given_label", "predicted_label", "confidence"]
-    payload = table[columns].rename(columns={"index": "test_index"}).to_dict("records")
-    text = (table[columns].rename(columns={"index": "test_index"}).to_string(index=False, float_format=lambda v: f"{v:.4f}")
-            if len(table) else f"no test image with confidence >= {args.min_confidence} disagrees with its label")
-    _emit(args, payload, text)
-    return 0
-
-
 def _check_test_index(index: int, n_test: int) -> None:
     if not 0 <= index < n_test:
         raise CliError(f"test index {index} is out of range; allowed: 0 to {n_test - 1}")
@@ -305,10 +288,9 @@ def cmd_summary(args, store: RunStore) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "list": cmd_list, "evaluate": cmd_evaluate, "audit": cmd_audit,
-            "predict": cmd_predict, "summary": cmd_summary, **cli_share.COMMANDS,
-            **cli_sweep.COMMANDS, **cli_compare.COMMANDS,
-            "lr-find": lambda args, store: cli_compare.cmd_lr_find(args, config_from_args(args))}
+COMMANDS = {"train": cmd_train, "list": cmd_list, "evaluate": cmd_evaluate, "predict": cmd_predict,
+            "summary": cmd_summary, **cli_audit.COMMANDS, **cli_share.COMMANDS, **cli_sweep.COMMANDS,
+            **cli_compare.COMMANDS, "lr-find": lambda args, store: cli_compare.cmd_lr_find(args, config_from_args(args))}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -84,10 +84,15 @@ class TrainConfig:
     epochs: int = param(5, label="Epochs", short="epochs", low=1, high=200, step=1, help="The article trains 5")
     augment: bool = param(False, label="Augment (small random shifts and rotations)", short="augment",
                           help="Random shifts of up to 2 pixels and rotations of up to 10° in the input pipeline")
+    exclude_train: tuple[int, ...] = param(
+        (), label="Excluded training images", short="excluded images", group="Data",
+        help="Training-set indices left out of training, e.g. the images a label audit marked 'wrong label'; "
+             "comma-separated, empty = none")
     seed: int = param(42, label="Seed", short="seed", low=0, high=2**31 - 1, step=1, in_runs=False,
                       help="Fixes weights, shuffling, splits and augmentation")
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "exclude_train", parse_indices(self.exclude_train))
         validate(self)
         for name, kind in FIELD_TYPES.items():
             if kind is float:
@@ -144,6 +149,31 @@ def describe_range(name: str) -> str:
 
 def number_text(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:g}"  # 2147483647, not 2.14748e+09
+
+
+MAX_TRAIN_INDEX = 59_999  # the largest training index of MNIST and Fashion-MNIST (60,000 images)
+
+
+def parse_indices(value: Any) -> tuple[int, ...]:
+    """exclude_train from a list, a tuple or text ("12, 345"): sorted, without repeats; ValueError otherwise."""
+    if isinstance(value, str):
+        parts = [part for part in value.replace(";", ",").replace(" ", ",").split(",") if part]
+        if not all(part.isdigit() for part in parts):
+            raise ValueError(f"exclude_train={value[:40]!r} must be training indices separated by commas; "
+                             f"allowed: whole numbers 0 to {MAX_TRAIN_INDEX}")
+        value = [int(part) for part in parts]
+    if not isinstance(value, (list, tuple)) or any(isinstance(v, bool) or not isinstance(v, int) for v in value):
+        raise ValueError(f"exclude_train={str(value)[:40]} must be a list of training indices; "
+                         f"allowed: whole numbers 0 to {MAX_TRAIN_INDEX}")
+    outside = [v for v in value if not 0 <= v <= MAX_TRAIN_INDEX]
+    if outside:
+        raise ValueError(f"exclude_train={outside[0]} is not a training index; "
+                         f"allowed: 0 to {MAX_TRAIN_INDEX}")
+    return tuple(sorted(set(value)))
+
+
+def indices_text(value: tuple[int, ...]) -> str:
+    return ", ".join(str(v) for v in value)
 
 
 def applies(config: "TrainConfig", name: str) -> bool:

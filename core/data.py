@@ -56,6 +56,8 @@ class Dataset:
     y_test: np.ndarray
     source: str  # "file" | "keras" | "sample" | "debian"
     source_detail: str  # human readable, shown in the UI
+    train_index: np.ndarray | None = None  # int64 (N,): each training image's index in the source's training set
+    excluded: int = 0  # how many training images config.exclude_train left out
 
     @property
     def n_classes(self) -> int:
@@ -251,6 +253,7 @@ def load_dataset(config: "TrainConfig") -> Dataset:
     raw = load_raw(config.dataset, config.data_source, config.data_path)
     class_names = CLASS_NAMES[config.dataset]
     x, y = raw.x_train, raw.y_train
+    index = np.arange(len(y))
     if config.train_subset:
         available = len(y)
         if config.train_subset > available:
@@ -260,7 +263,7 @@ def load_dataset(config: "TrainConfig") -> Dataset:
             )
         if config.train_subset < available:
             _, keep = _split(y, config.train_subset, config.seed)
-            x, y = x[keep], y[keep]
+            x, y, index = x[keep], y[keep], index[keep]
     if config.validation_split > 0:
         n_val = int(round(len(y) * config.validation_split))
         if n_val == 0 or n_val >= len(y):
@@ -270,10 +273,11 @@ def load_dataset(config: "TrainConfig") -> Dataset:
             )
         train_idx, val_idx = _split(y, n_val, config.seed)
         x_val, y_val = prepare_images(x[val_idx]), y[val_idx].astype(np.int32)
-        x, y = x[train_idx], y[train_idx]
+        x, y, index = x[train_idx], y[train_idx], index[train_idx]
     else:
         x_val = np.zeros((0, PADDED_SIZE, PADDED_SIZE, 1), dtype=np.float32)
         y_val = np.zeros((0,), dtype=np.int32)
+    x, y, index, excluded = _exclude(x, y, index, config.exclude_train)
     return Dataset(
         name=config.dataset,
         class_names=class_names,
@@ -285,7 +289,20 @@ def load_dataset(config: "TrainConfig") -> Dataset:
         y_test=np.array(raw.y_test, dtype=np.int32),
         source=raw.source,
         source_detail=raw.source_detail,
+        train_index=index,
+        excluded=excluded,
     )
+
+
+def _exclude(x: np.ndarray, y: np.ndarray, index: np.ndarray, excluded: tuple[int, ...]):
+    """Leave out the training images whose source index is in `excluded` (after the subset and the validation
+    split, so the run keeps the same validation images and the same other training images)."""
+    if not excluded:
+        return x, y, index, 0
+    keep = ~np.isin(index, np.asarray(excluded, np.int64))
+    if not keep.any():
+        raise DataError(f"exclude_train leaves no training image (all {len(y)} are excluded)")
+    return x[keep], y[keep], index[keep], int(np.count_nonzero(~keep))
 
 
 def load_test_set(

@@ -30,6 +30,7 @@ class RunStatus:
     traceback: str | None = None
     # who writes the run: a live writer keeps it "running"; a dead one makes it "interrupted"
     pid: int | None = None
+    task_id: str | None = None  # the dashboard task this run is part of (a label audit's fold): Stop stops the task
     pid_started: str | None = None
     host: str | None = None
     # when
@@ -46,6 +47,7 @@ class RunStatus:
     n_train: int | None = None
     n_val: int | None = None
     n_test: int | None = None
+    n_excluded: int | None = None  # training images the config's exclude_train left out
     steps_per_epoch: int | None = None
     epochs: int | None = None
     batch_size: int | None = None
@@ -96,3 +98,46 @@ class EpochSnapshot:
     probs: np.ndarray  # (N, n_classes) probabilities on the test images; stored as float16, read as float32
     c1_kernels: np.ndarray  # (6, 5, 5) float32: C1's filters, filter first (core.model.c1_kernels)
     extras: dict[str, np.ndarray] = field(default_factory=dict)  # named arrays later features add
+
+
+AUDIT_STATES = ("running", "completed", "stopped", "failed")
+
+
+@dataclass
+class TrainAudit:
+    """A run's K-fold training-set label audit (core.label_audit_train): its progress, then its result."""
+
+    state: str = "running"  # one of AUDIT_STATES
+    folds: int = 0
+    folds_done: int = 0
+    fold_run: str | None = None  # the run training the current fold, followed on the Train page
+    task_id: str | None = None  # the dashboard's queue entry, so Stop on the fold's run stops the audit
+    pid: int | None = None  # the process running the audit: a dead one means the audit was interrupted
+    pid_started: str | None = None
+    host: str | None = None
+    n_images: int | None = None
+    data_source: str | None = None  # the source the folds trained on, to find the same training images again
+    data_path: str | None = None
+    started: str | None = None
+    ended: str | None = None
+    seconds: float | None = None
+    fold_seconds: list[float] = field(default_factory=list)
+    error: str | None = None
+    retrained: list[str] = field(default_factory=list)  # runs trained without the images marked "wrong label"
+    last_attempt: str | None = None  # a later audit that stopped or failed, while this completed result was kept
+    # the result, once completed: out-of-sample probabilities of every training image the run used
+    probs: np.ndarray | None = None  # (N, n_classes) float32
+    labels: np.ndarray | None = None  # (N,) int64, the given labels
+    indices: np.ndarray | None = None  # (N,) int64, each image's index in the source's training set
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainAudit":
+        arrays = {"probs", "labels", "indices"}
+        known = {f.name for f in fields(cls)} - arrays
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("probs", "labels", "indices")}
+
+    def replace(self, **changes: Any) -> "TrainAudit":
+        return dataclasses.replace(self, **changes)

@@ -179,7 +179,8 @@ def _prepare(config, store, run_id, stop_event, callbacks, streaming, jit_compil
     steps_per_epoch = math.ceil(n_train / config.batch_size)
     store.write_status(run_id, phase="building model", dataset=data.name, class_names=list(data.class_names),
                        data_source=data.source, source_detail=data.source_detail, n_train=n_train,
-                       n_val=len(data.x_val), n_test=len(data.x_test), steps_per_epoch=steps_per_epoch,
+                       n_val=len(data.x_val), n_test=len(data.x_test), n_excluded=data.excluded,
+                       steps_per_epoch=steps_per_epoch,
                        epochs=config.epochs, batch_size=config.batch_size)
 
     keras.utils.set_random_seed(config.seed)

@@ -7,10 +7,10 @@ import io
 import numpy as np
 import streamlit as st
 
-from core import figures_audit
+from core import figures_audit, figures_label_audit
 from dashboard import figures_network
 
-BUILDERS = {module.__name__: module for module in (figures_audit, figures_network)}
+BUILDERS = {module.__name__: module for module in (figures_audit, figures_network, figures_label_audit)}
 
 
 def figure(builder, *args, **kwargs):

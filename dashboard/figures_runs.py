@@ -48,6 +48,12 @@ def whole(value: float) -> str:
     return f"{value:,.0f}"
 
 
+def hyperparameter(config, name: str):
+    """A config value as the table shows it: a list of indices as how many there are."""
+    value = getattr(config, name)
+    return len(value) if FIELD_TYPES[name] is tuple else value
+
+
 def _hyperparameter_column(name: str) -> Column:
     p, kind = PARAMS[name], FIELD_TYPES[name]
     title = p.short[0].upper() + p.short[1:]
@@ -55,7 +61,7 @@ def _hyperparameter_column(name: str) -> Column:
         return Column(title, "check")
     if kind is float:
         return Column(title, "number", (lambda v, f=p.format or "%g": f % v))
-    if kind is int:
+    if kind in (int, tuple):  # a list of indices (exclude_train) shows its length
         return Column(title, "number", whole)
     return Column(title)
 
@@ -78,7 +84,7 @@ def styled(frame: pd.DataFrame):
     return frame.style.format(na_rep=MISSING).format(texts, na_rep=MISSING)
 
 
-NUMERIC = [n for n in HYPERPARAMETERS if FIELD_TYPES[n] in (int, float)] + [TRAIN_IMAGES]
+NUMERIC = [n for n in HYPERPARAMETERS if FIELD_TYPES[n] in (int, float, tuple)] + [TRAIN_IMAGES]  # tuple: a count
 CATEGORICAL = [n for n in HYPERPARAMETERS if PARAMS[n].choices]
 SWITCHES = [n for n in HYPERPARAMETERS if FIELD_TYPES[n] is bool]
 # the learning rate (a log-scaled field) first: what users tune most
@@ -126,7 +132,7 @@ def runs_frame(runs: list[RunInfo], epochs: dict[str, list[dict]]) -> pd.DataFra
         best_val, images_per_sec = epoch_summary(epochs.get(info.run_id))
         rows.append({
             "name": info.name, "status": info.status,
-            **{name: getattr(config, name) for name in HYPERPARAMETERS}, "dataset": record.dataset or config.dataset,
+            **{name: hyperparameter(config, name) for name in HYPERPARAMETERS}, "dataset": record.dataset or config.dataset,
             TRAIN_IMAGES: record.n_train or (config.train_subset or None),
             "best_val_accuracy": best_val, "test_accuracy": record.test_accuracy, "duration_s": record.duration,
             "images_per_sec": images_per_sec, "created": _created(record.created),

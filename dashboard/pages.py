@@ -29,6 +29,7 @@ PAGES = {
     "compare": PageSpec("Compare", ":material/compare_arrows:", TRAINING),
     "evaluate": PageSpec("Evaluate", ":material/grid_on:", AUDIT),
     "gallery": PageSpec("Error gallery", ":material/photo_library:", AUDIT),
+    "label_audit": PageSpec("Label audit", ":material/fact_check:", AUDIT),
     "inside": PageSpec("Inside the model", ":material/biotech:", AUDIT),
     "predict": PageSpec("Predict", ":material/draw:", AUDIT),
 }

@@ -18,6 +18,8 @@ from core.config import (
     TrainConfig,
     applies,
     describe_range,
+    indices_text,
+    parse_indices,
 )
 from dashboard import common, lr_finder_view
 
@@ -44,6 +46,8 @@ def key(field: str) -> str:
 
 def _widget_value(config: TrainConfig, field: str):
     value = getattr(config, field)
+    if FIELD_TYPES[field] is tuple:  # a list of indices, edited as text
+        return indices_text(value)
     return "" if field == "data_path" and value is None else value
 
 
@@ -67,8 +71,8 @@ def _from_text(field: str, text: str):
             return text if text in p.choices else None
         if kind is bool:
             return {"true": True, "false": False}.get(text.lower())
-        if kind is str:
-            return text
+        if kind in (str, tuple):
+            return indices_text(parse_indices(text)) if kind is tuple else text
         value = kind(text)
     except ValueError:
         return None
@@ -201,6 +205,8 @@ def _control(field: str, disabled: bool = False) -> None:
         st.toggle(p.label, **common_args)
     elif kind is str:
         st.text_input(p.label, placeholder="Keras .npz or a folder of IDX files", **common_args)
+    elif kind is tuple:
+        st.text_input(p.label, placeholder="none, e.g. 12, 345", **common_args)
     elif p.slider:
         st.slider(p.label, float(p.low), float(p.high), step=p.step, **common_args)
     else:

@@ -188,3 +188,18 @@ def test_tuning_quick_lr_find(tmp_path):
     assert figures["target_s"] == 15.0 and isinstance(figures["meets_target"], bool)
     assert 1e-6 < figures["suggestion"] < 1.0
     assert_machine(result)
+
+
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="Chromium not found at /usr/bin/chromium")
+def test_scale_quick(tmp_path):
+    from bench import scale
+
+    scale.main(["--quick", "--results-dir", str(tmp_path)])
+    result = read(tmp_path, "scale")
+    assert_machine(result)
+    assert result["cli_list"]["runs"] == result["runs"] == 100 and result["cli_list"]["damaged"] == 10
+    pages = result["pages"]
+    assert positive(pages["runs_cold_s"]) and positive(pages["tick_s"][0]) and positive(pages["train_warm_s"][0])
+    assert 0 <= pages["idle_tab_server_core_share"] < 2
+    # the Train page followed the live run: its chart reached later steps while the bench appended records
+    assert result["live"]["live_update_periods_s"] and 0 < result["live"]["live_server_core_share"] < 2

@@ -96,18 +96,24 @@ def test_evaluate_prints_accuracy_and_per_class_table(trained):
     assert "precision" in text and "recall" in text and f"{payload['test_metrics']['accuracy']:.4f}" in text
 
 
-def test_audit_lists_suspected_label_errors(trained):
+def test_audit_ranks_the_test_set_with_cleanlab(trained):
+    """Issue 18: the ranking is cleanlab's label quality score of the stored (epoch-averaged) test probabilities."""
+    from core.label_audit import audit_of_run
+    from core.store import RunStore
+
     runs, payload = trained
-    rows = json.loads(cli("audit", payload["run_id"], "--top", "5", "--json",
-                          runs_dir=runs).stdout)
-    assert 1 <= len(rows) <= 5
-    for row in rows:
-        assert row["given_label"] != row["predicted_label"] and row["confidence"] >= 0.9
-    assert all(isinstance(row["test_index"], int) for row in rows)
-    _, probs, labels = __import__("core.store", fromlist=["RunStore"]).RunStore(runs).read_evaluation(payload["run_id"])
-    for row in rows:  # each row agrees with the stored predictions
-        assert labels[row["test_index"]] == int(row["given_label"])
-        assert probs[row["test_index"]].argmax() == int(row["predicted_label"])
+    data = json.loads(cli("audit", payload["run_id"], "--top", "5", "--epochs", "1", "--json", runs_dir=runs).stdout)
+    expected = audit_of_run(RunStore(runs), payload["run_id"], epochs=1)
+    assert [row["index"] for row in data["suspects"]] == expected.table["index"].head(5).tolist()
+    assert data["estimated_errors"] == expected.estimated_errors and data["epochs_used"] == 1
+    _, probs, labels = RunStore(runs).read_evaluation(payload["run_id"])
+    for row in data["suspects"]:  # each row agrees with the stored predictions
+        assert labels[row["index"]] == int(row["given_label"])
+        assert probs[row["index"]].argmax() == int(row["suggested_label"])
+        assert row["score"] == pytest.approx(probs[row["index"], labels[row["index"]]], abs=1e-3)
+    assert np.asarray(data["noise_matrix"]["counts"]).sum() == len(labels)
+    flagged = json.loads(cli("audit", payload["run_id"], "--epochs", "1", "--flagged", "--json", runs_dir=runs).stdout)
+    assert flagged["suspects"] and all(row["flagged"] for row in flagged["suspects"])
 
 
 def test_predict_test_index_and_image_file(trained, tmp_path):
@@ -139,7 +145,8 @@ def test_summary_matches_the_article_layers(trained):
     (["evaluate", "../../etc"], "is not valid"),
     (["evaluate", "no-such-run"], "not found"),
     (["predict", "no-such-run", "3"], "not found"),
-    (["audit", "no-such-run", "--top", "0"], "--top=0 must be at least 1"),
+    (["audit", "no-such-run", "--top", "0"], "0 must be at least 1"),
+    (["audit", "no-such-run", "--split", "validation"], "invalid choice: 'validation'"),
     (["frobnicate"], "invalid choice"),
 ])
 def test_bad_input_exits_non_zero_with_one_line_and_no_traceback(tmp_path, args, expected):
@@ -151,7 +158,8 @@ def test_bad_input_exits_non_zero_with_one_line_and_no_traceback(tmp_path, args,
 
 
 @pytest.mark.parametrize("args,expected", [
-    (["audit", "{run}", "--min-confidence", "2"], "--min-confidence=2.0 must be in (0, 1]"),
+    (["audit-train", "{run}", "--folds", "11"], "folds=11 is not allowed; choose a whole number from 2 to 10"),
+    (["audit-train", "{run}", "--folds", "1"], "folds=1 is not allowed; choose a whole number from 2 to 10"),
     (["predict", "{run}", "10000"], "test index 10000 is out of range; allowed: 0 to 9999"),
     (["predict", "{run}", "/nonexistent/seven.png"],
      "/nonexistent/seven.png: no such image file (give a test index or the path of a picture)"),

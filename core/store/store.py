@@ -30,6 +30,7 @@ from core.store.disk import (
     owner,
     slug,
 )
+from core.store.label_files import LabelAuditFiles
 from core.store.listing import RunListing
 from core.store.liveness import RunLiveness
 from core.store.metrics import MetricsReads
@@ -48,7 +49,7 @@ from core.store.names import (
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent.parent / "cached_models"
 
 
-class RunStore(RunListing, RunLiveness, MetricsReads, SweepFiles):
+class RunStore(LabelAuditFiles, RunListing, RunLiveness, MetricsReads, SweepFiles):
     """All reads and writes of cached_models/. Every write is atomic (temp file + rename) or append-only."""
 
     def __init__(self, root: str | os.PathLike | None = None):

@@ -149,6 +149,7 @@ def suspects_view(run: AuditRun) -> None:
                "confidence in the prediction minus the probability of the given label. Some are real "
                "mislabels in MNIST; others are just ambiguous. Each is shown beside the mean image and a "
                "typical, confidently recognised example of the given and the predicted class.")
+    pages.link("label_audit", "Label audit: confident learning, the training set, review marks and retraining")
     left, right = st.columns(2)
     min_confidence = left.slider("Minimum confidence in the prediction", 0.5, 1.0, 0.9, 0.01,
                                  key=SUSPECT_CONFIDENCE, persist_state="session")

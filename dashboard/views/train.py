@@ -84,7 +84,7 @@ def progress_panel(info: RunInfo, status: RunStatus, batch, epoch) -> None:
         pages.link("sweep", "Open the sweep", query_params={"sweep": status.sweep_id})
     else:
         stop_button(right, "Stop", info.run_id, icon=":material/stop:", type="primary", width="stretch")
-        if not common.job_manager().owns(info.run_id):
+        if not common.job_manager().owns(status.task_id or info.run_id):  # task_id: a label audit's fold
             st.caption(ELSEWHERE)
     message = st.session_state.get(STOP_MESSAGE)
     if message and message[0] == info.run_id:
@@ -145,7 +145,10 @@ def summary(info: RunInfo, status: RunStatus, epoch) -> None:
     columns[3].metric("Images/s", f"{images:,.0f}" if images else "–", help="Median over the epochs")
     if status.n_train is not None:
         st.caption(f"**Data:** {status.source_detail or 'unknown'} · {status.n_train} training, "
-                   f"{_count(status.n_val)} validation, {_count(status.n_test)} test images")
+                   f"{_count(status.n_val)} validation, {_count(status.n_test)} test images"
+                   + (f" · **{status.n_excluded:,} training image{'s' if status.n_excluded > 1 else ''} left out** "
+                      "(excluded training images)"
+                      if status.n_excluded else ""))
     else:
         st.caption("**Data:** none loaded: the run ended before its data was read.")
     if status.model_saved:
