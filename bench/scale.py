@@ -203,6 +203,11 @@ def measure_pages(root: Path, live_folder: Path | None, repeats: int, idle_secon
     from playwright.sync_api import sync_playwright
 
     result: dict = {}
+    # the live run's pretend trainer writes (and beats) from before the server starts: a run silent for 30 s
+    # would rightly read "interrupted"
+    writer = LiveWriter(root, first=sum(1 for _ in open(live_folder / "metrics.jsonl"))) if live_folder else None
+    if writer:
+        writer.__enter__()
     process, url = start_server(root)
     try:
         with sync_playwright() as playwright:
@@ -219,20 +224,21 @@ def measure_pages(root: Path, live_folder: Path | None, repeats: int, idle_secon
                 time.sleep(3)
                 result["idle_tab_server_core_share"] = _server_cpu_share(process.pid, idle_seconds)
             else:
-                with LiveWriter(root, first=sum(1 for _ in open(live_folder / "metrics.jsonl"))):
-                    page.goto(url)
-                    _ready(page, ".st-key-train_batch_chart .main-svg")
-                    time.sleep(3)
-                    share = {}
-                    threading.Thread(target=lambda: share.update(
-                        value=_server_cpu_share(process.pid, idle_seconds)), daemon=True).start()
-                    result["live_update_periods_s"] = _update_period(page, idle_seconds)
-                    time.sleep(0.5)
-                    result["live_server_core_share"] = share.get("value")
+                page.goto(url)
+                _ready(page, ".st-key-train_batch_chart .main-svg")
+                time.sleep(3)
+                share = {}
+                threading.Thread(target=lambda: share.update(
+                    value=_server_cpu_share(process.pid, idle_seconds)), daemon=True).start()
+                result["live_update_periods_s"] = _update_period(page, idle_seconds)
+                time.sleep(0.5)
+                result["live_server_core_share"] = share.get("value")
             browser.close()
     finally:
         process.terminate()
         process.wait(timeout=30)
+        if writer:
+            writer.__exit__(None, None, None)
     return result
 
 

@@ -94,7 +94,9 @@ class ControlCallback(keras.callbacks.Callback):
 
 
 class StreamingCallback(keras.callbacks.Callback):
-    """Only writes: throttled batch metrics, epoch metrics, evaluation-set probabilities and C1 kernels."""
+    """Only writes: throttled batch metrics, epoch metrics, evaluation-set probabilities, C1 kernels and the weights."""
+
+    save_weights = True  # the model's weights in each epoch snapshot; bench/epoch_weights.py turns it off to time it
 
     def __init__(self, store: RunStore, run_id: str, x_eval: np.ndarray, y_eval: np.ndarray,
                  batch_size: int, n_train: int, batch_interval: float = 0.25, eval_batch_size: int = 2048):
@@ -203,7 +205,8 @@ class StreamingCallback(keras.callbacks.Callback):
         if np.isfinite(probs).all() and len(self.y_eval):
             record["test_accuracy"] = float(accuracy_score(self.y_eval, probs.argmax(axis=1)))
             record["test_loss"] = cross_entropy(self.y_eval, probs, len(self.labels))
-        snapshot = EpochSnapshot(epoch=epoch + 1, probs=probs, c1_kernels=c1_kernels(self.model))
+        weights = tuple(self.model.get_weights()) if self.save_weights else ()
+        snapshot = EpochSnapshot(epoch=epoch + 1, probs=probs, c1_kernels=c1_kernels(self.model), weights=weights)
         self.store.save_epoch_snapshot(self.run_id, snapshot)
         record["eval_time"] = round(time.perf_counter() - eval_start, 3)
         self.store.append_metrics(self.run_id, [record])

@@ -182,3 +182,22 @@ def preprocess_digit(
     x28 = _mnist_frame(_ink(array))
     x32 = prepare_images(x28[None])[0]
     return x28, x32
+
+
+MAX_MARKS = 4  # separate marks a drawn digit may have (a 4 or a 5 drawn in strokes has two or three)
+MAX_INK_SHARE = 0.4  # MNIST's digits cover about 19% of their 28x28 frame; a drawing above 40% is a filled area
+
+
+def drawing_problem(x28: np.ndarray) -> str | None:
+    """Why a drawing in MNIST form (from preprocess_digit) does not look like one digit, or None if it does."""
+    ink = np.asarray(x28) > 0.3 * 255
+    labels, count = ndimage.label(ink)
+    marks = int((np.bincount(labels.ravel())[1:] >= 3).sum()) if count else 0
+    if marks > MAX_MARKS:
+        return (f"This drawing looks like noise, not one digit: {marks} separate marks (a digit has at most "
+                f"{MAX_MARKS}). The prediction below means little; Clear and draw one digit.")
+    share = float(ink.mean())
+    if share > MAX_INK_SHARE:
+        return (f"This drawing looks like noise, not one digit: ink covers {share:.0%} of the frame (a digit "
+                f"about 20%, at most {MAX_INK_SHARE:.0%}). The prediction below means little; Clear and draw one digit.")
+    return None

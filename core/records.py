@@ -98,6 +98,9 @@ class EpochSnapshot:
     probs: np.ndarray  # (N, n_classes) probabilities on the test images; stored as float16, read as float32
     c1_kernels: np.ndarray  # (6, 5, 5) float32: C1's filters, filter first (core.model.c1_kernels)
     extras: dict[str, np.ndarray] = field(default_factory=dict)  # named arrays later features add
+    # the model's weights after the epoch, in model.get_weights() order (float32); () for runs stored before
+    # LeNet Lab kept them: core.epoch_model rebuilds the model at this epoch from them
+    weights: tuple[np.ndarray, ...] = ()
 
 
 AUDIT_STATES = ("running", "completed", "stopped", "failed")

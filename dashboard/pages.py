@@ -32,6 +32,7 @@ PAGES = {
     "label_audit": PageSpec("Label audit", ":material/fact_check:", AUDIT),
     "inside": PageSpec("Inside the model", ":material/biotech:", AUDIT),
     "predict": PageSpec("Predict", ":material/draw:", AUDIT),
+    "why": PageSpec("Why", ":material/psychology_alt:", AUDIT),
 }
 
 

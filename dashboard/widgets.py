@@ -14,6 +14,7 @@ from dashboard.loaders import TestImages
 FROM_TEST_SET = "A test image"
 FROM_GALLERY = "The image opened in the gallery"
 FROM_UPLOAD = "An uploaded picture"
+FROM_DRAWING = "A drawing"
 INSIDE_PICKER = "inside"  # the Inside page's picker, whose source the gallery's "Inside the model" button sets
 
 
@@ -68,19 +69,24 @@ def _random_index(key: str, count: int) -> None:
     st.session_state[key] = str(int(np.random.default_rng().integers(count)))
 
 
-def pick_digit(prefix: str, images: TestImages | None, with_gallery: bool = False) -> Digit | None:
-    """A test image by index, the gallery's opened tile, or an uploaded picture (never written anywhere)."""
+def pick_digit(prefix: str, images: TestImages | None, with_gallery: bool = False,
+               with_drawing: bool = False) -> Digit | None:
+    """A test image by index, the gallery's opened tile, an uploaded picture or a drawing (never written anywhere)."""
     sources = [FROM_TEST_SET] if images is not None else []
     opened = gallery_state.opened_tile(len(images.labels)) if images is not None else None
     if with_gallery and opened is not None:
         sources.append(FROM_GALLERY)
     sources.append(FROM_UPLOAD)
+    if with_drawing:
+        sources.append(FROM_DRAWING)
     key = _source_key(prefix)
     if st.session_state.get(key) not in (None, *sources):
         st.session_state[key] = sources[0]
     source = st.radio("Image", sources, key=key, horizontal=True)
     if source == FROM_UPLOAD:
         return _uploaded_digit(prefix)
+    if source == FROM_DRAWING:
+        return _drawn_digit(prefix)
     if source == FROM_GALLERY:
         index = opened
     else:
@@ -126,3 +132,22 @@ def decoded_upload(data: bytes) -> tuple:
         return (*preprocess_digit(data), None)
     except ImageError as exc:
         return None, None, str(exc)
+
+
+def _drawn_digit(prefix: str) -> Digit | None:
+    from core.digits import drawing_problem
+    from dashboard import canvas
+
+    png = canvas.draw(f"{prefix}_canvas")
+    if png is None:
+        st.caption("Draw one digit with the mouse, a pen or a finger; the answer updates when a stroke ends. The "
+                   "drawing goes through the same MNIST preprocessing as an upload and is never saved.")
+        return None
+    x28, x32, problem = decoded_upload(png)
+    if problem:  # a canvas PNG always decodes: what preprocessing refuses is a drawing with no ink
+        st.warning("The drawing is blank: draw a digit on the black square.")
+        return None
+    problem = drawing_problem(x28)
+    if problem:
+        st.warning(problem)
+    return Digit(x28, x32, None, "your drawing")

@@ -20,3 +20,5 @@ LABEL_MARKS_FILE = "label_marks.json"  # the user's review marks of suspected la
 HEARTBEAT_FILE = ".alive"  # touched every 2 s by the process training the run
 STOP_FILE = ".stop"  # left by request_stop: the run's trainer stops within 0.2 s
 TRAINING_LOCK_FILE = ".training.lock"  # in the store's root: held by the one training of the store
+WEIGHT_PREFIX = "weight_"  # weight_000, weight_001, ...: the model's weights in a snapshot, in get_weights() order
+ANALYSIS_DIR = "analysis"  # computed once per run and epoch, then read back (t-SNE maps)

@@ -6,7 +6,6 @@ import contextlib
 import io
 import json
 import os
-import re
 import secrets
 import shutil
 import zipfile
@@ -17,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from core.config import TrainConfig
-from core.records import ACTIVE, STATUSES, EpochSnapshot, RunStatus
+from core.records import ACTIVE, STATUSES, RunStatus
 from core.store.disk import (
     StoreError,
     archive_problem,
@@ -37,19 +36,18 @@ from core.store.metrics import MetricsReads
 from core.store.sweeps import SweepFiles
 from core.store.names import (
     CONFIG_FILE,
-    EPOCHS_DIR,
     EVALUATION_FILE,
     METRICS_FILE,
     MODEL_FILE,
-    SNAPSHOT_ARRAYS,
     STATUS_FILE,
     TEST_PREDICTIONS_FILE,
 )
+from core.store.snapshots import EpochFiles
 
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent.parent / "cached_models"
 
 
-class RunStore(LabelAuditFiles, RunListing, RunLiveness, MetricsReads, SweepFiles):
+class RunStore(EpochFiles, LabelAuditFiles, RunListing, RunLiveness, MetricsReads, SweepFiles):
     """All reads and writes of cached_models/. Every write is atomic (temp file + rename) or append-only."""
 
     def __init__(self, root: str | os.PathLike | None = None):
@@ -133,17 +131,6 @@ class RunStore(LabelAuditFiles, RunListing, RunLiveness, MetricsReads, SweepFile
             handle.write(text)
             handle.flush()
 
-    def save_epoch_snapshot(self, run_id: str, snapshot: EpochSnapshot) -> None:
-        folder = self.run_dir(run_id) / EPOCHS_DIR
-        folder.mkdir(exist_ok=True)
-        clash = sorted(set(snapshot.extras) & set(SNAPSHOT_ARRAYS))
-        if clash:
-            raise StoreError(f"snapshot extras {clash} clash with the snapshot's own arrays {SNAPSHOT_ARRAYS}")
-        buffer = io.BytesIO()
-        np.savez_compressed(buffer, probs=np.asarray(snapshot.probs, np.float16),
-                            c1=np.asarray(snapshot.c1_kernels, np.float32), **snapshot.extras)
-        atomic_write_bytes(folder / f"epoch_{int(snapshot.epoch):04d}.npz", buffer.getvalue())
-
     def save_model(self, run_id: str, model) -> None:
         target = self.run_dir(run_id) / MODEL_FILE
         tmp = target.with_name(f".model.{os.getpid()}.{secrets.token_hex(4)}.keras")
@@ -197,28 +184,6 @@ class RunStore(LabelAuditFiles, RunListing, RunLiveness, MetricsReads, SweepFile
         if status.active:
             status = self.as_it_is_now(status, path.parent)
         return status, stored
-
-    def epochs_saved(self, run_id: str) -> list[int]:
-        folder = self._existing(run_id) / EPOCHS_DIR
-        if not folder.is_dir():
-            return []
-        try:
-            found = [re.match(r"^epoch_(\d{4})\.npz$", p.name) for p in folder.iterdir()]
-        except PermissionError:
-            raise StoreError(f"run {run_id!r}: {EPOCHS_DIR}/ is not readable (permission denied)") from None
-        return sorted(int(m.group(1)) for m in found if m)
-
-    def read_epoch_snapshot(self, run_id: str, epoch: int) -> EpochSnapshot:
-        """The snapshot after `epoch`: test probabilities as float32, C1 kernels (6, 5, 5), and any extras."""
-        path = self._existing(run_id) / EPOCHS_DIR / f"epoch_{int(epoch):04d}.npz"
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                extras = {name: data[name] for name in data.files if name not in SNAPSHOT_ARRAYS}
-                return EpochSnapshot(int(epoch), data["probs"].astype(np.float32), data["c1"], extras)
-        except FileNotFoundError:
-            raise StoreError(f"run {run_id!r} has no snapshot for epoch {epoch}") from None
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
-            raise StoreError(f"run {run_id!r}: the epoch {epoch} snapshot is damaged ({exc})") from None
 
     def read_evaluation(self, run_id: str) -> tuple[dict, np.ndarray, np.ndarray] | None:
         """(metrics, test probabilities, test labels), or None before the run was evaluated."""

@@ -5,7 +5,7 @@ import streamlit as st
 
 from core import figures_audit
 from core.store import StoreError
-from dashboard import common, gallery_state, links, loaders, pages, share, widgets
+from dashboard import common, explain_loaders, gallery_state, links, loaders, pages, share, widgets
 from dashboard.audit_run import open_audit_run
 from dashboard.figure_cache import figure, thumbnails
 from dashboard.loaders import Predictions, TestImages
@@ -42,6 +42,15 @@ def headline(predictions: Predictions, dataset: str) -> None:
     columns[2].metric(f"Errors (of {n:,})", f"{errors:,}", delta=f"{errors - lecun_errors:+,}" if compare else None,
                       delta_color="inverse",
                       delta_description=f"vs {lecun_errors:,} at {LECUN_1998_ERROR:.2%} error" if compare else None)
+    calibration = explain_loaders.calibration(predictions.probs, predictions.labels)
+    ece, confidence = st.columns(3)[:2]  # a row of its own: a fourth column cut the deltas' words at 1280 px
+    ece.metric("Calibration error (ECE)", f"{calibration.ece:.2%}", help="Expected calibration error: the gap "
+               "between confidence and accuracy over 10 confidence bins, weighted by each bin's share of the "
+               "images. The Why page's Calibration tab draws it.")
+    confidence.metric("Mean confidence", f"{calibration.confidence.mean():.2%}",
+                      delta=f"{(calibration.confidence.mean() - accuracy) * 100:+.2f} pp", delta_color="off",
+                      delta_description="vs the accuracy",
+                      help="Above the accuracy, the model is overconfident; below it, underconfident.")
     for average in ("macro", "weighted"):  # rows of three: six in a row were cut to "0.9…" at 1024 px
         for slot, name in zip(st.columns(3), ("precision", "recall", "F1")):
             slot.metric(f"{average.capitalize()} {name}", f"{metrics[f'{average}_{name.lower()}']:.4f}")

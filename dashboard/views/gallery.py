@@ -5,7 +5,7 @@ import streamlit as st
 
 from core import figures_audit
 from core.data import prepare_images
-from dashboard import figures_network, links, loaders, pages, widgets
+from dashboard import explain, figures_network, links, loaders, pages, widgets
 from dashboard.audit_run import AuditRun, open_audit_run
 from dashboard.figure_cache import figure, thumbnails
 from dashboard.gallery_state import (
@@ -132,6 +132,9 @@ def details(run: AuditRun, index: int) -> None:
             maps = loaders.maps_for(info, model, prepare_images(images.images[[index]])[0])
             st.image(figure(figures_network.feature_map_image, maps["c1_conv"], 6, 96), output_format="PNG",
                      caption="C1 feature maps: what each of the six 5×5 filters makes of the image")
+        with st.expander("Why this answer? Attribution maps at any epoch", icon=":material/psychology_alt:"):
+            explain.attribution_panel("gallery", info, images.images[index], prepare_images(images.images[[index]])[0],
+                                      names)
         saved, problems = loaders.readable_epochs(info.run_id)
         for problem in problems:
             st.warning(problem)

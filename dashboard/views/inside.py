@@ -5,13 +5,14 @@ import pandas as pd
 import streamlit as st
 
 from core import figures_audit
-from dashboard import common, figures_network, live, loaders, widgets
+from dashboard import common, explain, explain_loaders, figures_network, live, loaders, widgets
 from dashboard.audit_run import AuditRun, open_audit_run
 from dashboard.figure_cache import figure
 
 FILTER_EPOCH = "inside_filter_epoch"
 INTERACTIVE = "inside_interactive"
 ANIMATION = "inside_animation"
+MAPS_EPOCH = "inside_maps_epoch"
 LIVE_SECONDS = 2
 MAP_LAYERS = (  # (layer, title, columns in the grid, pixel height of one row)
     ("c1_conv", "C1: 6 feature maps of 28×28", 6, 170),
@@ -103,22 +104,22 @@ def filters_section(info, model) -> None:
 
 
 def feature_maps_section(run: AuditRun) -> None:
-    info, model, names = run.info, run.model, run.names
+    info, names = run.info, run.names
     st.subheader("Feature maps")
     digit = widgets.pick_digit(widgets.INSIDE_PICKER, run.images, with_gallery=True)
     if digit is None:
         return
-    if model is None:
-        st.info("Feature maps need the saved model, which this run does not have yet." if info.active else
-                f"Feature maps need the saved model, and this run ended ({info.status}) without one.")
+    chosen = explain.epoch_model(MAPS_EPOCH, info)  # the saved model, or the model after any epoch with weights
+    if chosen is None:
         return
-    maps = loaders.maps_for(info, model, digit.x32)
+    maps = explain_loaders.maps_at(info, chosen.epoch, chosen.model, digit.x32)
     probs = maps["output"]
     pred = int(np.argmax(probs))
     picture, output = st.columns([1, 3])
     truth = f", true {names[digit.label]}" if digit.label is not None else ""
     picture.image(figures_audit.thumbnail(digit.x28, 5), caption=f"{digit.name}{truth}", output_format="PNG")
-    picture.markdown(f"Predicted **{names[pred]}** ({figures_audit.share(probs[pred], 1)})")
+    by = "by the saved model" if chosen.epoch == explain.FINAL else f"by the model {chosen.caption}"
+    picture.markdown(f"Predicted **{names[pred]}** ({figures_audit.share(probs[pred], 1)}) {by}")
     output.plotly_chart(figure(figures_audit.probability_bars, probs, names, true=digit.label, height=220,
                                title="Output: softmax over the 10 classes"),
                         key="inside_output")
@@ -137,6 +138,8 @@ def feature_maps_section(run: AuditRun) -> None:
     for column, (layer, title) in zip((left, right), DENSE_LAYERS):
         column.plotly_chart(figure(figures_network.activation_figure, maps[layer], title=title),
                             key=f"inside_map_{layer}", config={"displayModeBar": False})
+    st.markdown(f"**Why this answer?** Attribution maps, {chosen.caption}")
+    explain.attribution_panel("inside", info, digit.x28, digit.x32, names, chosen)
 
 
 def main() -> None:
