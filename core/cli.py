@@ -1,5 +1,5 @@
 """`python -m core`: train, list, evaluate, audit, predict and summary from a terminal (report, export and
-export-metrics: core.cli_share)."""
+export-metrics: core.cli_share; sweep: core.cli_sweep; compare: core.cli_compare)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import sys
 import threading
 from pathlib import Path
 
-from core import cli_audit, cli_share
+from core import cli_audit, cli_compare, cli_share, cli_sweep
 from core.config import FIELD_TYPES, PARAMS, PRESETS, TrainConfig, describe_range, preset
 from core.store import RunStore, StoreError
 
@@ -77,11 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--preset", choices=list(PRESETS), help="start from a preset; flags override it")
     train.add_argument("--name", help="run name shown in the dashboard")
     train.add_argument("--data", dest="data_path", help="Keras-layout .npz or a folder of IDX files")
-    defaults = TrainConfig()
-    for name, p in PARAMS.items():
-        if name != "data_path":
-            _add_config_flag(train, name, p, getattr(defaults, name))
-    _hidden_flags(train)
+    train.add_argument("--seeds", type=cli_compare.seed_list, help="one run per seed, e.g. 42,43,44: a seed group")
+    lr_find = cli_compare.add_lr_find(commands)  # the same config flags as train
+    for sub in (train, lr_find):
+        for name, p in PARAMS.items():
+            if name != "data_path":
+                _add_config_flag(sub, name, p, getattr(TrainConfig(), name))
+        _hidden_flags(sub)
 
     listing = commands.add_parser("list", help="show the runs in the store")
     evaluate = commands.add_parser("evaluate", help="accuracy and the per-class table of a run")
@@ -94,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
         _hidden_flags(sub)
     cli_audit.add_commands(commands, _hidden_flags)  # audit, audit-train
     cli_share.add_commands(commands, _hidden_flags)  # report, export, export-metrics
+    cli_sweep.add_commands(commands, _hidden_flags)  # sweep create/run/status/best/list/stop/delete
+    cli_compare.add_commands(commands, _hidden_flags)  # compare
     return parser
 
 
@@ -115,10 +119,20 @@ def _emit(args, payload, text: str) -> None:
 
 
 def cmd_train(args, store: RunStore) -> int:
+    config = config_from_args(args)
+    if args.seeds and args.seed is not None:
+        raise CliError("give --seed or --seeds, not both")
+    configs = [config.replace(seed=seed) for seed in args.seeds] if args.seeds else [config]
+    base_name = args.name or f"{config.variant} {config.dataset}"
+    outcomes = [_train_one(args, store, c, f"{base_name} seed {c.seed}" if args.seeds else args.name) for c in configs]
+    _emit(args, [p for p, _ in outcomes] if args.seeds else outcomes[0][0], "\n".join(t for _, t in outcomes))
+    return 0 if all(p["status"] in ("completed", "stopped") for p, _ in outcomes) else EXIT_RUN_FAILED
+
+
+def _train_one(args, store: RunStore, config: TrainConfig, name: str | None) -> tuple[dict, str]:
     from core.data import load_dataset
     from core.trainer import train
 
-    config = config_from_args(args)
     # Bad data (a broken --data file, a subset larger than the source) fails here, before a run exists.
     data = load_dataset(config)
     callbacks = []
@@ -126,7 +140,7 @@ def cmd_train(args, store: RunStore) -> int:
         from core.callbacks import ProgressBar
 
         callbacks.append(ProgressBar())
-    run_id = store.create_run(config, name=args.name)
+    run_id = store.create_run(config, name=name)
     print(f"run {run_id}", file=sys.stderr)
     stop = threading.Event()
 
@@ -155,10 +169,9 @@ def cmd_train(args, store: RunStore) -> int:
         m = result.test_metrics
         lines.append(f"test accuracy {m['accuracy']:.4f}  errors {m['error_count']}/{m['n']}  "
                      f"macro F1 {m['macro_f1']:.4f}  loss {m['loss']:.4f}")
-    _emit(args, payload, "\n".join(lines))
     if result.error:
         print(f"error: {result.error}", file=sys.stderr)
-    return 0 if result.status in ("completed", "stopped") else EXIT_RUN_FAILED
+    return payload, "\n".join(lines)
 
 
 def cmd_list(args, store: RunStore) -> int:
@@ -276,7 +289,8 @@ def cmd_summary(args, store: RunStore) -> int:
 
 
 COMMANDS = {"train": cmd_train, "list": cmd_list, "evaluate": cmd_evaluate, "predict": cmd_predict,
-            "summary": cmd_summary, **cli_audit.COMMANDS, **cli_share.COMMANDS}
+            "summary": cmd_summary, **cli_audit.COMMANDS, **cli_share.COMMANDS, **cli_sweep.COMMANDS,
+            **cli_compare.COMMANDS, "lr-find": lambda args, store: cli_compare.cmd_lr_find(args, config_from_args(args))}
 
 
 def main(argv: list[str] | None = None) -> int:

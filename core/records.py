@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-STATUSES = ("queued", "running", "completed", "stopped", "failed", "interrupted")
+STATUSES = ("queued", "running", "completed", "stopped", "failed", "interrupted", "pruned")
 ACTIVE = ("queued", "running")
-FINAL = ("completed", "stopped", "failed", "interrupted")
+FINAL = ("completed", "stopped", "failed", "interrupted", "pruned")  # pruned: a sweep ended a poor trial early
 
 
 @dataclass
@@ -65,6 +65,9 @@ class RunStatus:
     stopped_batch: int | None = None  # Stop pressed mid-epoch: how many batches of the cut epoch ran
     nonfinite: dict | None = None  # where the loss or the weights stopped being finite
     test_accuracy: float | None = None
+    # a sweep's trial: which sweep, which Optuna trial number (core.sweep writes them)
+    sweep_id: str | None = None
+    trial_number: int | None = None
 
     @classmethod
     def field_names(cls) -> frozenset[str]:

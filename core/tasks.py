@@ -23,6 +23,8 @@ TASKS: dict[str, str] = {
     "train": "core.tasks:train_run",
     "tsne": "core.representation:tsne_task",
     "audit_train": "core.label_audit_train:audit_train",
+    "sweep": "core.sweep:run_sweep",  # args: sweep_id, parallel
+    "lr_find": "core.lr_find:run_lr_find",  # args: result_id, config, steps
 }
 
 

@@ -173,6 +173,31 @@ def overlay_figure(curves: dict[str, pd.DataFrame], metric: str) -> go.Figure:
     return figure
 
 
+def group_overlay_figure(groups: dict[str, pd.DataFrame], metric: str) -> go.Figure:
+    """One line per seed group (its mean per epoch) inside a band of ± one standard deviation; the size in the
+    label."""
+    figure = go.Figure()
+    for n, (label, curve) in enumerate(groups.items()):
+        if curve is None or curve.empty:
+            continue
+        color = RUN_COLORS[n % len(RUN_COLORS)]
+        upper, lower = curve["mean"] + curve["std"], curve["mean"] - curve["std"]
+        figure.add_trace(go.Scatter(x=[*curve["epoch"], *curve["epoch"][::-1]], y=[*upper, *lower[::-1]],
+                                    fill="toself", line_width=0, fillcolor=color, opacity=0.2, hoverinfo="skip",
+                                    showlegend=False, name=f"{label} ± std"))
+        figure.add_trace(go.Scatter(x=curve["epoch"], y=curve["mean"], mode="lines+markers", name=label,
+                                    line_color=color, customdata=curve[["std", "n"]].to_numpy(),
+                                    hovertemplate=f"{label}<br>epoch %{{x}}: %{{y:.4f}} ± %{{customdata[0]:.4f}} "
+                                                  f"(n=%{{customdata[1]}})<extra></extra>"))
+    if not figure.data:
+        return empty_figure(metric, f"No {metric} recorded for the selected runs' groups")
+    figure.update_layout(height=380, xaxis_title="epoch", yaxis_title=f"{metric} (mean ± std)",
+                         margin={"t": 30, "b": 100, "l": 90, "r": 20}, legend={"orientation": "h", "y": -0.2})
+    if "accuracy" in metric:
+        figure.update_yaxes(tickformat=".2~%")
+    return figure
+
+
 def _dimension(rows: pd.DataFrame, column: str) -> dict:
     """One axis of the parallel coordinates: categories as ticks, a log axis for a rate, whole numbers for counts."""
     label = axis_label(column).replace(" ", "<br>")  # two lines: a dozen axes' labels fit side by side

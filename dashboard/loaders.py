@@ -238,3 +238,22 @@ def maps_for(info: RunInfo, loaded_model, image32: np.ndarray) -> dict[str, np.n
 
 def probs_for(info: RunInfo, loaded_model, image32: np.ndarray) -> np.ndarray:
     return _predict_one(_root(), info.run_id, _version(info.run_id), image32, loaded_model)
+
+
+# ----- the Sweep page ---------------------------------------------------------------------------------------
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def sweep_state(root: str, sweep_id: str, version: tuple):
+    """(spec, trials table, summary) of a sweep, re-read only when its study or spec changes."""
+    from core.sweep_report import sweep_state as read
+
+    return read(RunStore(root), sweep_id)
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def sweep_figures(root: str, sweep_id: str, version: tuple, searched: tuple[str, ...]):
+    from core.sweep import load_study
+    from dashboard.figures_sweep import sweep_figures as build
+
+    return build(load_study(RunStore(root), sweep_id), list(searched))

@@ -25,6 +25,8 @@ class PageSpec:
 PAGES = {
     "train": PageSpec("Train", ":material/model_training:", TRAINING, default=True),
     "runs": PageSpec("Runs", ":material/table_view:", TRAINING),
+    "sweep": PageSpec("Sweep", ":material/tune:", TRAINING),
+    "compare": PageSpec("Compare", ":material/compare_arrows:", TRAINING),
     "evaluate": PageSpec("Evaluate", ":material/grid_on:", AUDIT),
     "gallery": PageSpec("Error gallery", ":material/photo_library:", AUDIT),
     "label_audit": PageSpec("Label audit", ":material/fact_check:", AUDIT),

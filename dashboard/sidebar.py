@@ -21,7 +21,7 @@ from core.config import (
     indices_text,
     parse_indices,
 )
-from dashboard import common
+from dashboard import common, lr_finder_view
 
 PRESET = "train_preset"
 NAME = "train_name"
@@ -265,3 +265,4 @@ def training_form() -> None:
     ok, text = data_source_text(state[key("dataset")], state[key("data_source")],
                                 (state[key("data_path")] or "").strip() or None)
     (sidebar.info if ok else sidebar.error)(f"**Data:** {text}")
+    lr_finder_view.section(config_from_state, key("learning_rate"))

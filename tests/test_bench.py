@@ -178,6 +178,18 @@ def test_watching_quick(tmp_path):
     assert watched["browser_cpu"] > 0 and isinstance(watched["met"], bool)
 
 
+def test_tuning_quick_lr_find(tmp_path):
+    from bench import tuning
+
+    tuning.main(["--quick", "--only", "lr_find", "--results-dir", str(tmp_path)])
+    result = read(tmp_path, "tuning-lr_find")
+    figures = result["lr_find"]
+    assert 10 < figures["batches"] <= 300 and positive(figures["cli_wall_s"]) and positive(figures["in_process_s"])
+    assert figures["target_s"] == 15.0 and isinstance(figures["meets_target"], bool)
+    assert 1e-6 < figures["suggestion"] < 1.0
+    assert_machine(result)
+
+
 @pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="Chromium not found at /usr/bin/chromium")
 def test_scale_quick(tmp_path):
     from bench import scale

@@ -57,7 +57,7 @@ def test_browser_deep_link_as_first_request_runs_the_app(tmp_path):
             links = [text.strip().splitlines()[-1] for text in nav.get_by_role("link").all_inner_texts()]  # after the icon
             from dashboard.pages import PAGES
 
-            assert links[:4] == ["Train", "Runs", "Evaluate", "Error gallery"], links
+            assert links[:6] == ["Train", "Runs", "Sweep", "Compare", "Evaluate", "Error gallery"], links
             assert links == [spec.title for spec in PAGES.values()], links  # every page of the registry, in order
             assert nav.get_by_text("Audit", exact=True).count() == 1
             assert page.url == f"{url}/runs"

@@ -33,6 +33,7 @@ from core.store.label_files import LabelAuditFiles
 from core.store.listing import RunListing
 from core.store.liveness import RunLiveness
 from core.store.metrics import MetricsReads
+from core.store.sweeps import SweepFiles
 from core.store.names import (
     CONFIG_FILE,
     EVALUATION_FILE,
@@ -46,7 +47,7 @@ from core.store.snapshots import EpochFiles
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent.parent / "cached_models"
 
 
-class RunStore(EpochFiles, LabelAuditFiles, RunListing, RunLiveness, MetricsReads):
+class RunStore(EpochFiles, LabelAuditFiles, RunListing, RunLiveness, MetricsReads, SweepFiles):
     """All reads and writes of cached_models/. Every write is atomic (temp file + rename) or append-only."""
 
     def __init__(self, root: str | os.PathLike | None = None):

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from core.store import STATUSES, RunInfo, StoreError
-from dashboard import common, figures_runs, pages, share, sidebar
+from dashboard import common, figures_runs, pages, seed_groups_view, share, sidebar
 
 TABLE = "runs_table"
 TICKED = "runs_ticked"  # the run ids ticked in the table: the table itself knows only row positions
@@ -15,6 +15,7 @@ FILTER_TEXT = "runs_filter_text"
 FILTER_STATUS = "runs_filter_status"
 FILTER_DATASET = "runs_filter_dataset"
 OVERLAY_METRIC = "runs_overlay_metric"
+AS_GROUPS = "runs_as_groups"
 HPARAM_X = "runs_hparam_x"
 MANAGED = "runs_managed_run"  # the Manage box (widget)
 MANAGED_CHOICE = "runs_managed_choice"  # the run chosen in it: the widget alone loses it when the run is renamed
@@ -98,6 +99,21 @@ def compare(selected: pd.DataFrame, epochs: dict[str, list[dict]]) -> None:
         st.caption("Select rows in the table (the boxes on the left) to overlay their curves.")
         return
     metric = st.selectbox("Metric", list(figures_runs.EPOCH_METRICS), key=OVERLAY_METRIC)
+    if st.toggle("As seed groups (mean ± std)", key=AS_GROUPS,
+                 help="Each ticked run's seed group (runs differing only in the seed) as its mean and a ± std band"):
+        groups = seed_groups_view.group_curves(common.list_runs_cached(), list(selected["run_id"]), epochs, metric)
+        st.plotly_chart(figures_runs.group_overlay_figure(groups, metric), key="runs_group_overlay_chart")
+    else:
+        overlay(selected, epochs, metric)
+    if len(selected) == 2:
+        run_a, run_b = selected["run_id"]
+        pages.link("compare", "Is the difference real? Compare the two", query_params={"a": run_a, "b": run_b})
+        share.comparison_button(run_a, run_b)
+    else:
+        st.caption("Tick exactly two runs to test their difference and for a comparison report (one HTML file).")
+
+
+def overlay(selected: pd.DataFrame, epochs: dict[str, list[dict]], metric: str) -> None:
     labels = {}
     for row in selected.itertuples():
         label = row.name if row.name not in labels else f"{row.name} ({row.run_id})"
@@ -108,10 +124,6 @@ def compare(selected: pd.DataFrame, epochs: dict[str, list[dict]]) -> None:
                if epoch is None or column not in epoch or epoch[column].isna().all()]
     if missing:
         st.caption(f"No {metric} recorded for: {', '.join(missing)}.")
-    if len(selected) == 2:
-        share.comparison_button(*selected["run_id"])
-    else:
-        st.caption("Tick exactly two runs for a comparison report (one HTML file).")
 
 
 def hparams(frame: pd.DataFrame, filtered_out: bool) -> None:
@@ -178,6 +190,7 @@ def manage(runs: list[RunInfo], selected: pd.DataFrame) -> None:
         downloads(info)
     with st.container(border=True, key="runs_export"):
         share.export_section(info)
+    seed_groups_view.repeat_section(info)
     if st.button("Use these settings on the Train page", key="runs_use_settings", icon=":material/replay:",
                  disabled=info.damaged, on_click=sidebar.use_settings, args=(info.config, info.name)):
         pages.switch_to("train")
@@ -229,6 +242,7 @@ def main() -> None:
         shown = filtered(frame)
         st.caption(f"{len(shown)} of {len(frame)} runs shown.")
         selected = runs_table(shown, frame["run_id"].tolist())
+        seed_groups_view.groups_section(runs)
         compare(selected, epochs)
         hparams(shown, filtered_out=len(shown) < len(frame))
     if runs:

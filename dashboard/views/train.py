@@ -12,7 +12,8 @@ ELSEWHERE = "Started by another dashboard or a terminal: Stop asks its trainer t
 STOP_MESSAGE = "train_stop_message"
 STATUS_ICONS = {"queued": ":material/hourglass_empty:", "running": ":material/directions_run:",
                 "completed": ":material/check_circle:", "stopped": ":material/stop_circle:", "failed": ":material/error:",
-                "interrupted": ":material/warning:"}  # Material icons: emoji need a colour-emoji font
+                "interrupted": ":material/warning:", "pruned": ":material/content_cut:"}
+# Material icons: emoji need a colour-emoji font
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
@@ -78,9 +79,13 @@ def progress_panel(info: RunInfo, status: RunStatus, batch, epoch) -> None:
     text = shown.text if shown.epoch else f"{phase}…"
     left, right = st.columns([5, 1], vertical_alignment="bottom")
     left.progress(shown.fraction, text=text)
-    stop_button(right, "Stop", info.run_id, icon=":material/stop:", type="primary", width="stretch")
-    if not common.job_manager().owns(status.task_id or info.run_id):  # task_id: a label audit's fold
-        st.caption(ELSEWHERE)
+    if status.sweep_id:  # a sweep's trial: the sweep, not this run, is what a user stops
+        st.caption(f"Trial {status.trial_number} of sweep `{status.sweep_id}`: stop the sweep on its page.")
+        pages.link("sweep", "Open the sweep", query_params={"sweep": status.sweep_id})
+    else:
+        stop_button(right, "Stop", info.run_id, icon=":material/stop:", type="primary", width="stretch")
+        if not common.job_manager().owns(status.task_id or info.run_id):  # task_id: a label audit's fold
+            st.caption(ELSEWHERE)
     message = st.session_state.get(STOP_MESSAGE)
     if message and message[0] == info.run_id:
         st.caption(f"Stop requested: {message[1]}. The model is saved and scored on the test set before the run ends.")
