@@ -93,6 +93,20 @@ def _session(name: str):
     return at
 
 
+def _first_running_second_queued(root):
+    """A session that pressed Train for "first" and then "second": (its AppTest, the store, name -> run id),
+    once "first" is running and the page shows it."""
+    at = _session("first")
+    at.button(key=sidebar.SUBMIT).click().run()
+    at.text_input(key=sidebar.NAME).set_value("second")
+    at.button(key=sidebar.SUBMIT).click().run()
+    store = RunStore(root)
+    ids = {info.name: info.run_id for info in store.list_runs()}
+    _wait(lambda: store.read_status(ids["first"]).status == "running", what="the first run to start")
+    at.run()
+    return at, store, ids
+
+
 def _statuses(root) -> dict[str, str]:
     return {info.name: info.status for info in RunStore(root).list_runs()}
 
@@ -125,14 +139,7 @@ def test_two_sessions_press_train_at_once(gated):
 def test_stop_twice_on_a_running_and_a_queued_run_and_after_the_end(gated):
     from dashboard.common import job_manager
 
-    at = _session("first")
-    at.button(key=sidebar.SUBMIT).click().run()
-    at.text_input(key=sidebar.NAME).set_value("second")
-    at.button(key=sidebar.SUBMIT).click().run()
-    store = RunStore(gated)
-    ids = {info.name: info.run_id for info in store.list_runs()}
-    _wait(lambda: store.read_status(ids["first"]).status == "running", what="the first run to start")
-    at.run()
+    at, store, ids = _first_running_second_queued(gated)
 
     queued = f"train_stop_{ids['second']}"
     time.sleep(common.ARM_SECONDS)  # a button that has just appeared ignores clicks (see the repeated-click case)
@@ -314,14 +321,7 @@ def test_twenty_fast_train_clicks_queue_one_run(gated):
 def test_a_repeated_stop_click_does_not_stop_the_run_that_takes_its_place(gated):
     from dashboard.common import job_manager
 
-    at = _session("first")
-    at.button(key=sidebar.SUBMIT).click().run()
-    at.text_input(key=sidebar.NAME).set_value("second")
-    at.button(key=sidebar.SUBMIT).click().run()
-    store = RunStore(gated)
-    ids = {info.name: info.run_id for info in store.list_runs()}
-    _wait(lambda: store.read_status(ids["first"]).status == "running", what="the first run to start")
-    at.run()
+    at, store, ids = _first_running_second_queued(gated)
     time.sleep(common.ARM_SECONDS)
     at.button(key=f"train_stop_{ids['first']}").click().run()  # a deliberate Stop
     _wait(lambda: store.read_status(ids["second"]).status == "running", what="the next run to start")
