@@ -6,9 +6,12 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pragma: no cover - pandas loads when an audit is built, not with the CLI (`core list` is quicker)
+    import pandas as pd
 
 # cleanlab's label quality scores (cleanlab.rank.get_label_quality_scores); lower = more likely mislabelled
 METHODS = ("self_confidence", "normalized_margin", "confidence_weighted_entropy")
@@ -79,6 +82,8 @@ def audit_labels(labels, probs, *, indices=None, method: str = DEFAULT_METHOD, e
 
     cleanlab's estimates (the count, the noise matrix, the flags, per-class quality) come from `probs`, the model's
     own; the ranking and the suggested class from `rank_probs` when given (the epoch-averaged probabilities)."""
+    import pandas as pd
+
     from cleanlab.count import estimate_joint, num_label_issues
     from cleanlab.dataset import rank_classes_by_label_quality
     from cleanlab.filter import find_label_issues
@@ -138,6 +143,8 @@ def check_mark(split: str, index, mark: str | None, valid_indices) -> tuple[str,
 
 def review_table(audit: LabelAudit, split: str, marks: dict[tuple[str, int], str], names) -> pd.DataFrame:
     """The CSV export: index, split, given label, suggested label, score, mark (blank when unmarked)."""
+    import pandas as pd
+
     table = audit.table
     return pd.DataFrame({
         "index": table["index"], "split": split,

@@ -103,6 +103,9 @@ def _created(created: str | None) -> datetime | None:
         return None
 
 
+HPARAMS_OPEN_UP_TO = 200  # runs shown: the Runs page draws the hyperparameter charts at once up to this many
+
+
 def _numbers(records: list[dict], key: str) -> list[float]:
     return [float(r[key]) for r in records if isinstance(r.get(key), (int, float)) and not math.isnan(r[key])]
 

@@ -242,3 +242,17 @@ def test_epoch_summary_skips_missing_values_and_takes_the_median_speed():
                {"epoch": 4, "val_accuracy": 0.975, "images_per_sec": 2100.0}]
     assert figures_runs.epoch_summary(records) == (0.98, 2000.0)
     assert figures_runs.epoch_summary([]) == (None, None) and figures_runs.epoch_summary(None) == (None, None)
+
+
+def test_a_large_store_draws_the_hyperparameter_charts_only_when_asked(finished_run, lenet_runs, monkeypatch):
+    """Over HPARAMS_OPEN_UP_TO runs the section starts closed and its charts are not drawn (1,000 runs' parallel
+    coordinates took the browser seconds on every rerun); opened, they are."""
+    copy_run(lenet_runs, finished_run, "20990101-000000-other-0000", "second run")
+    monkeypatch.setattr(figures_runs, "HPARAMS_OPEN_UP_TO", 1)
+    at = open_runs()
+    assert not at.exception
+    keys = [element.key for element in at.get("plotly_chart")] if at.get("plotly_chart") else []
+    assert "runs_hparams_chart" not in keys and at.dataframe(key="runs_table").value.shape[0] == 2
+    at.session_state["runs_hparams_open"] = True  # what the expander's click sets
+    at.run()
+    assert chart(at, "runs_hparams_chart")["data"][0]["type"] == "parcoords"

@@ -17,6 +17,7 @@ FILTER_DATASET = "runs_filter_dataset"
 OVERLAY_METRIC = "runs_overlay_metric"
 AS_GROUPS = "runs_as_groups"
 HPARAM_X = "runs_hparam_x"
+HPARAMS_OPEN = "runs_hparams_open"
 MANAGED = "runs_managed_run"  # the Manage box (widget)
 MANAGED_CHOICE = "runs_managed_choice"  # the run chosen in it: the widget alone loses it when the run is renamed
 NEW_NAME = "runs_new_name"
@@ -127,7 +128,17 @@ def overlay(selected: pd.DataFrame, epochs: dict[str, list[dict]], metric: str) 
 
 
 def hparams(frame: pd.DataFrame, filtered_out: bool) -> None:
-    st.subheader("Hyperparameters against test accuracy")
+    # Open at first for a store of up to figures_runs.HPARAMS_OPEN_UP_TO runs. A larger one draws the charts only
+    # once the user opens the section: 1,000 runs' parallel coordinates took the browser seconds on every rerun.
+    section = st.expander("**Hyperparameters against test accuracy**", key=HPARAMS_OPEN, on_change="rerun",
+                          expanded=len(frame) <= figures_runs.HPARAMS_OPEN_UP_TO)
+    if not section.open:
+        return
+    with section:
+        hparams_charts(frame, filtered_out)
+
+
+def hparams_charts(frame: pd.DataFrame, filtered_out: bool) -> None:
     empty = "No run shown has a test accuracy: change the filters above" if filtered_out else None
     parallel, scatter = st.tabs(["Parallel coordinates", "Scatter"])
     with parallel:
