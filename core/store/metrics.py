@@ -11,6 +11,7 @@ A record that is valid JSON but not a metrics record a page can draw (`"epoch": 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -223,18 +224,30 @@ class EpochCache:
 EPOCHS = EpochCache()
 
 
+@contextlib.contextmanager
+def _readable(run_id: str):
+    """A metrics file that exists but cannot be read, as a StoreError naming the run (no absolute path)."""
+    try:
+        yield
+    except PermissionError:
+        raise StoreError(f"run {run_id!r}: {METRICS_FILE} is not readable (permission denied)") from None
+    except OSError as exc:
+        raise StoreError(f"run {run_id!r}: {METRICS_FILE} cannot be read ({exc.strerror or exc})") from None
+
+
 class MetricsReads:
     """RunStore's reads of metrics.jsonl (it provides _existing)."""
 
     def read_metrics(self, run_id: str) -> tuple[pd.DataFrame, pd.DataFrame]:
         """(batch rows, epoch rows). A partial last line (a write in progress or a crash) is skipped."""
-        self._read_metric_records(run_id)  # the checks and messages of a missing or unreadable file
-        try:
-            return READER.frames(self._existing(run_id) / METRICS_FILE, METRICS_FILE)
-        except FileNotFoundError:
-            import pandas as pd
+        path = self._existing(run_id) / METRICS_FILE
+        with _readable(run_id):
+            try:
+                return READER.frames(path, METRICS_FILE)  # one incremental read, on the live Train page each second
+            except FileNotFoundError:
+                import pandas as pd
 
-            return pd.DataFrame(columns=["epoch"]), pd.DataFrame(columns=["epoch"])
+                return pd.DataFrame(columns=["epoch"]), pd.DataFrame(columns=["epoch"])
 
     def read_epoch_records(self, run_id: str) -> list[dict]:
         """The run's epoch records only (the Runs table's best validation accuracy and speed), found without
@@ -249,14 +262,11 @@ class MetricsReads:
     def _read_metric_records(self, run_id: str) -> tuple[list[dict], list[str]]:
         """(the records a page can draw, the problems of the file): see core/store/metrics.py."""
         path = self._existing(run_id) / METRICS_FILE
-        try:
-            return READER.read(path, METRICS_FILE)
-        except FileNotFoundError:
-            return [], []
-        except PermissionError:
-            raise StoreError(f"run {run_id!r}: {METRICS_FILE} is not readable (permission denied)") from None
-        except OSError as exc:
-            raise StoreError(f"run {run_id!r}: {METRICS_FILE} cannot be read ({exc.strerror or exc})") from None
+        with _readable(run_id):
+            try:
+                return READER.read(path, METRICS_FILE)
+            except FileNotFoundError:
+                return [], []
 
     def metrics_csv(self, run_id: str) -> str:
         import pandas as pd

@@ -33,7 +33,6 @@ from core.store.label_files import LabelAuditFiles
 from core.store.listing import RunListing
 from core.store.liveness import RunLiveness
 from core.store.metrics import MetricsReads
-from core.store.sweeps import SweepFiles
 from core.store.names import (
     CONFIG_FILE,
     EVALUATION_FILE,
@@ -43,6 +42,7 @@ from core.store.names import (
     TEST_PREDICTIONS_FILE,
 )
 from core.store.snapshots import EpochFiles
+from core.store.sweeps import SweepFiles
 
 DEFAULT_ROOT = Path(__file__).resolve().parent.parent.parent / "cached_models"
 
