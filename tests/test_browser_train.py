@@ -189,6 +189,7 @@ def test_live_chart_moves_survives_a_page_switch_and_stop_works(server, page):
         time.sleep(0.1)
     stop_button = page.locator(f".st-key-train_stop_{second} button")
     stop_button.wait_for()
+    time.sleep(1.2)  # dashboard.common.ARM_SECONDS: a button that has just appeared ignores clicks (issue 21.7)
     stop_pressed = time.monotonic()
     stop_button.click()
     halted = None  # fit() returned: the trainer moved on to saving the model and scoring the test set
