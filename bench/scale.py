@@ -186,7 +186,7 @@ def _server_cpu_share(server: int, seconds: float) -> float:
 def _update_period(page, seconds: float) -> list[float]:
     """Seconds between two redraws of the Train page's batch chart that reach a later step, watched for
     `seconds` (the curve is thinned to 2,000 points, so its length stays the same)."""
-    script = ("() => { const p = document.querySelector('.st-key-train_batch_chart .js-plotly-plot');"
+    script = ("() => { const p = document.querySelector('.st-key-train_live .lenet-live-batch.js-plotly-plot');"
               " const x = p && p._fullData && p._fullData[0] ? p._fullData[0].x : null;"  # decoded, unlike p.data
               " return x && x.length ? Number(x[x.length - 1]) : 0; }")
     changes, last, deadline = [], page.evaluate(script), time.monotonic() + seconds
@@ -225,7 +225,7 @@ def measure_pages(root: Path, live_folder: Path | None, repeats: int, idle_secon
                 result["idle_tab_server_core_share"] = _server_cpu_share(process.pid, idle_seconds)
             else:
                 page.goto(url)
-                _ready(page, ".st-key-train_batch_chart .main-svg")
+                _ready(page, ".st-key-train_live .lenet-live-batch .main-svg")
                 time.sleep(3)
                 share = {}
                 threading.Thread(target=lambda: share.update(

@@ -1,8 +1,9 @@
-"""How often a live view reruns: never in a tab nobody looks at, once a second while a run trains.
+"""How often a live view reruns: never in a tab nobody looks at, seldom while a run trains.
 
 Watching must not slow training (bench/watching.py): on 2 cores every redraw in a browser takes CPU
 from the training process, so a live fragment reruns only as often as its content can change, and not at
-all while its browser tab is hidden. The browser says whether the tab is visible through a tiny
+all while its browser tab is hidden; the Train page's live panel updates itself without reruns
+(dashboard/live_panel.py). The browser says whether the tab is visible through a tiny
 Streamlit component (no iframe, no HTML): it reports `document.visibilityState` when it changes, which
 reruns the page, and the page then declares its fragment with `run_every=None` (hidden) or its interval.
 """
@@ -11,7 +12,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-TRAINING_INTERVAL = 0.9  # s: the batch chart's period must stay within a second (records arrive every 0.25 s)
+# s: while a run trains its live panel updates itself (dashboard/live_panel.py) and reruns the page when the run's
+# status changes; the fragment's own reruns only catch what that does not see (a run queued in another tab)
+TRAINING_INTERVAL = 10.0
 IDLE_INTERVAL = 5.0  # s: nothing trains; only a new run (from a terminal or another tab) can appear
 VISIBILITY_KEY = "tab_visibility"
 

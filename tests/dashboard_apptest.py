@@ -27,17 +27,33 @@ def decode(values):
     return values
 
 
+def _decoded(spec: dict) -> dict:
+    for trace in spec["data"]:
+        for axis in ("x", "y"):
+            if axis in trace:
+                trace[axis] = decode(trace[axis])
+    return spec
+
+
 def chart(at: AppTest, key: str) -> dict:
     """The figure JSON of the st.plotly_chart with this key, with its x and y arrays decoded."""
     for element in at.get("plotly_chart"):
         if element.proto.id.endswith(f"-{key}"):
-            spec = json.loads(element.proto.spec)
-            for trace in spec["data"]:
-                for axis in ("x", "y"):
-                    if axis in trace:
-                        trace[axis] = decode(trace[axis])
-            return spec
+            return _decoded(json.loads(element.proto.spec))
     raise AssertionError(f"no plotly chart with key {key!r}")
+
+
+def component_data(at: AppTest, key: str) -> dict:
+    """The data a v2 component (st.components.v2) with this key was drawn with."""
+    for element in at.get("bidi_component"):
+        if element.proto.id.endswith(f"-{key}"):
+            return json.loads(element.proto.json)
+    raise AssertionError(f"no component with key {key!r}")
+
+
+def live_chart(at: AppTest, name: str) -> dict:
+    """The Train page's live panel's "batch" or "epoch" figure (dashboard/live_panel.py), arrays decoded."""
+    return _decoded(component_data(at, "train_live")["feed"][name])
 
 
 def texts(elements) -> str:

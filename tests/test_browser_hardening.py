@@ -50,6 +50,21 @@ def test_only_local_host_names_reach_the_app(served, browser):
     page.close()
 
 
+def test_the_live_feed_answers_local_pages_only(served, browser):
+    """The dashboard's own route (dashboard/live_routes.py) holds a run's curves: a foreign page must not read them."""
+    url, run_id = served
+    port = re.search(r":(\d+)$", url).group(1)
+    path = f"/_lenet/live?run={run_id}&smoothing=0.6"
+    page = browser.new_page()
+    local = page.request.get(f"http://localhost:{port}{path}")
+    assert local.status == 200 and local.json()["run"] == run_id
+    assert page.request.get(f"http://127.0.0.1:{port}/_lenet/plotly.js").status == 200
+    for foreign in (path, "/_lenet/plotly.js"):  # through Chromium, which resolves evil.test to this machine
+        answer = page.goto(f"http://evil.test:{port}{foreign}")
+        assert answer.status == 403 and run_id not in answer.text()
+    page.close()
+
+
 def test_a_runs_name_is_shown_as_text(served, browser):
     url, _ = served
     page = browser.new_page()

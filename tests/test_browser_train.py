@@ -17,17 +17,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import streamlit_server
+
+from core import live_feed
 from core.store import RunStore
-from dashboard import live
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run"]
 RESULTS = ROOT / "bench" / "results" / "live_update.json"
-BATCH_CHART = ".st-key-train_batch_chart .js-plotly-plot"
+BATCH_CHART = ".st-key-train_live .lenet-live-batch.js-plotly-plot"
 # 16,200 training images in batches of 64: 254 steps per epoch, 16 executions of the compiled loop each;
 # the batch chart gets a point at most every 0.25 s (the callback's throttle), the epoch chart one an epoch.
 RUN = {"train_subset": 18000, "validation_split": 0.1, "batch_size": 64, "epochs": 3}
@@ -215,7 +215,7 @@ def test_live_chart_moves_survives_a_page_switch_and_stop_works(server, page):
                  "10,000 test images), then the trainer saves the model and scores the test set again: "
                  "stop_to_fit_returned_s and stop_to_stopped_status_s include that work.",
         "run": {"data_source": "sample", **RUN},
-        "fragment_run_every_s": live.TRAINING_INTERVAL,
+        "live_panel_period_s": live_feed.PERIOD_S,
         "time_to_first_point_s": round(first_point, 2),
         "model_built_to_first_point_s": round(first_point_after_model, 2),
         "model_built_to_first_record_s": round(first_record_wall - built, 2),

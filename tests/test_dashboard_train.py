@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from dashboard_apptest import APP, chart, open_app, texts
+from dashboard_apptest import APP, component_data, live_chart, open_app, texts
 from streamlit.testing.v1 import AppTest
 
+from core import figures_training as figures
 from core.records import RunStatus
 from core.store import RunStore
-from core import figures_training as figures
 from dashboard import common, sidebar
 
 pytestmark = pytest.mark.usefixtures("offline_sources")
@@ -157,10 +157,10 @@ def test_finished_run_shows_its_curves_accuracy_and_audit_link(finished_run, len
     assert links and links[0].proto.page == "evaluate"
     assert links[0].proto.query_string == f"run={finished_run}"  # the link names its run in the URL
     assert "common_selected_run" not in at.session_state  # drawing Train chooses nothing for the audit pages
-    epochs = chart(at, "train_epoch_chart")
+    epochs = live_chart(at, "epoch")
     validation = [t for t in epochs["data"] if t["name"] == "validation" and t["xaxis"] == "x2"][0]
     assert validation["y"] == pytest.approx(epoch["val_accuracy"].tolist())
-    batches = chart(at, "train_batch_chart")
+    batches = live_chart(at, "batch")
     assert batches["data"][0]["y"] == pytest.approx(batch["loss"].tolist())
 
 
@@ -187,7 +187,7 @@ def test_a_run_that_failed_before_training_does_not_say_it_is_waiting(lenet_runs
     store.write_status(run_id, status="failed", phase="failed", error="/tmp/x.png: not a .npz archive")
     at = open_app()
     assert "/tmp/x.png: not a .npz archive" in texts(at.error)
-    messages = [chart(at, key)["layout"]["annotations"][0]["text"] for key in ("train_batch_chart", "train_epoch_chart")]
+    messages = [live_chart(at, name)["layout"]["annotations"][0]["text"] for name in ("batch", "epoch")]
     assert messages == ["The run ended before its first batch.", "No epoch finished before the run ended."]
     assert "**Data:** none loaded: the run ended before its data was read." in texts(at.caption)
     for page, expected in (("evaluate", "This run ended (failed) before finishing an epoch"),
@@ -298,7 +298,10 @@ def test_a_run_training_in_a_terminal_is_followed_and_stop_asks_it_through_the_s
     at = open_app()
     assert "terminal run" in at.subheader[0].value
     assert "Started by another dashboard or a terminal" in texts(at.caption)
-    assert at.get("progress")
+    panel = component_data(at, "train_live")
+    assert panel["progress"] and panel["poll"]  # the live panel shows its progress and follows the run
+    assert [m["label"] for m in panel["feed"]["progress"]["metrics"]] == ["Epoch", "Batch", "ETA", "Images/s",
+                                                                          "Learning rate"]
     time.sleep(common.ARM_SECONDS)
     at.button(key=f"train_stop_{terminal_run}").click().run()
     assert at.session_state["train_stop_message"] == (terminal_run, "stopping (asked through the run store)")

@@ -5,7 +5,7 @@ import streamlit as st
 from core import figures_training as figures
 from core.records import ACTIVE, RunStatus
 from core.store import RunInfo, StoreError
-from dashboard import common, live, pages, sidebar
+from dashboard import common, live, live_panel, pages, sidebar
 
 SMOOTHING = "train_smoothing"
 ELSEWHERE = "Started by another dashboard or a terminal: Stop asks its trainer through the run store."
@@ -14,17 +14,6 @@ STATUS_ICONS = {"queued": ":material/hourglass_empty:", "running": ":material/di
                 "completed": ":material/check_circle:", "stopped": ":material/stop_circle:", "failed": ":material/error:",
                 "interrupted": ":material/warning:", "pruned": ":material/content_cut:"}
 # Material icons: emoji need a colour-emoji font
-
-
-@st.cache_resource(max_entries=8, show_spinner=False)
-def batch_chart(root: str, run_id: str, version: tuple, smoothing: float, ended: bool):
-    """Shared by every tab and rebuilt only when the metrics file grows."""
-    return figures.batch_figure(common.read_metrics(run_id)[0], smoothing, revision=run_id, ended=ended)
-
-
-@st.cache_resource(max_entries=8, show_spinner=False)
-def epoch_chart(root: str, run_id: str, version: tuple, ended: bool):
-    return figures.epoch_figure(common.read_metrics(run_id)[1], revision=run_id, ended=ended)
 
 
 def stop(run_id: str, key: str) -> None:
@@ -73,40 +62,29 @@ def queue_panel(runs: list[RunInfo], followed: RunInfo, followed_status: str) ->
                     help=None if manager.owns(info.run_id) else ELSEWHERE)
 
 
-def progress_panel(info: RunInfo, status: RunStatus, batch, epoch) -> None:
-    shown = figures.progress(status, batch, epoch, info.config.epochs if info.config else None)
-    phase = status.phase or status.status
-    text = shown.text if shown.epoch else f"{phase}…"
-    left, right = st.columns([5, 1], vertical_alignment="bottom")
-    left.progress(shown.fraction, text=text)
+def stop_row(info: RunInfo, status: RunStatus) -> None:
+    """Stop (or, for a sweep's trial, where to stop it) and what a press did, above the live panel."""
     if status.sweep_id:  # a sweep's trial: the sweep, not this run, is what a user stops
         st.caption(f"Trial {status.trial_number} of sweep `{status.sweep_id}`: stop the sweep on its page.")
         pages.link("sweep", "Open the sweep", query_params={"sweep": status.sweep_id})
     else:
-        stop_button(right, "Stop", info.run_id, icon=":material/stop:", type="primary", width="stretch")
+        stop_button(st, "Stop", info.run_id, icon=":material/stop:", type="primary")
         if not common.job_manager().owns(status.task_id or info.run_id):  # task_id: a label audit's fold
             st.caption(ELSEWHERE)
     message = st.session_state.get(STOP_MESSAGE)
     if message and message[0] == info.run_id:
         st.caption(f"Stop requested: {message[1]}. The model is saved and scored on the test set before the run ends.")
-    columns = st.columns(5)
-    columns[0].metric("Epoch", f"{shown.epoch}/{shown.epochs}" if shown.epoch else f"0/{shown.epochs}")
-    columns[1].metric("Batch", f"{shown.batch}/{shown.steps_per_epoch}" if shown.steps_per_epoch else "–")
-    columns[2].metric("ETA", figures.format_seconds(shown.eta_seconds))
-    columns[3].metric("Images/s", f"{shown.images_per_sec:,.0f}" if shown.images_per_sec else "–")
-    rate = shown.learning_rate if shown.learning_rate is not None else (info.config.learning_rate if info.config else None)
-    columns[4].metric("Learning rate", f"{rate:.3g}" if rate is not None else "–",
-                      help="At the end of the last finished epoch (the configured rate before the first one ends)")
 
 
-def charts(info: RunInfo, ended: bool) -> None:
+def panel(info: RunInfo, status: RunStatus) -> None:
+    """The smoothing slider, then the live panel: progress and numbers while the run trains, and its charts.
+
+    While the run is active the browser updates the panel by itself (dashboard/live_panel.py); it reruns this
+    page only when the run's status or phase changes."""
     st.slider("Smoothing of the batch curves", 0.0, 0.99, step=0.01, key=SMOOTHING, persist_state="session",
               width=320, help="Exponential moving average, debiased as in TensorBoard; 0 shows the raw values")
-    root, version = str(common.store().root), common.store().version(info.run_id)
-    st.plotly_chart(batch_chart(root, info.run_id, version, st.session_state[SMOOTHING], ended), key="train_batch_chart",
-                    config={"displaylogo": False})
-    st.plotly_chart(epoch_chart(root, info.run_id, version, ended), key="train_epoch_chart",
-                    config={"displaylogo": False})
+    live_panel.show(info.run_id, st.session_state[SMOOTHING], active=status.active, key="train_live",
+                    on_change=lambda: None, progress=status.status == "running")
 
 
 def stopped_text(status: RunStatus) -> str:
@@ -176,17 +154,20 @@ def live_view(training: bool) -> None:
         return
     try:
         status = common.store().read_status(followed.run_id)
-        batch, epoch = common.read_metrics(followed.run_id)
+        epoch = common.read_metrics(followed.run_id)[1]
     except StoreError as exc:  # deleted or damaged between the listing and this read
         st.warning(str(exc))
         return
     header(followed, status)
     queue_panel(runs, followed, status.status)
     if status.status == "running":
-        progress_panel(followed, status, batch, epoch)
+        stop_row(followed, status)
     elif not status.active:
         summary(followed, status, epoch)
-    charts(followed, ended=not status.active)
+    try:
+        panel(followed, status)
+    except StoreError as exc:  # deleted or damaged since the reads above
+        st.warning(str(exc))
 
 
 def follow() -> None:
@@ -197,8 +178,6 @@ def follow() -> None:
 
 
 st.session_state.setdefault(SMOOTHING, 0.6)
-# The progress bar's width animation redraws the page for a while after each update (bench/watching.py)
-st.html("<style>[data-testid=stProgress], [data-testid=stProgress] * { transition: none !important; }</style>")
 sidebar.training_form()
 st.title("Train LeNet-5")
 st.caption("Start a run from the sidebar. The newest live run is followed here, also one started in a terminal "

@@ -1,0 +1,155 @@
+"""The Train page's live panel: progress bar, the five numbers, and the batch and epoch charts of one run.
+
+Watching must not slow training (issue 20, item 3). A Streamlit fragment that reruns once a second cost the
+browser ~0.1 s of CPU and the server ~0.07 s per rerun whatever it drew, and the Plotly charts redrawn through
+`st.plotly_chart` as much again: a visible Train tab took 23% of the trainer's speed on 2 cores. So no script
+reruns while a run trains: this component (Streamlit's v2 component API, no iframe) asks the dashboard server
+for the run's live panel (`/_lenet/live`, dashboard/live_routes.py, the same `core.live_feed.feed` the page
+draws it from) once a second while its tab is visible, and redraws only what changed, with plotly.js. When
+the run's status or phase changes or the run disappears, it asks the page to rerun (the header, the Stop
+button, the summary follow from that). A hidden tab asks for nothing.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core import live_feed
+from dashboard import common
+from dashboard.live_routes import LIVE_PATH, PLOTLY_PATH
+
+_PANEL = st.components.v2.component(
+    "lenet_lab.live_panel",
+    isolate_styles=False,  # plotly.js styles its mode bar with rules it adds to the document
+    html="""
+<div class="lenet-live">
+  <div class="lenet-live-progress" role="progressbar" aria-valuemin="0" aria-valuemax="100">
+    <div class="lenet-live-progress-text"></div>
+    <div class="lenet-live-track"><div class="lenet-live-bar"></div></div>
+  </div>
+  <div class="lenet-live-metrics"></div>
+  <div class="lenet-live-chart lenet-live-batch"></div>
+  <div class="lenet-live-chart lenet-live-epoch"></div>
+</div>""",
+    css="""
+.lenet-live { display: flex; flex-direction: column; gap: 1rem; font-family: var(--st-font, "Source Sans", sans-serif); }
+.lenet-live-progress-text { font-size: 0.875rem; margin-bottom: 0.25rem; }
+.lenet-live-track { height: 0.5rem; border-radius: 0.25rem; background: var(--st-secondary-background-color, #f0f2f6); }
+.lenet-live-bar { height: 100%; width: 0; border-radius: 0.25rem; background: var(--st-primary-color, #2563eb); }
+.lenet-live-metrics { display: grid; grid-template-columns: repeat(5, minmax(0, 1fr)); gap: 1rem; }
+.lenet-live-metric-label { font-size: 0.875rem; }
+.lenet-live-metric-value { font-size: 2.25rem; line-height: 1.2; white-space: nowrap; overflow: hidden;
+                           text-overflow: ellipsis; }
+.lenet-live-chart { width: 100%; min-height: 320px; }
+.lenet-live[data-progress="off"] .lenet-live-progress,
+.lenet-live[data-progress="off"] .lenet-live-metrics { display: none; }
+""",
+    js="""
+const CONFIG = { displaylogo: false, responsive: true };
+
+function plotly(src) {
+  if (window.Plotly) return Promise.resolve(window.Plotly);
+  if (!window.lenetPlotly) window.lenetPlotly = new Promise((resolve, reject) => {
+    const script = document.createElement("script");
+    script.src = src;
+    script.onload = () => resolve(window.Plotly);
+    script.onerror = reject;
+    document.head.appendChild(script);
+  });
+  return window.lenetPlotly;
+}
+
+function drawProgress(root, feed) {
+  const progress = feed.progress, percent = Math.round(progress.fraction * 1000) / 10;
+  root.querySelector(".lenet-live-bar").style.width = `${percent}%`;
+  root.querySelector(".lenet-live-progress").setAttribute("aria-valuenow", String(percent));
+  root.querySelector(".lenet-live-progress-text").textContent = progress.text;
+  const box = root.querySelector(".lenet-live-metrics");
+  if (box.children.length !== progress.metrics.length) {
+    box.replaceChildren(...progress.metrics.map(() => {
+      const metric = document.createElement("div");
+      metric.className = "lenet-live-metric";
+      metric.innerHTML = '<div class="lenet-live-metric-label"></div><div class="lenet-live-metric-value"></div>';
+      return metric;
+    }));
+  }
+  progress.metrics.forEach((m, i) => {
+    const metric = box.children[i];
+    metric.title = m.help || "";
+    metric.querySelector(".lenet-live-metric-label").textContent = m.label;
+    metric.querySelector(".lenet-live-metric-value").textContent = m.value;
+  });
+}
+
+function draw(root, feed, live) {
+  drawProgress(root, feed);
+  for (const name of ["batch", "epoch"]) {
+    const text = JSON.stringify(feed[name]);
+    if (live.drawn[name] === text) continue;  // the epoch chart changes once an epoch: no redraw in between
+    live.drawn[name] = text;
+    window.Plotly.react(root.querySelector(`.lenet-live-${name}`), feed[name].data, feed[name].layout, CONFIG);
+  }
+}
+
+export default function ({ parentElement, data, setTriggerValue }) {
+  const root = parentElement.querySelector(".lenet-live");
+  root.dataset.progress = data.progress ? "on" : "off";
+  const live = root.lenetLive || (root.lenetLive = { drawn: {}, timer: null, stopped: false });
+  live.data = data;
+  live.stamp = data.feed.stamp;
+  live.stopped = false;
+  const ask = async () => {
+    live.timer = null;
+    if (live.stopped || !live.data.poll || document.visibilityState !== "visible") return;  // shown again: asks at once
+    const d = live.data;
+    const url = `${d.url}?run=${encodeURIComponent(d.feed.run)}&smoothing=${d.smoothing}&since=${live.stamp}`;
+    try {
+      const answer = await fetch(url, { cache: "no-store" });
+      const feed = await answer.json();
+      if (live.stopped) return;
+      if (!answer.ok) {
+        setTriggerValue("changed", "gone");  // deleted or unreadable: the page says what happened
+        return;
+      }
+      if (!feed.unchanged) {
+        live.stamp = feed.stamp;
+        draw(root, feed, live);
+        if (feed.status !== d.feed.status || feed.phase !== d.feed.phase) {
+          setTriggerValue("changed", feed.stamp);  // started, ended, a new phase: the page reruns around it
+          return;
+        }
+      }
+    } catch (error) {
+      // the server is restarting or the connection dropped: try again at the next tick
+    }
+    if (!live.stopped) live.timer = setTimeout(ask, d.period * 1000);
+  };
+  const shown = () => { if (document.visibilityState === "visible" && !live.timer) ask(); };
+  if (live.shown) document.removeEventListener("visibilitychange", live.shown);
+  live.shown = shown;
+  plotly(data.plotly).then(() => {
+    draw(root, data.feed, live);
+    if (data.poll && !live.timer) live.timer = setTimeout(ask, data.period * 1000);
+  });
+  document.addEventListener("visibilitychange", shown);
+  return () => {
+    live.stopped = true;
+    clearTimeout(live.timer);
+    live.timer = null;
+    document.removeEventListener("visibilitychange", shown);
+  };
+}
+""")
+
+
+def show(run_id: str, smoothing: float, active: bool, key: str, on_change, progress: bool | None = None) -> dict:
+    """Draw the run's live panel and follow it while it is active; progress (default: active) shows the progress
+    bar and the five numbers above the charts.
+
+    on_change: called (then the page reruns) when the browser sees the run's status or phase change or the run
+    go away. Returns the feed the panel was drawn from; raises StoreError for a run that cannot be read."""
+    feed = live_feed.feed(common.store(), run_id, smoothing)
+    _PANEL(key=key, data={"feed": feed, "progress": active if progress is None else progress, "poll": active, "smoothing": round(smoothing, 2),
+                          "period": live_feed.PERIOD_S, "url": LIVE_PATH, "plotly": PLOTLY_PATH},
+           on_changed_change=on_change)
+    return feed

@@ -1,0 +1,106 @@
+"""The Train page's live panel without reruns (issue 20, item 3): the feed it is drawn from (core/live_feed.py)
+and the server route the browser asks it from once a second (dashboard/live_routes.py)."""
+
+import json
+from urllib.parse import urlencode
+
+import pytest
+from starlette.requests import Request
+from streamlit import config
+
+from core import live_feed
+from core.config import TrainConfig
+from core.store import RunStore
+from dashboard import live_routes
+from dashboard_apptest import decode
+
+
+def batches(start: int, count: int) -> list[dict]:
+    return [{"type": "batch", "epoch": 1, "batch": step, "step": step, "loss": 1 / step, "accuracy": step / 100,
+             "batches": 1, "time": step / 10} for step in range(start, start + count)]
+
+
+@pytest.fixture
+def live_run(lenet_runs):
+    store = RunStore()
+    run_id = store.create_run(TrainConfig(epochs=2, train_subset=600, validation_split=0.1), "watched")
+    store.write_status(run_id, status="running", phase="training", epochs=2, steps_per_epoch=50, batch_size=64)
+    store.append_metrics(run_id, batches(1, 10))
+    return store, run_id
+
+
+def test_the_feed_holds_the_progress_and_both_charts_of_the_stored_records(live_run):
+    store, run_id = live_run
+    feed = live_feed.feed(store, run_id, 0.0)
+    assert (feed["run"], feed["status"], feed["phase"], feed["active"]) == (run_id, "running", "training", True)
+    assert feed["progress"]["fraction"] == pytest.approx(10 / 100)
+    assert feed["progress"]["text"].startswith("epoch 1/2 · batch 10/50")
+    values = {m["label"]: m["value"] for m in feed["progress"]["metrics"]}
+    assert values["Epoch"] == "1/2" and values["Batch"] == "10/50"
+    loss = feed["batch"]["data"][0]
+    assert decode(loss["x"]) == list(range(1, 11)) and decode(loss["y"]) == pytest.approx([1 / s for s in range(1, 11)])
+    assert "template" not in feed["batch"]["layout"]  # Streamlit's template has placeholder colours plotly.js lacks
+
+
+def test_the_feed_is_built_once_per_change_and_its_stamp_follows_the_files(live_run):
+    store, run_id = live_run
+    first = live_feed.feed(store, run_id, 0.6)
+    assert live_feed.feed(RunStore(), run_id, 0.6) is first  # another tab: the same build
+    assert live_feed.feed(store, run_id, 0.0) is not first  # another smoothing: its own
+    store.append_metrics(run_id, batches(11, 5))
+    later = live_feed.feed(store, run_id, 0.6)
+    assert later["stamp"] != first["stamp"] and len(decode(later["batch"]["data"][-1]["x"])) == 15
+
+
+class Client:
+    """Calls the routes' endpoints as Starlette does, with a request of the given host name."""
+
+    endpoints = {route.path: route.endpoint for route in live_routes.routes()}
+
+    def get(self, path: str, params: dict | None = None, host: str = "localhost:8501"):
+        scope = {"type": "http", "method": "GET", "path": path, "query_string": urlencode(params or {}).encode(),
+                 "headers": [(b"host", host.encode())]}
+        answer = self.endpoints[path](Request(scope))
+        answer.json = lambda: json.loads(answer.body)
+        return answer
+
+
+@pytest.fixture
+def client():
+    allowed = config.get_option("server.allowedHosts")
+    config.set_option("server.allowedHosts", ["localhost", "127.0.0.1"])
+    yield Client()
+    config.set_option("server.allowedHosts", allowed)
+
+
+def test_the_route_answers_the_feed_then_unchanged_until_the_run_moves(live_run, client):
+    store, run_id = live_run
+    answer = client.get("/_lenet/live", params={"run": run_id, "smoothing": "0.6"})
+    assert answer.status_code == 200 and answer.headers["cache-control"] == "no-store"
+    stamp = answer.json()["stamp"]
+    again = client.get("/_lenet/live", params={"run": run_id, "smoothing": "0.6", "since": stamp})
+    assert again.json() == {"unchanged": True}
+    store.append_metrics(run_id, batches(11, 1))
+    moved = client.get("/_lenet/live", params={"run": run_id, "smoothing": "0.6", "since": stamp}).json()
+    assert moved["stamp"] != stamp and moved["progress"]["metrics"][1]["value"] == "11/50"
+    bundle = client.get("/_lenet/plotly.js")  # the bundle the report embeds too
+    assert bundle.status_code == 200 and open(bundle.path, "rb").read(40).startswith(b"/**\n* plotly.js")
+
+
+@pytest.mark.parametrize(("params", "status", "message"), [
+    ({"run": "x", "smoothing": "1.5"}, 400, "smoothing must be a number from 0 to 0.99"),
+    ({"run": "x", "smoothing": "high"}, 400, "smoothing must be a number from 0 to 0.99"),
+    ({"run": "x", "since": "../../etc"}, 400, "since must be the stamp of an earlier answer"),
+    ({"run": "../etc"}, 404, "is not valid; allowed:"),
+    ({"run": "20990101-000000-nothing-0000"}, 404, "20990101-000000-nothing-0000"),
+])
+def test_bad_parameters_get_a_message_not_a_traceback(lenet_runs, client, params, status, message):
+    answer = client.get("/_lenet/live", params=params)
+    assert answer.status_code == status and message in answer.json()["error"]
+
+
+def test_a_foreign_host_name_gets_nothing(live_run, client):
+    _, run_id = live_run
+    for path in ("/_lenet/live", "/_lenet/plotly.js"):
+        answer = client.get(path, params={"run": run_id}, host="evil.test:8501")
+        assert answer.status_code == 403 and run_id not in answer.body.decode()
