@@ -52,11 +52,14 @@ def _build(store: RunStore, run_id: str, smoothing: float) -> dict:
     shown = figures.progress(status, batch, epoch, config.epochs if config else None)
     phase = status.phase or status.status
     ended = not status.active
+    # what each chart is drawn from: the browser redraws a chart only when its key changes
+    keys = {"batch": [_count(batch), smoothing, ended], "epoch": [_count(epoch), ended]}
     return {
         "run": run_id,
         "status": status.status,
         "phase": status.phase or "",
         "active": status.active,
+        "keys": {name: ":".join(map(str, key)) for name, key in keys.items()},
         "progress": {"fraction": shown.fraction, "text": shown.text if shown.epoch else f"{phase}…",
                      "metrics": metrics(shown, status, config.learning_rate if config else None)},
         "batch": _plain(figures.batch_figure(batch, smoothing, revision=run_id, ended=ended)),
@@ -89,3 +92,7 @@ def feed(store: RunStore, run_id: str, smoothing: float) -> dict:
         while len(_cache) > _CACHE_SIZE:
             _cache.popitem(last=False)
     return built
+
+
+def _count(records) -> int:
+    return 0 if records is None else len(records)

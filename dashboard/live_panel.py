@@ -40,7 +40,8 @@ _PANEL = st.components.v2.component(
 .lenet-live-metric-label { font-size: 0.875rem; }
 .lenet-live-metric-value { font-size: 2.25rem; line-height: 1.2; white-space: nowrap; overflow: hidden;
                            text-overflow: ellipsis; }
-.lenet-live-chart { width: 100%; min-height: 320px; }
+.lenet-live-chart { width: 100%; height: 320px; contain: strict; }
+.lenet-live-progress, .lenet-live-metrics { contain: layout paint style; }
 .lenet-live[data-progress="off"] .lenet-live-progress,
 .lenet-live[data-progress="off"] .lenet-live-metrics { display: none; }
 """,
@@ -84,9 +85,9 @@ function drawProgress(root, feed) {
 function draw(root, feed, live) {
   drawProgress(root, feed);
   for (const name of ["batch", "epoch"]) {
-    const text = JSON.stringify(feed[name]);
-    if (live.drawn[name] === text) continue;  // the epoch chart changes once an epoch: no redraw in between
-    live.drawn[name] = text;
+    const key = feed.keys[name];
+    if (live.drawn[name] === key) continue;  // the epoch chart changes once an epoch: no redraw in between
+    live.drawn[name] = key;
     window.Plotly.react(root.querySelector(`.lenet-live-${name}`), feed[name].data, feed[name].layout, CONFIG);
   }
 }
@@ -100,6 +101,7 @@ export default function ({ parentElement, data, setTriggerValue }) {
   live.stopped = false;
   const ask = async () => {
     live.timer = null;
+    const started = performance.now();
     if (live.stopped || !live.data.poll || document.visibilityState !== "visible") return;  // shown again: asks at once
     const d = live.data;
     const url = `${d.url}?run=${encodeURIComponent(d.feed.run)}&smoothing=${d.smoothing}&since=${live.stamp}`;
@@ -122,7 +124,8 @@ export default function ({ parentElement, data, setTriggerValue }) {
     } catch (error) {
       // the server is restarting or the connection dropped: try again at the next tick
     }
-    if (!live.stopped) live.timer = setTimeout(ask, d.period * 1000);
+    // every period from the last ask's start, however long the answer took: the chart's period stays ≤ 1 s
+    if (!live.stopped) live.timer = setTimeout(ask, Math.max(0, d.period * 1000 - (performance.now() - started)));
   };
   const shown = () => { if (document.visibilityState === "visible" && !live.timer) ask(); };
   if (live.shown) document.removeEventListener("visibilitychange", live.shown);
