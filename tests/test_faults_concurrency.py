@@ -161,7 +161,7 @@ def test_stop_twice_on_a_running_and_a_queued_run_and_after_the_end(gated):
 
 
 def test_reload_during_the_last_epoch_follows_the_run_to_its_end(gated):
-    from dashboard_apptest import open_app
+    from dashboard_apptest import component_data, open_app
 
     at = _session("last epoch")
     at.button(key=sidebar.SUBMIT).click().run()
@@ -169,8 +169,8 @@ def test_reload_during_the_last_epoch_follows_the_run_to_its_end(gated):
     [run_id] = [info.run_id for info in store.list_runs()]
     _wait(lambda: store.read_status(run_id).status == "running", what="the run to start")
     reloaded = open_app()  # a new browser session on the same server, as a reload makes
-    metrics = {m.label: m.value for m in reloaded.metric}
-    assert metrics["Epoch"] == "2/2" and metrics["Batch"] == "5/9"
+    metrics = {m["label"]: m["value"] for m in component_data(reloaded, "train_live")["feed"]["progress"]["metrics"]}
+    assert metrics["Epoch"] == "2/2" and metrics["Batch"] == "5/9"  # the live panel, drawn from the store
     assert "last epoch" in reloaded.subheader[0].value
     GATE.set()
     _wait(lambda: store.read_status(run_id).status == "completed", what="the run to complete")
