@@ -74,12 +74,15 @@ class FeaturePass:
 
 
 def pca_map(feature_rows: np.ndarray) -> np.ndarray:
-    """The rows' first two principal components (scikit-learn's PCA from the 84x84 covariance: milliseconds)."""
+    """The rows' first two principal components: scikit-learn's PCA from the 84x84 covariance, on one BLAS thread
+    (threadpoolctl). Milliseconds; with BLAS's threads it took 0.4 s on a busy 2-core machine, spent waiting."""
     from sklearn.decomposition import PCA
+    from threadpoolctl import threadpool_limits
 
     rows = np.asarray(feature_rows, np.float32)
     solver = "covariance_eigh" if len(rows) > rows.shape[1] else "full"
-    return PCA(n_components=2, svd_solver=solver, random_state=TSNE_SEED).fit_transform(rows).astype(np.float32)
+    with threadpool_limits(limits=1, user_api="blas"):
+        return PCA(n_components=2, svd_solver=solver, random_state=TSNE_SEED).fit_transform(rows).astype(np.float32)
 
 
 def _tsne(feature_rows: np.ndarray) -> np.ndarray:
