@@ -14,7 +14,6 @@ from core.store import RunStore
 
 LAYER = "f6_dense"
 TSNE_SEED = 0
-PCA_DIMS = 50  # t-SNE's usual first step: the rows' 50 principal components
 STOP_POLL_S = 0.1  # how often a running t-SNE looks at its stop event
 
 
@@ -86,14 +85,11 @@ def pca_map(feature_rows: np.ndarray) -> np.ndarray:
 
 
 def _tsne(feature_rows: np.ndarray) -> np.ndarray:
-    """scikit-learn's TSNE as the field runs it: the rows reduced to their first PCA_DIMS principal components,
-    then Barnes-Hut t-SNE from a PCA start, with the neighbour search on every core."""
-    from sklearn.decomposition import PCA
+    """scikit-learn's Barnes-Hut TSNE from a PCA start, its neighbour search on every core. Not reduced to 50 PCA
+    dimensions first, the usual step for wider inputs: for F6's 84 it saved no time (bench/RESULTS.md)."""
     from sklearn.manifold import TSNE
 
     rows = np.asarray(feature_rows, np.float32)
-    if rows.shape[1] > PCA_DIMS and len(rows) > PCA_DIMS:
-        rows = PCA(n_components=PCA_DIMS, random_state=TSNE_SEED).fit_transform(rows)
     return TSNE(n_components=2, init="pca", random_state=TSNE_SEED, n_jobs=-1).fit_transform(rows).astype(np.float32)
 
 
