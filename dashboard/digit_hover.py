@@ -45,7 +45,11 @@ export default function ({{ parentElement, data }}) {{
     let index = point?.customdata;
     if (index !== null && typeof index === "object") index = index[0];  // [index, ...] (an array or {{"0": ...}})
     index = Number(index);
-    if (!Number.isInteger(index) || index < 0 || index >= data.count || !atlas.complete) return;
+    if (!Number.isInteger(index) || index < 0 || index >= data.count) return;
+    if (!atlas.complete) {{  // the atlas is still decoding: draw this point when it is ready
+      atlas.onload = () => show(event);
+      return;
+    }}
     const cell = 28, size = cell * {SCALE};
     context.imageSmoothingEnabled = false;
     context.clearRect(0, 0, size, size);
@@ -60,7 +64,10 @@ export default function ({{ parentElement, data }}) {{
     box.style.left = `${{Math.max(4, Math.min(x - width / 2, window.innerWidth - width - 4))}}px`;
     box.style.top = `${{y - 16 - height >= 4 ? y - 16 - height : y + 16}}px`;
   }};
-  const hide = () => {{ box.hidden = true; }};
+  const hide = () => {{
+    atlas.onload = null;
+    box.hidden = true;
+  }};
   let chart = null;
   const attach = () => {{
     const found = document.querySelector(`.st-key-${{data.chart}} .js-plotly-plot`);
