@@ -35,9 +35,10 @@ def epoch_label(epoch: int) -> str:
     return "saved model" if epoch == FINAL else f"epoch {epoch}"
 
 
-def epoch_model(key: str, info: RunInfo) -> EpochModel | None:
+def epoch_model(key: str, info: RunInfo, with_model: bool = True) -> EpochModel | None:
     """A slider over the epochs whose weights the run kept (and its saved model); shows why some are missing.
-    None, with a message, when the run has no model to show at all."""
+    None, with a message, when the run has no model to show at all. Without `with_model`, the chosen epoch and
+    its caption only (model None): for a caller that reads the weights itself."""
     epochs, missing = explain_loaders.weights_epochs(info)
     has_final = not info.active and bool(info.record.model_saved)
     options = epochs + ([FINAL] if has_final else [])
@@ -61,11 +62,14 @@ def epoch_model(key: str, info: RunInfo) -> EpochModel | None:
         st.session_state[last] = options[-1]
         epoch = st.select_slider("Model after", options=options, value=options[-1], key=key,
                                  format_func=epoch_label)
+    caption = "the saved model" if epoch == FINAL else f"after epoch {epoch}"
+    if not with_model:
+        return EpochModel(epoch, None, caption)
     model, problem = explain_loaders.model_at(info, epoch)
     if model is None:
         st.warning(problem)
         return None
-    return EpochModel(epoch, model, "the saved model" if epoch == FINAL else f"after epoch {epoch}")
+    return EpochModel(epoch, model, caption)
 
 
 def attribution_panel(prefix: str, info: RunInfo, x28: np.ndarray, x32: np.ndarray, names: list[str],

@@ -96,22 +96,40 @@ def calibration(probs: np.ndarray, labels: np.ndarray):
     return compute(labels, probs)
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
-def _features(root: str, run_id: str, epoch: int, version: tuple, images32: np.ndarray, _model) -> np.ndarray:
-    from core.representation import features
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _feature_pass(root: str, run_id: str):
+    from core.representation import FeaturePass
 
-    return features(_model, images32)
-
-
-def features_at(info: RunInfo, epoch: int, model, images32: np.ndarray) -> np.ndarray:
-    return _features(_root(), info.run_id, epoch, _version(info, epoch), images32, model)
+    return FeaturePass(RunStore(root).read_config(run_id))
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
-def pca(features: np.ndarray) -> np.ndarray:
+@st.cache_data(max_entries=16, show_spinner="Mapping the test images at this epoch…")
+def _pca_points(root: str, run_id: str, epoch: int, version: tuple, detail: str, _images32: np.ndarray,
+                _info: RunInfo) -> tuple[np.ndarray | None, str | None]:
     from core.representation import pca_map
 
-    return pca_map(features)
+    if epoch == FINAL:
+        model, problem = loaders.model(_info)
+        if model is None:
+            return None, problem
+        weights = model.get_weights()
+    else:
+        try:
+            weights = RunStore(root).read_epoch_snapshot(run_id, epoch).weights
+        except StoreError as exc:
+            return None, str(exc)
+    if not weights:
+        return None, f"run {run_id!r} kept no weights at epoch {epoch}"
+    try:
+        return pca_map(_feature_pass(root, run_id)(weights, _images32)), None
+    except ValueError as exc:
+        return None, f"run {run_id!r}, epoch {epoch}: {exc}"
+
+
+def pca_points(info: RunInfo, epoch: int, detail: str, images32: np.ndarray) -> tuple[np.ndarray | None, str | None]:
+    """(the PCA map of F6 for the test images `detail` names, None) or (None, why not): F6 of the model after
+    `epoch` in one compiled pass with the epoch's weights swapped into one model per run, once per run and epoch."""
+    return _pca_points(_root(), info.run_id, int(epoch), _version(info, epoch), detail, images32, info)
 
 
 def stored_tsne(info: RunInfo, epoch: int) -> np.ndarray | None:

@@ -6,7 +6,18 @@ import numpy as np
 import streamlit as st
 
 from core.store import StoreError
-from dashboard import common, explain, explain_loaders, figures_explain, gallery_state, live, loaders, pages, widgets
+from dashboard import (
+    common,
+    digit_hover,
+    explain,
+    explain_loaders,
+    figures_explain,
+    gallery_state,
+    live,
+    loaders,
+    pages,
+    widgets,
+)
 from dashboard.audit_run import AuditRun
 
 MAP_EPOCH = "why_map_epoch"
@@ -60,19 +71,21 @@ def open_clicked_in_gallery() -> None:
 def representation_section(run: AuditRun) -> None:
     st.caption("Each test image as the layer before the output (F6, 84 units) sees it, mapped to 2-D and coloured "
                "by its true class; crosses are misclassified. Move the epoch to watch the classes separate. "
-               "Click a point to open its image in the error gallery.")
+               "Rest the mouse on a point to see its digit; click it to open the image in the error gallery.")
     if run.images is None or run.predictions is None:
         st.info(f"The map needs the test images and the run's predictions: {run.image_problem or 'none yet'}.")
         return
-    chosen = explain.epoch_model(MAP_EPOCH, run.info)
+    chosen = explain.epoch_model(MAP_EPOCH, run.info, with_model=False)  # the map swaps the weights in
     if chosen is None:
         return
     method = st.radio("Projection", PROJECTIONS, horizontal=True, key=MAP_METHOD)
     probs = _probs_at(run, chosen.epoch)
     if method == "PCA":
-        features = explain_loaders.features_at(run.info, chosen.epoch, chosen.model,
-                                               padded(run.images.detail, run.images.images))
-        points = explain_loaders.pca(features)
+        points, problem = explain_loaders.pca_points(run.info, chosen.epoch, run.images.detail,
+                                                     padded(run.images.detail, run.images.images))
+        if points is None:
+            st.warning(problem)
+            return
     else:
         points = tsne_points(run, chosen)
         if points is None:
@@ -81,6 +94,7 @@ def representation_section(run: AuditRun) -> None:
                                                   f"{method}, {chosen.caption}")
     st.plotly_chart(chart, key=MAP_CHART, on_select=_on_map_click, selection_mode="points",
                     config={"displayModeBar": False, "scrollZoom": True})
+    digit_hover.digit_on_hover(MAP_CHART, run.images.images, run.images.detail)
 
 
 def tsne_points(run: AuditRun, chosen: explain.EpochModel) -> np.ndarray | None:
@@ -98,7 +112,8 @@ def tsne_points(run: AuditRun, chosen: explain.EpochModel) -> np.ndarray | None:
         st.fragment(run_every=live.interval(True))(_wait_for_tsne)(run, chosen)
         return None
     if job is not None and job.state == "done":
-        st.warning(f"The t-SNE task ended without a map ({job.error or 'it was stopped'}).")
+        st.warning("The t-SNE map was stopped before it was finished; nothing was stored." if job.status == "stopped"
+                   else f"The t-SNE task ended without a map ({job.error or job.status or 'no message'}).")
     st.caption(f"t-SNE of {len(run.predictions.labels):,} images takes minutes in the training process (see "
                "bench/RESULTS.md); it is computed once per run and epoch, then kept with the run.")
     if st.button("Compute the t-SNE map", key="why_tsne_start", icon=":material/scatter_plot:"):
@@ -109,10 +124,16 @@ def tsne_points(run: AuditRun, chosen: explain.EpochModel) -> np.ndarray | None:
 
 
 def _wait_for_tsne(run: AuditRun, chosen: explain.EpochModel) -> None:
-    if explain_loaders.stored_tsne(run.info, chosen.epoch) is not None:
+    task_id = f"tsne-{run.info.run_id}-{chosen.epoch}"
+    job = common.job_manager().get(task_id)
+    if explain_loaders.stored_tsne(run.info, chosen.epoch) is not None or job is None or job.state == "done":
         st.rerun(scope="app")
-    st.info("Computing the t-SNE map in the training process… it appears here when it is ready.",
-            icon=":material/hourglass_top:")
+    left, right = st.columns([4, 1], vertical_alignment="center")
+    left.info("Computing the t-SNE map in the training process… it appears here when it is ready." if job.state ==
+              "running" else "The t-SNE map is queued: it starts when the training process is free.",
+              icon=":material/hourglass_top:")
+    right.button("Stop", key="why_tsne_stop", icon=":material/stop:", on_click=common.job_manager().stop,
+                 args=(task_id,))
 
 
 def calibration_section(run: AuditRun) -> None:

@@ -18,9 +18,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from core.config import TrainConfig
 from core.store import RunStore, StoreError, now_iso
@@ -42,6 +42,7 @@ class Job:
     stop_event: threading.Event = field(default_factory=threading.Event)
     state: str = "queued"  # queued -> running -> done
     error: str | None = None  # a task that raised: its message (a training run records its own in the store)
+    status: str = ""  # a task's final word ("completed", "stopped", ...), once it has ended
 
 
 class TrainingProcess:
@@ -231,7 +232,7 @@ class JobManager:
             job.stop_event.set()
             if job.state != "queued":
                 return "stopping" if job.state == "running" else "already finished"
-            job.state = "done"
+            job.state, job.status = "done", "stopped"
         if job.config is None:  # a task: nothing in the store to mark
             return "stopped before it started"
         with contextlib.suppress(OSError, StoreError):
@@ -291,7 +292,7 @@ class JobManager:
                     self._train(job.config, self.store, job.run_id, job.stop_event)
                     self._end_if_left_active(job.run_id)
                 else:
-                    self._task(job.kind, job.args, self.store, job.run_id, job.stop_event)
+                    job.status = self._task(job.kind, job.args, self.store, job.run_id, job.stop_event) or ""
             except Exception as exc:  # noqa: BLE001 - the trainer records its own errors; this is a last resort
                 if job.config is None:
                     job.error = f"{type(exc).__name__}: {exc}"

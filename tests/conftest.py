@@ -172,3 +172,19 @@ def chromium(*extra_args: str):
 needs_chromium = pytest.mark.skipif(not os.path.exists(CHROMIUM_PATH),
                                     reason=f"Chromium not found at {CHROMIUM_PATH}: install Debian's chromium "
                                            "package to run the browser tests")
+
+
+def tsne_children() -> list[int]:
+    """This process's t-SNE children (core.representation's `python -c` interpreters), from /proc."""
+    from pathlib import Path
+
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            command = (entry / "cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue
+        if parent == os.getpid() and b"tsne_files" in command:
+            found.append(int(entry.name))
+    return found

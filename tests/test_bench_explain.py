@@ -20,6 +20,9 @@ def test_explain_quick_without_the_browser(tmp_path):
     assert set(result["measured"]["engines"]["attribution_s"]) == {
         "saliency", "smoothgrad", "integrated_gradients", "gradcam", "occlusion"}
     assert result["measured"]["engines"]["pca_images"] == 10_000
+    first_views = result["measured"]["engines"]["pca_first_view_s"]  # one epoch: the run's first map only
+    assert list(first_views) == ["epoch 1 (the run's first map)"]
+    assert result["measured"]["engines"]["pca_s"] == first_views["epoch 1 (the run's first map)"]
     assert set(result["measured"]["pages_s"]) == {"why: Attribution", "why: Representation map", "why: Calibration",
                                                   "why: Layer health", "predict"}
     assert all(0 < v < 60 for v in result["worst"].values())

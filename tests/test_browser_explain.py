@@ -1,16 +1,20 @@
 """Issue 17 in a real browser: a digit drawn with mouse moves on Predict's canvas gets an answer that changes when
-the drawing changes (Undo and Clear included), and a click on the Why page's representation map opens that image
-in the error gallery.
+the drawing changes (Undo and Clear included); resting the mouse on a point of the Why page's representation map
+shows that point's digit, and a click opens that image in the error gallery.
 
 One `streamlit run dashboard/app.py` over a store holding a copy of the two-epoch audit run (it kept its weights
 at every epoch), driven by Debian's Chromium through Playwright. bench/explain.py reuses the drawing helpers.
 """
 
+import os
 import re
 import shutil
 
+import numpy as np
 import pytest
 from conftest import chromium, needs_chromium, streamlit_server
+
+from core.data import load_test_set, unpad_images
 
 FIRST_RENDER = 180_000  # ms: the first render imports TensorFlow on a busy CPU
 CANVAS = "canvas[aria-label^='Drawing area']"
@@ -107,4 +111,33 @@ def test_a_click_on_the_representation_map_opens_the_image_in_the_gallery(server
     assert "/gallery" in page.url and "image=" in page.url
     index = re.search(r"#(\d+)", heading.inner_text()).group(1)
     assert f"image={index}" in page.url
+    page.close()
+
+
+def test_hovering_a_point_of_the_representation_map_shows_its_digit(server, browser):
+    page = browser.new_page(viewport={"width": 1280, "height": 1400})
+    page.set_default_timeout(60_000)
+    page.goto(f"{server}/why?why_view=Representation+map")
+    images = unpad_images(load_test_set("mnist", "sample")[0])
+    preview = page.locator(".digit-hover")
+    for trace, nth in ((4, 11), (8, 3)):  # two points of two classes: the preview follows the mouse
+        point = page.locator(f".st-key-why_map_chart .scatterlayer .trace:nth-child({trace}) .points path").nth(nth)
+        point.wait_for(timeout=FIRST_RENDER)
+        point.scroll_into_view_if_needed()
+        box = point.bounding_box()
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, steps=4)
+        hover = page.locator(".hoverlayer .hovertext").first
+        hover.wait_for()
+        label = hover.text_content()
+        index = int(re.search(r"test image #(\d+)", label).group(1))  # the point plotly says is under the mouse
+        page.locator(f".digit-hover[data-index='{index}']:not([hidden])").wait_for(timeout=5_000)
+        assert preview.inner_text() == f"test image #{index}"
+        pixels = preview.locator("canvas").evaluate(
+            "c => Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)")
+        shown = np.array(pixels, np.uint8).reshape(112, 112, 4)[2::4, 2::4, 0]  # one pixel of each 4x4 cell
+        assert np.array_equal(shown, images[index])  # that test image, pixel for pixel
+        if os.environ.get("LENET_SCREENSHOTS"):
+            page.screenshot(path=os.path.join(os.environ["LENET_SCREENSHOTS"], f"why_hover_{index}.png"))
+    page.mouse.move(5, 5)
+    page.locator(".digit-hover[hidden]").wait_for(state="attached", timeout=5_000)  # gone when the mouse leaves
     page.close()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import tsne_children
 from dashboard_apptest import chart, texts
 from PIL import Image
 from streamlit.testing.v1 import AppTest
@@ -101,6 +102,40 @@ def test_why_tsne_is_queued_and_shown_once_stored(store, monkeypatch):
     RunStore(root).save_projection(run_id, 0, "tsne", np.zeros((10_000, 2), np.float32))  # as the task stores it
     rerun(at)
     assert "t-SNE, the saved model" in chart(at, "why_map_chart")["layout"]["title"]["text"]
+
+
+def test_why_tsne_stops_when_asked_and_says_so(store, monkeypatch):
+    import time
+
+    from core.tasks import run_task
+    from dashboard import common
+    from dashboard.worker import JobManager
+
+    root, run_ids = store
+    run_id = run_ids["two_epochs"]  # the real task in a thread of this process, its t-SNE in a child process
+    jobs = JobManager(RunStore(root), train_fn=lambda *args: None,
+                      task_fn=lambda kind, args, task_store, task_id, stop: run_task(kind, task_store, args, stop))
+    monkeypatch.setattr(common, "job_manager", lambda: jobs)
+    at = open_page("why", run_id, why_view="Representation map", why_map_method="t-SNE")
+    at.button(key="why_tsne_start").click()
+    rerun(at)
+    deadline = time.monotonic() + 120
+    while not tsne_children() and time.monotonic() < deadline:  # the features are computed, the t-SNE runs
+        time.sleep(0.05)
+    assert tsne_children()
+    rerun(at)
+    assert "Computing the t-SNE map in the training process" in texts(at.info)
+    at.button(key="why_tsne_stop").click()
+    rerun(at)
+    stopped = time.monotonic()
+    job = jobs.get(f"tsne-{run_id}-0")
+    while job.state != "done" and time.monotonic() - stopped < 10:
+        time.sleep(0.05)
+    assert job.state == "done" and job.status == "stopped" and time.monotonic() - stopped < 5
+    assert not tsne_children() and RunStore(root).read_projection(run_id, 0, "tsne") is None
+    rerun(at)
+    assert "The t-SNE map was stopped before it was finished; nothing was stored." in texts(at.warning)
+    assert at.button(key="why_tsne_start").label == "Compute the t-SNE map"  # it can be started again
 
 
 def test_why_calibration_for_one_run_and_overlaid_for_two(store):

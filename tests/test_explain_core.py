@@ -4,6 +4,7 @@ representation map and layer health."""
 
 import numpy as np
 import pytest
+from conftest import tsne_children
 from scipy.stats import spearmanr
 
 from core import attribution
@@ -139,6 +140,12 @@ def test_representation_map_and_tsne_task_are_stored_per_epoch(trained, test_set
     x, _ = test_set
     rows = representation.features(model, x)
     assert rows.shape == (200, 84)
+    swapped = representation.FeaturePass(store.read_config(run_id), batch_size=64)  # one model, weights swapped
+    for epoch in (1, 2, 1):
+        np.testing.assert_allclose(swapped(store.read_epoch_snapshot(run_id, epoch).weights, x),
+                                   representation.features(model_at_epoch(store, run_id, epoch), x), atol=1e-4)
+    with pytest.raises(ValueError, match="do not fit the run's model"):
+        swapped(store.read_epoch_snapshot(run_id, 1).weights[:-1], x)
     points = representation.pca_map(rows)
     assert points.shape == (200, 2) and points[:, 0].var() >= points[:, 1].var()
     copy = RunStore(tmp_path)
@@ -179,3 +186,47 @@ def test_layer_health_histograms_updates_and_dead_relus(trained, test_set):
     bias = killed.get_layer("f6_dense").bias
     bias.assign(np.full(bias.shape, -1e3, np.float32))  # every F6 unit below zero on every image
     assert layer_health.dead_relus(killed, x)["f6_dense"] == 1.0
+
+
+def _wait_for(condition, seconds: float) -> bool:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return bool(condition())
+
+
+def test_stopping_a_running_tsne_ends_its_process_at_once_and_stores_nothing(trained, tmp_path):
+    import shutil
+    import threading
+    import time
+
+    from core import representation
+
+    rows = np.random.default_rng(0).normal(size=(20_000, 84)).astype(np.float32)  # minutes of t-SNE
+    stop, ended = threading.Event(), {}
+    worker = threading.Thread(target=lambda: ended.update(points=representation.tsne_map(rows, stop)))
+    worker.start()
+    assert _wait_for(tsne_children, 60)
+    time.sleep(3)  # scikit-learn is now inside TSNE.fit
+    assert tsne_children() and worker.is_alive()
+    stop.set()
+    start = time.monotonic()
+    worker.join(10)
+    assert not worker.is_alive() and time.monotonic() - start < 3
+    assert ended["points"] is None and not tsne_children()
+
+    store, run_id, _ = trained  # the task: stopped while its child runs, it says so and stores nothing
+    copy = RunStore(tmp_path)
+    shutil.copytree(store.run_dir(run_id), tmp_path / run_id)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    stop = threading.Event()
+    worker = threading.Thread(target=lambda: ended.update(status=representation.tsne_task(copy, stop, run_id, 1)))
+    worker.start()
+    assert _wait_for(tsne_children, 60)
+    stop.set()
+    worker.join(10)
+    assert ended["status"] == "stopped" and not tsne_children()
+    assert copy.read_projection(run_id, 1, "tsne") is None
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # not even a temporary file

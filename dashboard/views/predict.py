@@ -52,6 +52,12 @@ def main() -> None:
         return
     if run.images is None:
         st.caption(f"Test images unavailable ({run.image_problem}); uploads and drawings still work.")
+    digit_and_answer(run, chosen)
+
+
+@st.fragment
+def digit_and_answer(run: AuditRun, chosen: explain.EpochModel) -> None:
+    """The picker and the answer: a stroke, another index or an upload reruns this part of the page only."""
     digit = widgets.pick_digit("predict", run.images, with_drawing=True)
     if digit is not None:
         show_prediction(run, digit, chosen)
