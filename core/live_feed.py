@@ -21,6 +21,7 @@ from core.store import RunStore, StoreError
 PERIOD_S = 0.9  # how often a visible page asks for the feed of an active run: the chart's period stays within 1 s
 _CACHE_SIZE = 16
 _cache: OrderedDict[tuple, dict] = OrderedDict()  # (root, run, version, smoothing) -> feed: tabs share one build
+_charts: OrderedDict[tuple, dict] = OrderedDict()  # (root, run, chart, key) -> figure: rebuilt when its records change
 _lock = threading.Lock()
 
 
@@ -52,19 +53,34 @@ def _build(store: RunStore, run_id: str, smoothing: float) -> dict:
     shown = figures.progress(status, batch, epoch, config.epochs if config else None)
     phase = status.phase or status.status
     ended = not status.active
-    # what each chart is drawn from: the browser redraws a chart only when its key changes
-    keys = {"batch": [_count(batch), smoothing, ended], "epoch": [_count(epoch), ended]}
+    # what each chart is drawn from: the browser redraws a chart only when its key changes, and the server
+    # builds it only then (the epoch chart changes once an epoch, the run's files every quarter of a second)
+    keys = {"batch": f"{_count(batch)}:{smoothing}:{ended}", "epoch": f"{_count(epoch)}:{ended}"}
+    charts = {"batch": lambda: figures.batch_figure(batch, smoothing, revision=run_id, ended=ended),
+              "epoch": lambda: figures.epoch_figure(epoch, revision=run_id, ended=ended)}
     return {
         "run": run_id,
         "status": status.status,
         "phase": status.phase or "",
         "active": status.active,
-        "keys": {name: ":".join(map(str, key)) for name, key in keys.items()},
+        "keys": keys,
         "progress": {"fraction": shown.fraction, "text": shown.text if shown.epoch else f"{phase}…",
                      "metrics": metrics(shown, status, config.learning_rate if config else None)},
-        "batch": _plain(figures.batch_figure(batch, smoothing, revision=run_id, ended=ended)),
-        "epoch": _plain(figures.epoch_figure(epoch, revision=run_id, ended=ended)),
+        **{name: _chart((str(store.root), run_id, name, keys[name]), build) for name, build in charts.items()},
     }
+
+
+def _chart(key: tuple, build) -> dict:
+    with _lock:
+        if key in _charts:
+            _charts.move_to_end(key)
+            return _charts[key]
+    built = _plain(build())
+    with _lock:
+        _charts[key] = built
+        while len(_charts) > _CACHE_SIZE:
+            _charts.popitem(last=False)
+    return built
 
 
 def _plain(figure) -> dict:

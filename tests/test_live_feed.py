@@ -50,6 +50,7 @@ def test_the_feed_is_built_once_per_change_and_its_stamp_follows_the_files(live_
     store.append_metrics(run_id, batches(11, 5))
     later = live_feed.feed(store, run_id, 0.6)
     assert later["stamp"] != first["stamp"] and len(decode(later["batch"]["data"][-1]["x"])) == 15
+    assert later["epoch"] is first["epoch"]  # no new epoch record: the epoch chart is not built again
 
 
 class Client:
