@@ -32,14 +32,15 @@ _PANEL = st.components.v2.component(
   <div class="lenet-live-chart lenet-live-epoch"></div>
 </div>""",
     css="""
-.lenet-live { display: flex; flex-direction: column; gap: 1rem; font-family: var(--st-font, "Source Sans", sans-serif); }
+.lenet-live { display: flex; flex-direction: column; gap: 1rem; font-family: var(--st-font, "Source Sans", sans-serif);
+              container-type: inline-size; }
 .lenet-live-progress-text { font-size: 0.875rem; margin-bottom: 0.25rem; }
 .lenet-live-track { height: 0.5rem; border-radius: 0.25rem; background: var(--st-secondary-background-color, #f0f2f6); }
 .lenet-live-bar { height: 100%; width: 0; border-radius: 0.25rem; background: var(--st-primary-color, #2563eb); }
 .lenet-live-metrics { display: grid; grid-template-columns: repeat(5, minmax(0, 1fr)); gap: 1rem; }
 .lenet-live-metric-label { font-size: 0.875rem; }
-.lenet-live-metric-value { font-size: 2.25rem; line-height: 1.2; white-space: nowrap; overflow: hidden;
-                           text-overflow: ellipsis; }
+.lenet-live-metric-value { font-size: clamp(1.1rem, 4.2cqi, 2.25rem); line-height: 1.2; white-space: nowrap;
+                           overflow: hidden; text-overflow: ellipsis; }  /* "778/1000" fits at 1024 px */
 .lenet-live-chart { width: 100%; height: 320px; contain: strict; }
 .lenet-live-progress, .lenet-live-metrics { contain: layout paint style; }
 .lenet-live[data-progress="off"] .lenet-live-progress,
@@ -82,13 +83,21 @@ function drawProgress(root, feed) {
   });
 }
 
+function narrow(layout, width) {
+  // two panel titles side by side do not fit a narrow page: break each before its parenthesis
+  if (width >= 760 || !layout.annotations) return layout;
+  const annotations = layout.annotations.map((a) => ({ ...a, text: a.text.replace(" (", "<br>(") }));
+  return { ...layout, annotations, margin: { ...layout.margin, t: (layout.margin?.t || 40) + 18 } };
+}
+
 function draw(root, feed, live) {
   drawProgress(root, feed);
   for (const name of ["batch", "epoch"]) {
     const key = feed.keys[name];
     if (live.drawn[name] === key) continue;  // the epoch chart changes once an epoch: no redraw in between
     live.drawn[name] = key;
-    window.Plotly.react(root.querySelector(`.lenet-live-${name}`), feed[name].data, feed[name].layout, CONFIG);
+    const element = root.querySelector(`.lenet-live-${name}`);
+    window.Plotly.react(element, feed[name].data, narrow(feed[name].layout, element.clientWidth), CONFIG);
   }
 }
 
