@@ -86,13 +86,12 @@ class TrainingProcess:
     def run_task(self, kind: str, args: dict, store: RunStore, task_id: str, stop_event: threading.Event) -> str:
         """Run one task in the child and wait for its end; returns the task's final word."""
         self.start()
-        run_id = task_id
         self._send({"task": {"kind": kind, "args": args, "root": str(store.root), "id": task_id}})
         stop_sent = False
         while True:
             if stop_event.is_set() and not stop_sent:
                 with contextlib.suppress(OSError):
-                    self._send({"stop": run_id})
+                    self._send({"stop": task_id})
                 stop_sent = True
             try:
                 reply = self._replies.get(timeout=STOP_POLL_SECONDS)
@@ -102,7 +101,7 @@ class TrainingProcess:
                 code = self._process.wait()
                 self._process = None
                 raise RuntimeError(f"the training process ended unexpectedly (exit code {code})")
-            if reply.get("id") == run_id:
+            if reply.get("id") == task_id:
                 return reply.get("status", "")
 
 
