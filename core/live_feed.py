@@ -71,15 +71,20 @@ def _build(store: RunStore, run_id: str, smoothing: float) -> dict:
 
 
 def _chart(key: tuple, build) -> dict:
+    return _cached(_charts, key, lambda: _plain(build()))
+
+
+def _cached(cache: OrderedDict, key: tuple, build):
+    """cache[key], built on a miss (outside the lock: a build reads files); the oldest entries go first."""
     with _lock:
-        if key in _charts:
-            _charts.move_to_end(key)
-            return _charts[key]
-    built = _plain(build())
+        if key in cache:
+            cache.move_to_end(key)
+            return cache[key]
+    built = build()
     with _lock:
-        _charts[key] = built
-        while len(_charts) > _CACHE_SIZE:
-            _charts.popitem(last=False)
+        cache[key] = built
+        while len(cache) > _CACHE_SIZE:
+            cache.popitem(last=False)
     return built
 
 
@@ -98,16 +103,7 @@ def feed(store: RunStore, run_id: str, smoothing: float) -> dict:
     smoothing = min(max(float(smoothing), 0.0), 0.99)
     version = store.version(run_id)
     key = (str(store.root), run_id, version, round(smoothing, 2))
-    with _lock:
-        if key in _cache:
-            _cache.move_to_end(key)
-            return _cache[key]
-    built = {**_build(store, run_id, smoothing), "stamp": stamp(version)}
-    with _lock:
-        _cache[key] = built
-        while len(_cache) > _CACHE_SIZE:
-            _cache.popitem(last=False)
-    return built
+    return _cached(_cache, key, lambda: {**_build(store, run_id, smoothing), "stamp": stamp(version)})
 
 
 def _count(records) -> int:
