@@ -213,21 +213,29 @@ class StreamingCallback(keras.callbacks.Callback):
         self.last_snapshot = snapshot
 
 
-class PruningCallback(keras.callbacks.Callback):
-    """A sweep trial's pruning, in Optuna's idiom: each epoch's validation accuracy goes to `trial.report`; when
-    `trial.should_prune()`, training ends after this epoch (the sweep then marks the run pruned)."""
+class TrialCallback(keras.callbacks.Callback):
+    """A sweep trial's run: keeps the last epoch's validation accuracy (the trial's objective, so the sweep need
+    not read the run's metrics back) and, given an Optuna `trial`, prunes in Optuna's idiom: each epoch's
+    validation accuracy goes to `trial.report`; when `trial.should_prune()`, training ends after this epoch (the
+    sweep then marks the run pruned). The trial may live in another process or on another node: the study's
+    storage carries the reports, and its pruner decides."""
 
-    def __init__(self, trial):
+    def __init__(self, trial=None):
         super().__init__()
         self.trial = trial
         self.pruned_at: int | None = None
+        self.val_accuracy: float | None = None
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         value = logs.get("val_accuracy")
         if value is None or not math.isfinite(float(value)):
+            self.val_accuracy = None
             return
-        self.trial.report(float(value), step=epoch + 1)
+        self.val_accuracy = float(value)
+        if self.trial is None:
+            return
+        self.trial.report(self.val_accuracy, step=epoch + 1)
         if self.trial.should_prune():
             self.pruned_at = epoch + 1
             self.model.stop_training = True
