@@ -1,6 +1,7 @@
 """The `ray` executor of a sweep: the same study, searched by Ray Tune with Optuna as its searcher, each trial a
 Tune trial that trains the trial's runs on whichever node Ray gives it. The run store must be on a path every node
-shares (the trials write their runs there, the searcher writes the study's journal there).
+shares (the trials write their runs there, the searcher writes the study's journal there, and the trials report
+their epochs to that journal for the pruner).
 
 Pruning is the study's own median pruner, asked by each trial after every epoch as on the local executor
 (core.callbacks.TrialCallback). Not a Tune scheduler: Ray's OptunaSearch gives its study Optuna's NopPruner and
