@@ -81,6 +81,19 @@ def prepare_images(x: np.ndarray) -> np.ndarray:
     return out
 
 
+def pad_pixels(x: np.ndarray) -> np.ndarray:
+    """uint8 (N, 28, 28) -> uint8 (N, 32, 32, 1): prepare_images' padding without its division, the grey levels
+    make_train_dataset keeps (and divides by 255 batch by batch)."""
+    x = np.asarray(x, dtype=np.uint8)
+    if x.ndim == 4 and x.shape[-1] == 1:
+        x = x[..., 0]
+    if x.ndim != 3 or x.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
+        raise DataError(f"pad_pixels: expected images of shape (N, 28, 28), got {x.shape}")
+    out = np.zeros((x.shape[0], PADDED_SIZE, PADDED_SIZE, 1), dtype=np.uint8)
+    out[:, PAD : PAD + IMAGE_SIZE, PAD : PAD + IMAGE_SIZE, 0] = x
+    return out
+
+
 def unpad_images(x: np.ndarray) -> np.ndarray:
     """The inverse of prepare_images: float32 (N, 32, 32, 1) in [0, 1] -> uint8 (N, 28, 28)."""
     return np.round(np.asarray(x)[:, PAD:-PAD, PAD:-PAD, 0] * 255).astype(np.uint8)
@@ -248,9 +261,13 @@ def _split(y: np.ndarray, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]
     return np.sort(kept), np.sort(taken)
 
 
-def load_dataset(config: "TrainConfig") -> Dataset:
-    """load_raw + stratified training subset + stratified validation split + prepare_images."""
+def load_dataset(config: "TrainConfig", *, lean: bool = False) -> Dataset:
+    """load_raw + stratified training subset + stratified validation split + prepare_images.
+
+    lean: the training and validation images as padded uint8 grey levels (pad_pixels: make_train_dataset's own
+    form, without the float copy) and no test set; what the learning-rate finder trains on."""
     raw = load_raw(config.dataset, config.data_source, config.data_path)
+    prepare = pad_pixels if lean else prepare_images
     class_names = CLASS_NAMES[config.dataset]
     x, y = raw.x_train, raw.y_train
     index = np.arange(len(y))
@@ -272,7 +289,7 @@ def load_dataset(config: "TrainConfig") -> Dataset:
                 f"{n_val} for validation; use a larger train_subset or another split"
             )
         train_idx, val_idx = _split(y, n_val, config.seed)
-        x_val, y_val = prepare_images(x[val_idx]), y[val_idx].astype(np.int32)
+        x_val, y_val = prepare(x[val_idx]), y[val_idx].astype(np.int32)
         x, y, index = x[train_idx], y[train_idx], index[train_idx]
     else:
         x_val = np.zeros((0, PADDED_SIZE, PADDED_SIZE, 1), dtype=np.float32)
@@ -281,12 +298,12 @@ def load_dataset(config: "TrainConfig") -> Dataset:
     return Dataset(
         name=config.dataset,
         class_names=class_names,
-        x_train=prepare_images(x),
+        x_train=prepare(x),
         y_train=np.array(y, dtype=np.int32),
         x_val=x_val,
         y_val=y_val,
-        x_test=prepare_images(raw.x_test),
-        y_test=np.array(raw.y_test, dtype=np.int32),
+        x_test=prepare_images(raw.x_test[:0] if lean else raw.x_test),
+        y_test=np.array(raw.y_test[:0] if lean else raw.y_test, dtype=np.int32),
         source=raw.source,
         source_detail=raw.source_detail,
         train_index=index,

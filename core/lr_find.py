@@ -67,17 +67,19 @@ def lr_find(config: TrainConfig, steps: int = 300, min_rate: float = 1e-6, max_r
         raise ValueError(f"steps={steps}; allowed: 10 to 5000")
     import keras
 
-    from core.callbacks import RateRangeCallback
     from core.data import load_dataset
     from core.model import build_model
-    from core.speed import make_train_dataset
+    from core.rate_range import RateRangeCallback
+    from core.speed import build_training_state, make_train_dataset, use_fused_adam
     from core.trainer import make_loss, make_optimizer
 
     started = time.perf_counter()
-    data = dataset if dataset is not None else load_dataset(config.replace(lr_schedule="constant"))
+    data = dataset if dataset is not None else load_dataset(config.replace(lr_schedule="constant"), lean=True)
     keras.utils.set_random_seed(config.seed)
     model = build_model(config)
     model.compile(optimizer=make_optimizer(config.replace(lr_schedule="constant"), steps), loss=make_loss(config))
+    build_training_state(model)  # the train step is traced once, not again after creating the optimizer's state
+    use_fused_adam(model.optimizer)  # the trainer's Adam kernel: the finder's batches cost what training's do
     train_data = make_train_dataset(data.x_train, data.y_train, config).repeat()
     def report(rates: list[float], losses: list[float]) -> None:
         if progress is not None:

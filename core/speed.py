@@ -74,11 +74,11 @@ def as_pixels(x: np.ndarray) -> np.ndarray | None:
 
 
 def make_train_dataset(x: np.ndarray, y: np.ndarray, config: TrainConfig):
-    """Shuffle indices, gather whole batches in the graph (kept as uint8 when exact), optionally augment, prefetch,
-    with tf.data's autotuning off. (why: bench/RESULTS.md, "Why the trainer's code is as it is")"""
+    """Shuffle indices, gather whole batches in the graph (kept as uint8 when exact, or given as uint8 grey levels),
+    optionally augment, prefetch, with tf.data's autotuning off. (why: bench/RESULTS.md, "Why the trainer's code is as it is")"""
     import tensorflow as tf
 
-    pixels = as_pixels(x)
+    pixels = x if x.dtype == np.uint8 else as_pixels(x)  # uint8: already grey levels (core.data.pad_pixels)
     if pixels is None:  # not grey levels / 255: keep the images as they are
         images = tf.constant(x)
 

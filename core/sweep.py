@@ -10,7 +10,6 @@ its trial RUNNING; the next worker to ask marks it failed (its run reads "interr
 from __future__ import annotations
 
 import contextlib
-import math
 import subprocess
 import sys
 import threading
@@ -42,7 +41,9 @@ def _sampler(spec: SweepSpec):
     import optuna
 
     if spec.sampler == "grid":
-        return optuna.samplers.GridSampler({k: v["choices"] for k, v in spec.space.items()})
+        from core.sweep_grid import SweepGrid
+
+        return SweepGrid({k: v["choices"] for k, v in spec.space.items()})
     if spec.sampler == "random":
         return optuna.samplers.RandomSampler()
     return optuna.samplers.TPESampler()
@@ -217,7 +218,7 @@ def train_trial(store: RunStore, spec: SweepSpec, number: int, params: dict, sto
 
 def _train_seeds(store: RunStore, spec: SweepSpec, number: int, config, stop: threading.Event,
                  trial=None, exclusive: bool = True) -> TrialOutcome:
-    from core.callbacks import PruningCallback
+    from core.callbacks import TrialCallback
     from core.trainer import train
 
     outcome = TrialOutcome("completed")
@@ -229,32 +230,22 @@ def _train_seeds(store: RunStore, spec: SweepSpec, number: int, config, stop: th
         outcome.run_ids.append(run_id)
         if trial is not None:
             trial.set_user_attr("run_ids", outcome.run_ids)
-        pruner = PruningCallback(trial) if trial is not None and spec.pruning and index == 0 else None
-        result = train(seeded, store, run_id=run_id, stop_event=stop, callbacks=[pruner] if pruner else [],
-                       exclusive=exclusive)
+        watcher = TrialCallback(trial if spec.pruning and index == 0 else None)  # the first seed feeds the pruner
+        result = train(seeded, store, run_id=run_id, stop_event=stop, callbacks=[watcher], exclusive=exclusive)
         status = store.read_status(run_id)
         if status.test_accuracy is not None:
             outcome.test_accuracies.append(status.test_accuracy)
-        if pruner is not None and pruner.pruned_at is not None and result.status == "completed":
+        if watcher.pruned_at is not None and result.status == "completed":
             store.write_status(run_id, status="pruned", phase="pruned",
-                               error=f"pruned by the sweep after epoch {pruner.pruned_at}: its validation accuracy "
+                               error=f"pruned by the sweep after epoch {watcher.pruned_at}: its validation accuracy "
                                      f"was below the median of earlier trials at that epoch")
             outcome.state = "pruned"
             return outcome
         if result.status != "completed":
             outcome.state, outcome.error = ("stopped" if result.status == "stopped" else "failed"), result.error
             return outcome
-        value = final_val_accuracy(store, run_id)
-        if value is None:
+        if watcher.val_accuracy is None:
             outcome.state, outcome.error = "failed", "the run recorded no validation accuracy"
             return outcome
-        outcome.values.append(value)
+        outcome.values.append(watcher.val_accuracy)
     return outcome
-
-
-def final_val_accuracy(store: RunStore, run_id: str) -> float | None:
-    _, epochs = store.read_metrics(run_id)
-    if "val_accuracy" not in epochs:
-        return None
-    values = epochs["val_accuracy"].dropna()
-    return float(values.iloc[-1]) if len(values) and math.isfinite(values.iloc[-1]) else None

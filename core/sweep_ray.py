@@ -1,6 +1,12 @@
 """The `ray` executor of a sweep: the same study, searched by Ray Tune with Optuna as its searcher, each trial a
 Tune trial that trains the trial's runs on whichever node Ray gives it. The run store must be on a path every node
-shares (the trials write their runs there, the searcher writes the study's journal there).
+shares (the trials write their runs there, the searcher writes the study's journal there, and the trials report
+their epochs to that journal for the pruner).
+
+Pruning is the study's own median pruner, asked by each trial after every epoch as on the local executor
+(core.callbacks.TrialCallback). Not a Tune scheduler: Ray's OptunaSearch gives its study Optuna's NopPruner and
+leaves early stopping to Tune's schedulers, which stop a trial by ending its worker (the run would end without its
+model and without a final status), and Tune's MedianStoppingRule is another rule (running means) than the study's.
 
 `python -m core sweep run SWEEP --executor ray [--address auto|HOST:PORT] [--parallel N]`."""
 
@@ -16,7 +22,8 @@ from core.store import RunStore, StoreError
 from core.sweep import fail_orphans, load_study, read_spec, tell, train_trial, watch_stop
 from core.sweep_space import SpaceError, distributions
 
-NUMBER = "lenet_trial_number"  # the Optuna trial number, passed to the trainable beside the parameters
+NUMBER = "lenet_trial_number"  # the Optuna trial's number and id, passed to the trainable beside the parameters
+TRIAL_ID = "lenet_trial_id"
 CONNECT_TIMEOUT_S = 3.0
 
 
@@ -33,10 +40,12 @@ class LabSearch(OptunaSearch):
         params = super().suggest(trial_id)
         if params is None:
             return None
-        return {**params, NUMBER: self._ot_trials[trial_id].number}
+        ot_trial = self._ot_trials[trial_id]
+        return {**params, NUMBER: ot_trial.number, TRIAL_ID: ot_trial._trial_id}
 
     def on_trial_result(self, trial_id: str, result: dict):
-        """Trials report once, at their end: nothing to pass on before on_trial_complete."""
+        """Trials report to Tune once, at their end; each epoch's validation accuracy goes from the trial itself
+        to the study (and its pruner), not through Tune."""
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
         from core.sweep import TrialOutcome
@@ -64,7 +73,12 @@ def _stop_requested(root: str, sweep_id: str) -> bool:
 
 
 def ray_trial(config: dict, root: str, sweep_id: str) -> None:
-    """The Tune trainable: this trial's runs on this node, then one report with the objective and the runs."""
+    """The Tune trainable: this trial's runs on this node, then one report with the objective and the runs.
+
+    The trial opens its Optuna trial in the sweep's study (the journal on the shared store), as the local executor
+    holds it: its first run reports each epoch's validation accuracy there and asks the study's own pruner (the
+    median pruner) whether to stop, so a poor trial ends after that epoch with its run kept and marked pruned."""
+    import optuna
     from ray import tune
 
     store = RunStore(root)
@@ -72,7 +86,9 @@ def ray_trial(config: dict, root: str, sweep_id: str) -> None:
     stop = threading.Event()
     threading.Thread(target=watch_stop, args=(store, sweep_id, None, stop), daemon=True).start()
     params = {name: config[name] for name in spec.space}
-    outcome = train_trial(store, spec, int(config[NUMBER]), params, stop, exclusive=False)  # Ray shares the CPUs
+    trial = optuna.trial.Trial(load_study(store, sweep_id), int(config[TRIAL_ID]))
+    outcome = train_trial(store, spec, int(config[NUMBER]), params, stop, trial=trial,
+                          exclusive=False)  # Ray shares out the CPUs
     stop.set()
     report = {**outcome.attributes(), "values": outcome.values, "node": f"{socket.gethostname()}"}
     # Tune wants the metric in every report; a trial that did not complete has none (NaN; the searcher tells the

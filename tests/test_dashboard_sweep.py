@@ -1,5 +1,6 @@
 """The Sweep page (issue 16 items 1-3): a sweep created from the page runs in the training queue, a Train press
-queues behind it, and the page shows its trials, Optuna's figures, a link to each trial's run, and Stop."""
+queues behind it, and the page shows its trials, Optuna's figures and Stop; a click on a trial opens its run on
+the audit pages."""
 
 import threading
 import time
@@ -12,7 +13,7 @@ from core.store import RunStore
 from core.sweep import create_sweep, run_sweep
 from core.sweep_report import sweep_state
 from core.sweep_space import make_spec
-from dashboard import sidebar
+from dashboard import common, sidebar
 
 pytestmark = pytest.mark.usefixtures("offline_sources")
 PAGE = "views/sweep.py"
@@ -53,7 +54,44 @@ def test_a_finished_sweep_shows_its_trials_figures_and_links_to_its_runs(lenet_r
     assert sorted(objective["y"]) == pytest.approx(sorted(frame["val_accuracy"]))
     for key in ("parallel", "importance", "slice", "contour"):
         assert chart(at, f"sweep_fig_{key}")["data"], key
-    assert "Click a trial to open its run." in texts(at.caption)
+    assert "Click a trial to open its run on the audit pages." in texts(at.caption)
+
+
+def _click_trial(at, row: int):
+    at.session_state["sweep_trials"] = {"selection": {"rows": [row], "columns": [], "cells": []}}
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def test_clicking_a_trial_opens_its_run_on_the_audit_pages(lenet_runs):
+    store = RunStore(lenet_runs)
+    space = {"learning_rate": {"choices": [1e-3, 3e-3, 1e-2]}}
+    sweep_id = create_sweep(store, make_spec("click", BASE, space, n_trials=3, sampler="grid", pruning=False))
+    run_sweep(store, threading.Event(), sweep_id)
+    _, frame, _ = sweep_state(store, sweep_id)
+    (run_id,) = frame.loc[1, "runs"]
+    newest = max(store.list_runs(), key=lambda r: r.record.created).run_id
+    assert newest != run_id  # the audit pages' default run is another one
+    at = _click_trial(open_app(PAGE), 1)
+    assert at.title[0].value == "Evaluate" and at.query_params[common.RUN_PARAM] == run_id
+    assert at.session_state[common.SELECTED_RUN] == run_id and f"Run **{'click #1'}**" in texts(at.caption)
+    at.switch_page(PAGE).run()  # back on the Sweep page: the click is not taken again
+    assert at.title[0].value == "Sweep" and not at.session_state["sweep_trials"]["selection"]["rows"]
+    at.switch_page("views/gallery.py").run()  # the chosen run stays chosen on the other audit pages
+    assert at.session_state[common.SELECTED_RUN] == run_id
+
+
+def test_a_trial_of_several_seeds_lists_its_runs_when_clicked(lenet_runs):
+    store = RunStore(lenet_runs)
+    sweep_id = create_sweep(store, make_spec("seeds", BASE, {"learning_rate": {"choices": [1e-3]}}, n_trials=1,
+                                             seeds=2, pruning=False))
+    run_sweep(store, threading.Event(), sweep_id)
+    runs = sweep_state(store, sweep_id)[1].loc[0, "runs"]
+    at = _click_trial(open_app(PAGE), 0)
+    assert at.title[0].value == "Sweep"
+    links = {link.label for link in at.get("page_link")}
+    assert {f"Open trial 0's run {run_id}" for run_id in runs} <= links and len(runs) == 2
 
 
 def test_create_and_run_queues_the_sweep_in_the_training_process_and_train_waits_behind_it(lenet_runs):

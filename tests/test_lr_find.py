@@ -36,6 +36,38 @@ def test_the_range_test_raises_the_rate_exponentially_and_suggests_a_rate_within
     assert result.suggestion is not None and result.rates[0] < result.suggestion < result.rates[-1]
 
 
+def test_the_finder_trains_on_the_same_batches_from_lean_data():
+    """lean=True keeps the training images as padded grey levels (no float copy, no test set); the input pipeline
+    then gives exactly the batches it gives from the float images."""
+    from core.data import load_dataset
+    from core.speed import make_train_dataset
+
+    config = SMALL.replace(validation_split=0.1)
+    full, lean = load_dataset(config), load_dataset(config, lean=True)
+    assert lean.x_train.dtype == np.uint8 and len(lean.x_test) == 0 and len(full.x_test) > 0
+    np.testing.assert_array_equal(lean.x_train, np.rint(full.x_train * 255).astype(np.uint8))
+    np.testing.assert_array_equal(lean.y_train, full.y_train)
+    for a, b in zip(make_train_dataset(full.x_train, full.y_train, config).take(2),
+                    make_train_dataset(lean.x_train, lean.y_train, config).take(2), strict=True):
+        np.testing.assert_array_equal(a[0].numpy(), b[0].numpy())
+        np.testing.assert_array_equal(a[1].numpy(), b[1].numpy())
+
+
+def test_cli_lr_find_imports_no_training_callbacks(tmp_path):
+    """`python -m core lr-find` loads what the range test needs, not the trainer's callbacks (and their
+    scikit-learn metrics): a fresh process, as a user runs it."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from core import cli; code = cli.main(['--runs-dir', sys.argv[1], 'lr-find', "
+            "'--data-source', 'sample', '--validation-split', '0', '--steps', '20', '--json']); "
+            "print(sorted(m for m in ('sklearn.metrics', 'core.callbacks', 'core.analysis') "
+            "if m in sys.modules), code, file=sys.stderr)")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=300,
+                          check=False)
+    assert done.returncode == 0 and done.stderr.strip().splitlines()[-1] == "[] 0", done.stderr[-2000:]
+
+
 def test_cli_lr_find_refuses_bad_ranges_at_once_and_reports_json(lenet_runs, capsys):
     assert cli.main(["lr-find", "--steps", "5"]) == cli.EXIT_BAD_INPUT
     assert "steps=5; allowed: 10 to 5000" in capsys.readouterr().err

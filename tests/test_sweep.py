@@ -192,6 +192,17 @@ def test_a_grid_has_at_most_as_many_trials_as_points():
     assert spec.n_trials == 2
 
 
+def test_a_grid_sweep_runs_every_point_to_the_end(lenet_runs):
+    """Optuna's GridSampler calls study.stop() once its grid is covered, which raises outside study.optimize: the
+    sweep's last trial used to crash the worker."""
+    store = RunStore(lenet_runs)
+    sweep_id = _sweep(store, {"learning_rate": {"choices": [1e-3, 3e-3]}}, n_trials=2, sampler="grid", pruning=False)
+    assert run_sweep(store, threading.Event(), sweep_id) == "completed"
+    _, frame, summary = sweep_state(store, sweep_id)
+    assert summary.state == "finished" and list(frame["state"]) == ["completed", "completed"]
+    assert sorted(frame["learning_rate"]) == [1e-3, 3e-3]
+
+
 def test_seeds_per_configuration_train_one_run_per_seed_and_the_objective_is_their_mean(lenet_runs):
     store = RunStore(lenet_runs)
     sweep_id = _sweep(store, {"learning_rate": {"choices": [3e-3]}}, n_trials=1, seeds=2, pruning=False)

@@ -1,5 +1,6 @@
-"""The ray executor (issue 16 item 2) on a real local Ray instance (ray.init(num_cpus=2)): a sweep of 6 trials,
-2 at a time, stopped once 4 have completed; and an address that does not answer."""
+"""The ray executor (issue 16 item 2) on a real local Ray instance (ray.init(num_cpus=2), shared by the tests of
+this module): a sweep of 6 trials, 2 at a time, stopped once 4 have completed; a poor trial pruned by the study's
+median pruner; and an address that does not answer."""
 
 import itertools
 import socket
@@ -11,7 +12,7 @@ import pytest
 from core import cli
 from core.config import TrainConfig
 from core.store import RunStore
-from core.sweep import create_sweep, request_stop
+from core.sweep import create_sweep, load_study, request_stop
 from core.sweep_report import sweep_state
 from core.sweep_space import make_spec
 
@@ -19,7 +20,7 @@ ray = pytest.importorskip("ray")
 BASE = TrainConfig(data_source="sample", train_subset=300, validation_split=0.2, epochs=2, batch_size=64)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def local_ray():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
@@ -52,6 +53,28 @@ def test_a_ray_sweep_runs_trials_two_at_a_time_as_tagged_runs_and_stops(lenet_ru
         assert runs[run_id].status == ("completed" if row.state == "completed" else "stopped")
     spans = sorted((r.started, r.ended) for r in runs.values())
     assert any(b[0] < a[1] for a, b in itertools.pairwise(spans))  # two trials trained at the same time
+
+
+def test_a_poor_ray_trial_is_pruned_by_the_study_and_its_run_kept(lenet_runs, local_ray):
+    from core.sweep_ray import run_on_ray
+
+    store = RunStore(lenet_runs)
+    space = {"learning_rate": {"low": 1e-4, "high": 1e-2, "log": True}}
+    sweep_id = create_sweep(store, make_spec("ray-p", BASE.replace(epochs=3), space, n_trials=3))
+    study = load_study(store, sweep_id)
+    for rate in (0.01, 0.01, 1e-4):  # the third learns far slower: below the median at epoch 1
+        study.enqueue_trial({"learning_rate": rate})
+    assert run_on_ray(store, sweep_id, parallel=1) == "completed"
+    _, frame, summary = sweep_state(store, sweep_id)
+    assert list(frame["state"]) == ["completed", "completed", "pruned"] and summary.counts["pruned"] == 1
+    assert frame.loc[2, "node"] == socket.gethostname()
+    (run_id,) = frame.loc[2, "runs"]
+    status = store.read_status(run_id)
+    assert status.status == "pruned" and status.epochs_done < 3 and "pruned by the sweep" in status.error
+    assert store.has_model(run_id) and status.test_accuracy is not None
+    trials = load_study(store, sweep_id).get_trials()
+    assert sorted(trials[2].intermediate_values) == list(range(1, status.epochs_done + 1))  # reported each epoch
+    assert all(len(t.intermediate_values) == 3 for t in trials[:2])
 
 
 def test_a_ray_address_that_does_not_answer_is_refused_in_one_line(lenet_runs, capsys):

@@ -13,6 +13,9 @@ SWEEP_PARAM = "sweep"  # the query parameter naming the sweep shown
 CHOSEN = "sweep_chosen"
 MESSAGE = "sweep_message"  # (kind, text) left by the last button
 SPACE_EDITOR = "sweep_space_editor"
+TRIALS = "sweep_trials"  # the trials table: a click on a row opens that trial's run
+TRIALS_DRAWN = "sweep_trials_drawn"  # the drawn rows' trial numbers, in table order (the click names a row)
+LISTED = "sweep_trial_listed"  # the clicked trial whose runs are listed (several seeds, or none)
 SIDEBAR_BASE = "The sidebar's values"
 DEFAULT_SPACE = {"learning_rate": ("log range", "0.0001:0.01"), "batch_size": ("choices", "64,128,256"),
                  "dropout": ("range", "0:0.5")}
@@ -147,7 +150,35 @@ def headline(summary, frame: pd.DataFrame) -> None:
     columns[3].metric("Pruned / failed", f"{summary.counts['pruned']} / {summary.counts['failed']}")
 
 
-def trials_table(frame: pd.DataFrame, searched: list[str]) -> None:
+def clicked_trial() -> int | None:
+    """The trial whose row was clicked since the last script run, else None. The click is taken once: the table
+    is drawn again with no row selected, so coming back to this page opens nothing by itself."""
+    state, drawn = st.session_state.get(TRIALS), st.session_state.get(TRIALS_DRAWN)
+    st.session_state[TRIALS] = {"selection": {"rows": [], "columns": [], "cells": []}}
+    rows = state["selection"]["rows"] if state else []
+    if not rows or drawn is None or not 0 <= rows[0] < len(drawn):
+        return None
+    return drawn[rows[0]]
+
+
+def open_trial(trial: pd.Series) -> None:
+    """A clicked trial of one run: that run opens on Evaluate, chosen as the "Audit this run" links choose it (the
+    audit pages' run selector takes ?run= from the URL)."""
+    if len(trial["runs"]) == 1:
+        pages.switch_to("evaluate", {common.RUN_PARAM: trial["runs"][0]})
+
+
+def trial_links(trial: pd.Series) -> None:
+    """A clicked trial of several seeds lists their runs; a trial without a run says why."""
+    if not trial["runs"]:
+        st.info(f"Trial {trial['trial']} has no run: {trial['error'] or 'it ended before training began'}.")
+    for run_id in trial["runs"]:
+        pages.link("evaluate", f"Open trial {trial['trial']}'s run {run_id}", query_params={common.RUN_PARAM: run_id})
+
+
+def trials_table(sweep_id: str, frame: pd.DataFrame, searched: list[str]) -> None:
+    clicked = clicked_trial()
+    st.session_state[TRIALS_DRAWN] = [int(n) for n in frame["trial"]]
     shown = frame.drop(columns=["runs"]).assign(error=frame["error"].fillna(""))
     config = {"trial": st.column_config.NumberColumn("Trial", pinned=True),
               "state": st.column_config.TextColumn("State"), "node": st.column_config.TextColumn("Node"),
@@ -156,15 +187,17 @@ def trials_table(frame: pd.DataFrame, searched: list[str]) -> None:
               "test_accuracy": st.column_config.NumberColumn("Test acc.", format="percent"),
               "duration_s": st.column_config.NumberColumn("Duration (s)", format="%.1f"),
               **{name: st.column_config.Column(PARAMS[name].short) for name in searched}}
-    event = st.dataframe(shown, hide_index=True, column_config=config, on_select="rerun", placeholder="–",
-                         selection_mode="single-row", key="sweep_trials", width="stretch")
-    rows = event.selection.rows if event and event.selection else []
-    if not rows:
-        st.caption("Click a trial to open its run.")
-        return
-    trial = frame.iloc[rows[0]]
-    for run_id in trial["runs"]:
-        pages.link("evaluate", f"Open trial {trial['trial']}'s run {run_id}", query_params={common.RUN_PARAM: run_id})
+    st.dataframe(shown, hide_index=True, column_config=config, on_select="rerun", placeholder="–",
+                 selection_mode="single-row", key=TRIALS, width="stretch")
+    listed_sweep, listed = st.session_state.get(LISTED, (None, None))
+    rows = frame[frame["trial"] == (clicked if clicked is not None else listed if listed_sweep == sweep_id else -1)]
+    if clicked is not None and len(rows):
+        open_trial(rows.iloc[0])
+        st.session_state[LISTED] = (sweep_id, clicked)  # several runs or none: listed below until another click
+    if len(rows):
+        trial_links(rows.iloc[0])
+    else:
+        st.caption("Click a trial to open its run on the audit pages.")
 
 
 def figures(sweep_id: str, version: tuple, searched: list[str]) -> None:
@@ -192,7 +225,7 @@ def sweep_view(sweep_id: str, running: bool) -> None:
     headline(summary, frame)
     controls(sweep_id, summary)
     searched = list(spec.space)
-    trials_table(frame, searched)
+    trials_table(sweep_id, frame, searched)
     figures(sweep_id, version, searched)
 
 
