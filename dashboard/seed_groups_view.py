@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core.seed_groups import group_key, group_of, groups_frame, mean_curve
+from core.seed_groups import group_key, groups_frame, mean_curve
 from core.store import RunInfo, StoreError
 from dashboard import common, figures_runs
 
@@ -28,10 +28,13 @@ def cached_groups(root: str, key: str, _runs: tuple[RunInfo, ...]) -> pd.DataFra
 
 
 def members(runs: list[RunInfo], key: str, run_id: str) -> list[RunInfo]:
-    """core.seed_groups.group_of, on only the runs of `run_id`'s recipe (found from the cached recipes)."""
+    """core.seed_groups.group_of (the runs of `run_id`'s recipe, oldest first) with the recipes looked up in the
+    cache, not worked out again for every run."""
     recipe = recipes(str(common.store().root), key, tuple(runs))
-    same = [info for info in runs if info.run_id in recipe and recipe[info.run_id] == recipe.get(run_id)]
-    return group_of(same, run_id)
+    if run_id not in recipe:
+        return []
+    same = [info for info in runs if recipe.get(info.run_id) == recipe[run_id]]
+    return sorted(same, key=lambda r: (r.record.created or "", r.run_id))
 
 
 def groups_section(runs: list[RunInfo], key: str) -> None:
