@@ -168,8 +168,7 @@ def _timed_visit(page, url: str, selector: str) -> float:
 
 
 def _tick_row(page, row: int) -> float:
-    """Tick a row of the Runs table (its box at the grid's left edge) until the overlay draws one more curve
-    (the page may show an empty chart before anything is ticked)."""
+    """Tick a row of the Runs table (its box at the grid's left edge) until the overlay draws one more curve."""
     grid = page.locator(".st-key-runs_table [data-testid=stDataFrameResizable]").first
     box = grid.bounding_box()
     curves = ".st-key-runs_overlay_chart .scatterlayer .trace"

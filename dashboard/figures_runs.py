@@ -157,9 +157,9 @@ def damaged_frame(runs: list[RunInfo]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["folder", "reason"])
 
 
-def overlay_figure(curves: dict[str, pd.DataFrame], metric: str, empty: str | None = None) -> go.Figure:
+def overlay_figure(curves: dict[str, pd.DataFrame], metric: str) -> go.Figure:
     """One line per run of an epoch metric (a key of EPOCH_METRICS), to compare runs; each run its own hue
-    (Streamlit's theme would give the first two runs two blues). `empty`: what to say when there is no curve."""
+    (Streamlit's theme would give the first two runs two blues)."""
     column = EPOCH_METRICS[metric]
     figure = go.Figure()
     for n, (label, epoch) in enumerate(curves.items()):
@@ -169,7 +169,7 @@ def overlay_figure(curves: dict[str, pd.DataFrame], metric: str, empty: str | No
                                     name=label, line_color=RUN_COLORS[n % len(RUN_COLORS)],
                                     hovertemplate=f"{label}<br>epoch %{{x}}: %{{y:.4f}}"))
     if not figure.data:
-        return empty_figure(metric, empty or f"No {metric} recorded for the selected runs")
+        return empty_figure(metric, f"No {metric} recorded for the selected runs")
     longest = max(len(epoch) for epoch in curves.values() if epoch is not None)
     figure.update_layout(height=380, xaxis=dict(title="epoch", dtick=1 if longest <= 20 else None), yaxis_title=metric,
                          margin=dict(t=30, b=100, l=90, r=20), showlegend=True, legend=dict(orientation="h", y=-0.2))

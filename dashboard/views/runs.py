@@ -17,7 +17,6 @@ FILTER_STATUS = "runs_filter_status"
 FILTER_DATASET = "runs_filter_dataset"
 OVERLAY_METRIC = "runs_overlay_metric"
 OVERLAY_CHART = "runs_overlay_chart"
-NO_TICKS = "Tick runs in the table to draw their curves here"
 AS_GROUPS = "runs_as_groups"
 HPARAM_X = "runs_hparam_x"
 HPARAMS_OPEN = "runs_hparams_open"
@@ -140,11 +139,12 @@ def table_and_curves(shown: pd.DataFrame, all_ids: list[str], runs: list[RunInfo
 
 def compare(selected: pd.DataFrame, runs: list[RunInfo], key: str) -> None:
     st.subheader("Compare runs")
-    metric = st.selectbox("Metric", list(figures_runs.EPOCH_METRICS), key=OVERLAY_METRIC)
-    if selected.empty:  # an empty chart in its place: a tick then only redraws it (Plotly's first chart took 1 s)
-        st.plotly_chart(figures_runs.overlay_figure({}, metric, NO_TICKS), key=OVERLAY_CHART)
+    # No chart before the first tick: an empty one there cost every visit Plotly's start in the browser (0.6
+    # CPU-s warm, 2.8 cold: bench/RESULTS.md, issue 21.12); the first tick pays it instead.
+    if selected.empty:
         st.caption("Select rows in the table (the boxes on the left) to overlay their curves.")
         return
+    metric = st.selectbox("Metric", list(figures_runs.EPOCH_METRICS), key=OVERLAY_METRIC)
     if st.toggle("As seed groups (mean ± std)", key=AS_GROUPS,
                  help="Each ticked run's seed group (runs differing only in the seed) as its mean and a ± std band"):
         groups = seed_groups_view.group_curves(runs, key, list(selected["run_id"]), metric)
