@@ -93,3 +93,45 @@ def test_use_these_settings_fills_the_form_in_a_browser(tmp_path, tiny_trained_r
             expect(page.locator(".st-key-train_name input")).to_have_value("tiny sample run (again)")
         finally:
             browser.close()
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(),
+                    reason=f"Chromium not found at {CHROMIUM}: install Debian's chromium package "
+                           "to run the browser tests")
+def test_a_tick_redraws_only_the_table_and_the_curves(tmp_path, tiny_trained_run):
+    """Issue 21.12: a tick reran the whole page (1,000 runs: 2.4 s). The table and the curves are a fragment of
+    their own: after a tick the server sends them again, and nothing of the rest of the page (the Manage box)."""
+    from playwright.sync_api import sync_playwright
+
+    template, target = tiny_trained_run
+    store_root = tmp_path / "runs"
+    shutil.copytree(template / target, store_root / target)
+    other = "20990101-000000-other-0000"
+    shutil.copytree(template / target, store_root / other)
+    RunStore(store_root).write_status(other, name="other run", created="2099-01-01T00:00:00+00:00")  # the top row
+    curves = ".st-key-runs_overlay_chart .scatterlayer .trace"
+    with streamlit_server(store_root, tmp_path / "streamlit_tick.log") as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(30_000)
+            frames: list[bytes] = []
+            page.on("websocket", lambda socket: socket.on(
+                "framereceived", lambda payload: frames.append(payload if isinstance(payload, bytes) else b"")))
+            page.goto(f"{url}/runs")
+            page.locator(".st-key-runs_managed_run input").wait_for(timeout=FIRST_RENDER)
+            page.get_by_text("Select rows in the table").wait_for(timeout=FIRST_RENDER)
+            page.wait_for_timeout(1_000)  # the page's own messages are in
+            grid = page.locator(".st-key-runs_table [data-testid=stDataFrameResizable]").first.bounding_box()
+            frames.clear()
+            page.mouse.click(grid["x"] + 18, grid["y"] + 35 + 17)  # the first row's box (a row is 35 px)
+            page.locator(curves).first.wait_for(timeout=FIRST_RENDER)
+            page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')")
+            page.wait_for_timeout(500)
+            assert page.locator(curves).count() == 1
+            assert page.locator(".st-key-runs_overlay_chart .legendtext").all_text_contents() == ["other run"]
+            sent = b"".join(frames)
+            assert b"runs_table" in sent and b"runs_overlay_chart" in sent  # the fragment, drawn again
+            assert b"runs_managed_run" not in sent and b"runs_new_name" not in sent  # the rest was not rerun
+        finally:
+            browser.close()

@@ -1,5 +1,6 @@
 """Runs: every run in the store; compare curves and hyperparameters, rename, delete and download."""
 
+import hashlib
 import os
 
 import pandas as pd
@@ -15,6 +16,7 @@ FILTER_TEXT = "runs_filter_text"
 FILTER_STATUS = "runs_filter_status"
 FILTER_DATASET = "runs_filter_dataset"
 OVERLAY_METRIC = "runs_overlay_metric"
+OVERLAY_CHART = "runs_overlay_chart"
 AS_GROUPS = "runs_as_groups"
 HPARAM_X = "runs_hparam_x"
 HPARAMS_OPEN = "runs_hparams_open"
@@ -23,31 +25,64 @@ MANAGED_CHOICE = "runs_managed_choice"  # the run chosen in it: the widget alone
 NEW_NAME = "runs_new_name"
 CONFIRM_DELETE = "runs_confirm_delete"
 MESSAGE = "runs_message"  # (kind, text) left by the last rename or delete
-COLUMN_KINDS = {  # figures_runs.Column.kind -> Streamlit's column type; numbers get their text from the Styler
-    "text": st.column_config.TextColumn, "number": st.column_config.NumberColumn,
-    "check": st.column_config.CheckboxColumn,
-}
 
 
 def column_config(key: str, column: figures_runs.Column):
+    """Streamlit's column for a figures_runs.Column: the browser writes each cell's text from the value."""
     if column.kind == "date":
         return st.column_config.DatetimeColumn(column.title, format="YYYY-MM-DD HH:mm")
-    return COLUMN_KINDS[column.kind](column.title, pinned=key == "name")
+    if column.kind == "duration":  # a time span: "localized" writes it as "2 min, 43 sec"
+        return st.column_config.NumberColumn(column.title, format="localized")
+    if column.kind == "number":
+        return st.column_config.NumberColumn(column.title, format=column.format, step=column.step)
+    if column.kind == "check":
+        return st.column_config.CheckboxColumn(column.title)
+    return st.column_config.TextColumn(column.title, pinned=key == "name")
 
 
 COLUMNS = {key: column_config(key, column) for key, column in figures_runs.COLUMNS.items()}
 
 
-def epoch_records(runs: list[RunInfo]) -> dict[str, list[dict]]:
-    records = {}
-    for info in runs:
-        if info.damaged:
-            continue
-        try:  # not the batch records: a store may hold 1,000 runs
-            records[info.run_id] = common.store().read_epoch_records(info.run_id)
+def run_list_key() -> str:
+    """What the cached parts of the page are keyed on: a digest of the store's signature (its runs' status and
+    config files). It changes when a run is added, removed, renamed, or changes status."""
+    return hashlib.sha1(repr(common.store().signature()).encode()).hexdigest()
+
+
+def live(info: RunInfo) -> bool:
+    """A run whose row can change with no status or config file changing: it is training (its metrics grow), or
+    its status comes from a look at its writer's process, not from its file."""
+    return not info.damaged and (info.active or info.status != info.stored_status)
+
+
+def epoch_records(run_ids) -> dict[str, list[dict]]:
+    """Run id -> its epoch records (not the batch records: a store may hold 1,000 runs)."""
+    records, store = {}, common.store()
+    for run_id in run_ids:
+        try:
+            records[run_id] = store.read_epoch_records(run_id)
         except StoreError:  # deleted since it was listed
             continue
     return records
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def settled_frame(root: str, key: str, live_ids: tuple[str, ...], _runs: tuple[RunInfo, ...]) -> pd.DataFrame:
+    """The rows of the runs that are not live, built once per run list (1,000 runs: a tenth of a second)."""
+    settled = [info for info in _runs if info.run_id not in live_ids]
+    return figures_runs.runs_frame(settled, epoch_records(info.run_id for info in settled if not info.damaged))
+
+
+def runs_frame(runs: list[RunInfo], key: str) -> pd.DataFrame:
+    """The table's rows, newest first: the settled runs' from the cache, the live runs' read again."""
+    fresh = [info for info in runs if live(info)]
+    frame = settled_frame(str(common.store().root), key, tuple(info.run_id for info in fresh), tuple(runs))
+    if not fresh:
+        return frame
+    rows = figures_runs.runs_frame(fresh, epoch_records(info.run_id for info in fresh))
+    frame = pd.concat([frame, rows], ignore_index=True) if len(frame) else rows
+    order = {info.run_id: n for n, info in enumerate(runs)}
+    return frame.sort_values("run_id", key=lambda ids: ids.map(order)).reset_index(drop=True)
 
 
 def filtered(frame: pd.DataFrame) -> pd.DataFrame:
@@ -82,30 +117,40 @@ def ticked_runs() -> set[str]:
 
 def runs_table(frame: pd.DataFrame, all_ids: list[str]) -> pd.DataFrame:
     """The sortable table; returns the ticked runs among the rows shown."""
-    ids = frame["run_id"].tolist()
-    ticked = {run_id for run_id in ticked_runs() if run_id in all_ids}  # a deleted run is no longer ticked
+    ids, known = frame["run_id"].tolist(), set(all_ids)
+    ticked = {run_id for run_id in ticked_runs() if run_id in known}  # a deleted run is no longer ticked
     st.session_state[TICKED] = sorted(ticked)
     st.session_state[DRAWN_IDS] = ids
     st.session_state[TABLE] = {"selection": {"rows": [i for i, run_id in enumerate(ids) if run_id in ticked],
                                              "columns": [], "cells": []}}
-    st.dataframe(figures_runs.styled(frame), column_config=COLUMNS, hide_index=True, key=TABLE, on_select="rerun",
+    st.dataframe(figures_runs.table_frame(frame), column_config=COLUMNS, hide_index=True, key=TABLE, on_select="rerun",
                  placeholder=figures_runs.MISSING,  # an empty cell: a dash, not "None"
                  selection_mode="multi-row", width="stretch")
     return frame[frame["run_id"].isin(ticked)]
 
 
-def compare(selected: pd.DataFrame, epochs: dict[str, list[dict]]) -> None:
+@st.fragment
+def table_and_curves(shown: pd.DataFrame, all_ids: list[str], runs: list[RunInfo], key: str) -> None:
+    """The table and the curves of its ticked runs, on their own: a tick reruns only this part (with 1,000 runs,
+    rerunning the whole page took seconds)."""
+    selected = runs_table(shown, all_ids)
+    compare(selected, runs, key)
+
+
+def compare(selected: pd.DataFrame, runs: list[RunInfo], key: str) -> None:
     st.subheader("Compare runs")
+    # No chart before the first tick: an empty one there cost every visit Plotly's start in the browser (0.6
+    # CPU-s warm, 2.8 cold: bench/RESULTS.md, issue 21.12); the first tick pays it instead.
     if selected.empty:
         st.caption("Select rows in the table (the boxes on the left) to overlay their curves.")
         return
     metric = st.selectbox("Metric", list(figures_runs.EPOCH_METRICS), key=OVERLAY_METRIC)
     if st.toggle("As seed groups (mean ± std)", key=AS_GROUPS,
                  help="Each ticked run's seed group (runs differing only in the seed) as its mean and a ± std band"):
-        groups = seed_groups_view.group_curves(common.list_runs_cached(), list(selected["run_id"]), epochs, metric)
+        groups = seed_groups_view.group_curves(runs, key, list(selected["run_id"]), metric)
         st.plotly_chart(figures_runs.group_overlay_figure(groups, metric), key="runs_group_overlay_chart")
     else:
-        overlay(selected, epochs, metric)
+        overlay(selected, metric)
     if len(selected) == 2:
         run_a, run_b = selected["run_id"]
         pages.link("compare", "Is the difference real? Compare the two", query_params={"a": run_a, "b": run_b})
@@ -114,12 +159,12 @@ def compare(selected: pd.DataFrame, epochs: dict[str, list[dict]]) -> None:
         st.caption("Tick exactly two runs to test their difference and for a comparison report (one HTML file).")
 
 
-def overlay(selected: pd.DataFrame, epochs: dict[str, list[dict]], metric: str) -> None:
-    labels = {}
+def overlay(selected: pd.DataFrame, metric: str) -> None:
+    labels, epochs = {}, epoch_records(selected["run_id"])
     for row in selected.itertuples():
         label = row.name if row.name not in labels else f"{row.name} ({row.run_id})"
         labels[label] = figures_runs.epoch_frame(epochs.get(row.run_id))
-    st.plotly_chart(figures_runs.overlay_figure(labels, metric), key="runs_overlay_chart")
+    st.plotly_chart(figures_runs.overlay_figure(labels, metric), key=OVERLAY_CHART)
     column = figures_runs.EPOCH_METRICS[metric]
     missing = [label for label, epoch in labels.items()
                if epoch is None or column not in epoch or epoch[column].isna().all()]
@@ -170,7 +215,7 @@ def delete(run_id: str, name: str) -> None:
         st.session_state[MESSAGE] = ("error", f"Not deleted: {exc}")
 
 
-def manage(runs: list[RunInfo], selected: pd.DataFrame) -> None:
+def manage(runs: list[RunInfo], key: str, first_ticked: str | None) -> None:
     st.subheader("Manage a run")
     readable_first = sorted((r for r in runs if r.path.is_dir()), key=lambda r: r.damaged)
     choices = {r.run_id: r for r in readable_first}
@@ -182,7 +227,7 @@ def manage(runs: list[RunInfo], selected: pd.DataFrame) -> None:
     # back to the first run, so the next Rename or Delete hit another run).
     current = st.session_state.get(MANAGED_CHOICE)
     if current not in ids:
-        current = selected["run_id"].iloc[0] if not selected.empty else ids[0]
+        current = first_ticked if first_ticked in choices else ids[0]
     run_id = common.kept_selectbox(st, "Run", ids, current, choice_key=MANAGED_CHOICE, widget_key=MANAGED,
                                    format_func=lambda i: f"{choices[i].name} · {choices[i].status} · {i}")
     info = choices[run_id]
@@ -201,7 +246,7 @@ def manage(runs: list[RunInfo], selected: pd.DataFrame) -> None:
         downloads(info)
     with st.container(border=True, key="runs_export"):
         share.export_section(info)
-    seed_groups_view.repeat_section(info)
+    seed_groups_view.repeat_section(info, runs, key)
     if st.button("Use these settings on the Train page", key="runs_use_settings", icon=":material/replay:",
                  disabled=info.damaged, on_click=sidebar.use_settings, args=(info.config, info.name)):
         pages.switch_to("train")
@@ -243,21 +288,19 @@ def main() -> None:
     message = st.session_state.pop(MESSAGE, None)
     if message:
         (st.success if message[0] == "success" else st.error)(common.plain(message[1]))  # it names a run
-    runs = common.list_runs_cached()
-    epochs = epoch_records(runs)
-    frame = figures_runs.runs_frame(runs, epochs)
-    selected = frame.iloc[0:0]
+    runs, key = common.list_runs_cached(), run_list_key()
+    frame = runs_frame(runs, key)
     if frame.empty:
         st.info("No runs yet. Start one on the Train page, or with `python -m core train` in a terminal.")
     else:
         shown = filtered(frame)
         st.caption(f"{len(shown)} of {len(frame)} runs shown.")
-        selected = runs_table(shown, frame["run_id"].tolist())
-        seed_groups_view.groups_section(runs)
-        compare(selected, epochs)
+        table_and_curves(shown, frame["run_id"].tolist(), runs, key)
+        seed_groups_view.groups_section(runs, key)
         hparams(shown, filtered_out=len(shown) < len(frame))
     if runs:
-        manage(runs, selected)
+        ticked = set(st.session_state.get(TICKED, ()))
+        manage(runs, key, next((run_id for run_id in frame["run_id"] if run_id in ticked), None))
     damaged(runs)
 
 
