@@ -184,6 +184,17 @@ def format_seconds(seconds: float | None) -> str:
     return f"{hours}h {minutes:02d}m" if hours else (f"{minutes}m {secs:02d}s" if minutes else f"{secs}s")
 
 
+def format_duration(seconds: float | None) -> str:
+    """A run's duration as the Runs table writes it (Streamlit's localized durations, the browser's
+    Intl.DurationFormat): "19 sec", "2 min, 43 sec", "1 hr, 5 min, 12 sec"; zero parts are left out."""
+    if seconds is None or not math.isfinite(seconds):
+        return "–"
+    minutes, secs = divmod(max(0, round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    parts = [f"{value} {unit}" for value, unit in ((hours, "hr"), (minutes, "min"), (secs, "sec")) if value]
+    return ", ".join(parts) or "0 sec"
+
+
 def progress(status: RunStatus, batch: pd.DataFrame, epoch: pd.DataFrame, configured_epochs: int | None = None) -> Progress:
     """Progress from the stored status and metrics; ETA assumes the rate of the steps done so far. The status
     names the epochs once the data is loaded; before, the run's config does (it said "Epoch 0/1")."""

@@ -45,6 +45,9 @@ class Job:
     status: str = ""  # a task's final word ("completed", "stopped", ...), once it has ended
 
 
+PRESTART_DELAY_S = 5.0  # s after the first page asks for the queue; a Train press starts the process at once
+
+
 class TrainingProcess:
     """Runs tasks of core.tasks (training first) in a long-lived child process; one at a time, Stop forwarded
     within 50 ms.
@@ -57,11 +60,15 @@ class TrainingProcess:
     def __init__(self):
         self._process: subprocess.Popen | None = None
         self._replies: queue.Queue = queue.Queue()
+        self._starting = threading.Lock()  # the delayed prestart and a Train press may start it at once
 
     def start(self) -> None:
         """Start the child (it begins importing TensorFlow at once) unless it is already running."""
-        if self._process is not None and self._process.poll() is None:
-            return
+        with self._starting:
+            if self._process is None or self._process.poll() is not None:
+                self._spawn()
+
+    def _spawn(self) -> None:
         self._replies = queue.Queue()
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
         self._process = subprocess.Popen([sys.executable, "-m", "dashboard.worker"], cwd=ROOT, env=env,
@@ -178,9 +185,12 @@ class JobManager:
         self._thread = threading.Thread(target=self._loop, name="lenet-train-worker", daemon=True)
         self._thread.start()
         if prestart and isinstance(self._train, TrainingProcess):
-            # TensorFlow takes seconds to load: load it now, while the user fills in the form, so that
-            # pressing Train starts building the model at once.
-            self._train.start()
+            # TensorFlow takes seconds to load: load it while the user fills in the form, so that pressing Train
+            # starts building the model at once; but not while the first page is drawn, whose server and browser
+            # it would slow (its import takes ~5 CPU-s of the 2 cores: the Runs page of 1,000 runs, bench/scale.py)
+            prestart_timer = threading.Timer(PRESTART_DELAY_S, self._train.start)
+            prestart_timer.daemon = True
+            prestart_timer.start()
 
     # ----- what the pages call -----------------------------------------------------------------
     def submit(self, config: TrainConfig, name: str | None = None) -> str:

@@ -120,6 +120,14 @@ def test_progress_counts_steps_eta_and_throughput():
     assert loading.epochs == 2
 
 
+def test_durations_read_as_the_runs_table_writes_them():
+    # The Runs table's cells are Streamlit's localized durations, written by the browser's Intl.DurationFormat
+    # (checked with Node 26: "19 sec", "2 min, 43 sec", "1 hr, 5 min, 12 sec", "1 hr, 3 sec"); issue 20.8.
+    assert [figures.format_duration(s) for s in (19, 163.4, 3912, 3603, 120)] == [
+        "19 sec", "2 min, 43 sec", "1 hr, 5 min, 12 sec", "1 hr, 3 sec", "2 min"]
+    assert figures.format_duration(None) == "–" and figures.format_duration(0.2) == "0 sec"
+
+
 def test_format_seconds():
     assert figures.format_seconds(5.4) == "5s"
     assert figures.format_seconds(125) == "2m 05s"
@@ -152,6 +160,7 @@ def test_finished_run_shows_its_curves_accuracy_and_audit_link(finished_run, len
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Test accuracy"] == f"{status.test_accuracy:.2%}"
     assert metrics["Epochs"] == "1/1"
+    assert metrics["Training time"] == figures.format_duration(status.duration)  # as the Runs table writes it
     assert "Sample: using the bundled sample" in texts(at.caption)
     links = at.get("page_link")
     assert links and links[0].proto.page == "evaluate"

@@ -157,9 +157,17 @@ def test_waits_for_a_run_that_a_terminal_is_training(store, monkeypatch):
     wait_for(lambda: status(store, run_id) == "completed")
 
 
-def test_prestart_loads_the_training_process_before_any_submit(tmp_path):
-    """With prestart (the dashboard's default) the training process is up, TensorFlow loading, at once."""
+def test_prestart_loads_the_training_process_before_any_submit(tmp_path, monkeypatch):
+    """With prestart (the dashboard's default) the training process starts, TensorFlow loading, a few seconds
+    after the first page asked for the queue (not while that page is drawn), with no Train press."""
+    import dashboard.worker
+
+    monkeypatch.setattr(dashboard.worker, "PRESTART_DELAY_S", 0.5)
     manager = JobManager(RunStore(tmp_path), prestart=True)
+    assert manager._train._process is None  # the first page is drawn without TensorFlow's import beside it
+    deadline = time.monotonic() + 10
+    while manager._train._process is None and time.monotonic() < deadline:
+        time.sleep(0.05)
     process = manager._train._process
     try:
         assert process is not None and process.poll() is None

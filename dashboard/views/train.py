@@ -114,7 +114,7 @@ def summary(info: RunInfo, status: RunStatus, epoch) -> None:
     images = figures.median_images_per_sec(epoch)
     columns = st.columns(4)
     columns[0].metric("Test accuracy", f"{accuracy:.2%}" if isinstance(accuracy, (int, float)) else "–")
-    columns[1].metric("Training time", figures.format_seconds(status.duration),
+    columns[1].metric("Training time", figures.format_duration(status.duration),  # as the Runs table writes it
                       help="From start to end, with data loading, the epoch snapshots and the final test")
     epochs = status.epochs or "–"
     # an interrupted run may have no epochs_done: count its epoch records (it said "Epochs 30/30" after 4)
