@@ -45,7 +45,8 @@ class Job:
     status: str = ""  # a task's final word ("completed", "stopped", ...), once it has ended
 
 
-PRESTART_DELAY_S = 5.0  # s after the first page asks for the queue; a Train press starts the process at once
+# TensorFlow takes seconds to load: load it while the user fills in the form, not while the first page is drawn
+PRESTART_DELAY_S = 5.0  # (~5 CPU-s of the 2 cores: bench/scale.py); Train starts the process at once
 
 
 class TrainingProcess:
@@ -65,16 +66,14 @@ class TrainingProcess:
     def start(self) -> None:
         """Start the child (it begins importing TensorFlow at once) unless it is already running."""
         with self._starting:
-            if self._process is None or self._process.poll() is not None:
-                self._spawn()
-
-    def _spawn(self) -> None:
-        self._replies = queue.Queue()
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
-        self._process = subprocess.Popen([sys.executable, "-m", "dashboard.worker"], cwd=ROOT, env=env,
-                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
-        threading.Thread(target=self._read, args=(self._process, self._replies), daemon=True,
-                         name="lenet-trainer-replies").start()
+            if self._process is not None and self._process.poll() is None:
+                return
+            self._replies = queue.Queue()
+            env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
+            self._process = subprocess.Popen([sys.executable, "-m", "dashboard.worker"], cwd=ROOT, env=env,
+                                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+            threading.Thread(target=self._read, args=(self._process, self._replies), daemon=True,
+                             name="lenet-trainer-replies").start()
 
     @staticmethod
     def _read(process: subprocess.Popen, replies: queue.Queue) -> None:
@@ -184,13 +183,9 @@ class JobManager:
         self._current: Job | None = None
         self._thread = threading.Thread(target=self._loop, name="lenet-train-worker", daemon=True)
         self._thread.start()
-        if prestart and isinstance(self._train, TrainingProcess):
-            # TensorFlow takes seconds to load: load it while the user fills in the form, so that pressing Train
-            # starts building the model at once; but not while the first page is drawn, whose server and browser
-            # it would slow (its import takes ~5 CPU-s of the 2 cores: the Runs page of 1,000 runs, bench/scale.py)
-            prestart_timer = threading.Timer(PRESTART_DELAY_S, self._train.start)
-            prestart_timer.daemon = True
-            prestart_timer.start()
+        if prestart and isinstance(self._train, TrainingProcess):  # see PRESTART_DELAY_S
+            delay = PRESTART_DELAY_S
+            threading.Thread(target=lambda: (time.sleep(delay), self._train.start()), daemon=True).start()
 
     # ----- what the pages call -----------------------------------------------------------------
     def submit(self, config: TrainConfig, name: str | None = None) -> str:

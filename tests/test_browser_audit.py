@@ -124,7 +124,7 @@ GROWN_MARGINS = """() => Array.from(document.querySelectorAll('.js-plotly-plot')
     ("Evaluate", ".st-key-evaluate_class_chart .main-svg"),
     ("Inside the model", ".st-key-inside_map_f6_dense .main-svg"),
     ("Predict", ".st-key-predict_probs .main-svg"),
-    ("Train", ".st-key-train_epoch_chart .main-svg"),
+    ("Train", ".st-key-train_live .lenet-live-epoch .main-svg"),
 ])
 def test_every_chart_is_laid_out_in_one_pass(page, title, last_chart):
     """A chart whose axis labels, legend or colour bar do not fit its margins makes Plotly grow the margins and
