@@ -49,7 +49,8 @@ NAME = "watching"
 TARGETS = {1: 0.05, 3: 0.10}
 TARGET_PERIOD = 1.0
 # In the page: note the time whenever the batch chart is drawn with new data (its number of points or last
-# value), from plotly.js's own "plotly_afterplot" event; a check every 20 ms woke the renderer 50 times a second.
+# value), from plotly.js's own events: "plotly_afterplot" after a full redraw, "plotly_animated" after the
+# curves alone are redrawn (dashboard/live_panel.py); a check every 20 ms woke the renderer 50 times a second.
 WATCH_CHART = """() => {
   window.__chartChanges = [];
   let last = null, watched = null;
@@ -61,7 +62,7 @@ WATCH_CHART = """() => {
   };
   setInterval(() => {  // the chart's element is made once the page has drawn it
     const chart = document.querySelector('.js-plotly-plot');
-    if (chart && chart !== watched && chart.on) { watched = chart; chart.on('plotly_afterplot', () => seen(chart)); seen(chart); }
+    if (chart && chart !== watched && chart.on) { watched = chart; chart.on('plotly_afterplot', () => seen(chart)); chart.on('plotly_animated', () => seen(chart)); seen(chart); }
   }, 500);
 }"""
 

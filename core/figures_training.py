@@ -57,6 +57,35 @@ def _two_panels(left: str, right: str) -> go.Figure:
         height=320, margin=dict(t=40, b=70, l=60, r=20)))
 
 
+def live_axes(figure: go.Figure, x_range: tuple[float, float]) -> go.Figure:
+    """Fix the axes of a live run's chart: x spans the whole run (as fastai's live plot does), loss goes from 0 to
+    just above its largest value, accuracy from just below its smallest to 100%. New points then fall inside
+    the axes, so the browser redraws only the curves (half the cost of a full redraw); the ranges change only
+    when a value leaves them, and the ended run's chart is autoscaled again."""
+    def values(axis: str):
+        ys = [np.asarray(t.y, dtype="float64") for t in figure.data if (t.yaxis or "y") == axis]
+        ys = [y[np.isfinite(y)] for y in ys]
+        return np.concatenate(ys) if ys else np.array([])
+
+    loss, accuracy = values("y"), values("y2")
+    top = _nice_up(float(loss.max()) * 1.05) if loss.size else 1.0
+    bottom = math.floor(float(accuracy.min()) * 20) / 20 if accuracy.size else 0.0
+    bottom = min(max(bottom, 0.0), 0.95)
+    # markers at 100% keep their top half, and points just past the ends stay whole
+    pad = (x_range[1] - x_range[0]) * 0.01
+    figure.update_layout(xaxis_range=[x_range[0] - pad, x_range[1] + pad], xaxis2_range=[x_range[0] - pad, x_range[1] + pad],
+                         yaxis_range=[0, top], yaxis2_range=[bottom, 1 + (1 - bottom) * 0.03])
+    return figure
+
+
+def _nice_up(value: float) -> float:
+    """The value rounded up to two significant figures: 2.318 -> 2.4, 0.0734 -> 0.074."""
+    if value <= 0 or not math.isfinite(value):
+        return 1.0
+    scale = 10 ** (math.floor(math.log10(value)) - 1)
+    return math.ceil(value / scale) * scale
+
+
 def _axes(col: int) -> dict:
     return {"xaxis": "x", "yaxis": "y"} if col == 1 else {"xaxis": "x2", "yaxis": "y2"}
 

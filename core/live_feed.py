@@ -55,9 +55,9 @@ def _build(store: RunStore, run_id: str, smoothing: float) -> dict:
     ended = not status.active
     # what each chart is drawn from: the browser redraws a chart only when its key changes, and the server
     # builds it only then (the epoch chart changes once an epoch, the run's files every quarter of a second)
-    keys = {"batch": f"{_count(batch)}:{smoothing}:{ended}", "epoch": f"{_count(epoch)}:{ended}"}
-    charts = {"batch": lambda: figures.batch_figure(batch, smoothing, revision=run_id, ended=ended),
-              "epoch": lambda: figures.epoch_figure(epoch, revision=run_id, ended=ended)}
+    keys = {"batch": f"{run_id}:{_count(batch)}:{smoothing}:{ended}", "epoch": f"{run_id}:{_count(epoch)}:{ended}"}
+    charts = {"batch": lambda: _live(figures.batch_figure(batch, smoothing, revision=run_id, ended=ended), status, "batch"),
+              "epoch": lambda: _live(figures.epoch_figure(epoch, revision=run_id, ended=ended), status, "epoch")}
     return {
         "run": run_id,
         "status": status.status,
@@ -68,6 +68,20 @@ def _build(store: RunStore, run_id: str, smoothing: float) -> dict:
                      "metrics": metrics(shown, status, config.learning_rate if config else None)},
         **{name: _chart((str(store.root), run_id, name, keys[name]), build) for name, build in charts.items()},
     }
+
+
+def _live(figure, status: RunStatus, chart: str):
+    """While the run trains, its charts' axes span the whole run (figures.live_axes): the browser then redraws
+    only the curves when new points arrive."""
+    if not status.active or not status.epochs or not figure.data:
+        return figure
+    if chart == "epoch":
+        if status.epochs > 20:
+            figure.update_xaxes(dtick=None)  # one tick per epoch fits up to 20 epochs
+        return figures.live_axes(figure, (0.5, status.epochs + 0.5))
+    if not status.steps_per_epoch:
+        return figure
+    return figures.live_axes(figure, (0, status.steps_per_epoch * status.epochs))
 
 
 def _chart(key: tuple, build) -> dict:

@@ -18,10 +18,7 @@ from core import live_feed
 from dashboard import common
 from dashboard.live_routes import LIVE_PATH, PLOTLY_PATH
 
-_PANEL = st.components.v2.component(
-    "lenet_lab.live_panel",
-    isolate_styles=False,  # plotly.js styles its mode bar with rules it adds to the document
-    html="""
+HTML = """
 <div class="lenet-live">
   <div class="lenet-live-progress" role="progressbar" aria-valuemin="0" aria-valuemax="100">
     <div class="lenet-live-progress-text"></div>
@@ -30,8 +27,8 @@ _PANEL = st.components.v2.component(
   <div class="lenet-live-metrics"></div>
   <div class="lenet-live-chart lenet-live-batch"></div>
   <div class="lenet-live-chart lenet-live-epoch"></div>
-</div>""",
-    css="""
+</div>"""
+CSS = """
 .lenet-live { display: flex; flex-direction: column; gap: 1rem; font-family: var(--st-font, "Source Sans", sans-serif);
               container-type: inline-size; }
 .lenet-live-progress-text { font-size: 0.875rem; margin-bottom: 0.25rem; }
@@ -45,8 +42,8 @@ _PANEL = st.components.v2.component(
 .lenet-live-progress, .lenet-live-metrics { contain: layout paint style; }
 .lenet-live[data-progress="off"] .lenet-live-progress,
 .lenet-live[data-progress="off"] .lenet-live-metrics { display: none; }
-""",
-    js="""
+"""
+JS = """
 const CONFIG = { displaylogo: false, responsive: true };
 
 function plotly(src) {
@@ -90,68 +87,105 @@ function narrow(layout, width) {
   return { ...layout, annotations, margin: { ...layout.margin, t: (layout.margin?.t || 40) + 18 } };
 }
 
+// While the run trains its charts' axes are fixed (core.figures_training.live_axes), so new points need only
+// the curves redrawn: Plotly.animate without a redraw takes half the CPU of Plotly.react, which lays out the
+// axes, ticks and titles again. A change of the layout (an axis range, the run's end) or of the traces'
+// make-up takes the full redraw.
+const TRACES_ONLY = { transition: { duration: 0 }, frame: { duration: 0, redraw: false }, mode: "immediate" };
+
+function shape(figure) {
+  return figure.data.map((trace) => `${trace.type || "scatter"}:${trace.mode}:${trace.xaxis}:${trace.yaxis}`).join("|");
+}
+
+function redraw(element, figure, drawn) {
+  const layout = narrow(figure.layout, element.clientWidth);
+  const look = JSON.stringify(layout) + shape(figure);
+  if (drawn.look === look && element._fullLayout) {
+    return window.Plotly.animate(element, { data: figure.data, traces: figure.data.map((_, i) => i) }, TRACES_ONLY);
+  }
+  drawn.look = look;
+  return window.Plotly.react(element, figure.data, layout, CONFIG);
+}
+
 function draw(root, feed, live) {
   drawProgress(root, feed);
   for (const name of ["batch", "epoch"]) {
     const key = feed.keys[name];
-    if (live.drawn[name] === key) continue;  // the epoch chart changes once an epoch: no redraw in between
-    live.drawn[name] = key;
-    const element = root.querySelector(`.lenet-live-${name}`);
-    window.Plotly.react(element, feed[name].data, narrow(feed[name].layout, element.clientWidth), CONFIG);
+    const drawn = live.drawn[name] || (live.drawn[name] = {});
+    if (drawn.key === key) continue;  // the epoch chart changes once an epoch: no redraw in between
+    drawn.key = key;
+    redraw(root.querySelector(`.lenet-live-${name}`), feed[name], drawn);
   }
 }
 
 export default function ({ parentElement, data, setTriggerValue }) {
   const root = parentElement.querySelector(".lenet-live");
   root.dataset.progress = data.progress ? "on" : "off";
-  const live = root.lenetLive || (root.lenetLive = { drawn: {}, timer: null, stopped: false });
+  // one polling loop per panel, however often the page redraws it: `running` is true while a timer is set or an
+  // answer is awaited (a loop started at every redraw that came during a fetch, so loops piled up during a run)
+  const live = root.lenetLive || (root.lenetLive = { drawn: {}, timer: null, running: false, stopped: false });
   live.data = data;
   live.stamp = data.feed.stamp;
   live.stopped = false;
+  const end = () => { live.running = false; };
   const ask = async () => {
     live.timer = null;
     const started = performance.now();
-    if (live.stopped || !live.data.poll || document.visibilityState !== "visible") return;  // shown again: asks at once
+    if (live.stopped || !live.data.poll || document.visibilityState !== "visible") return end();  // shown again: asks at once
     const d = live.data;
     const url = `${d.url}?run=${encodeURIComponent(d.feed.run)}&smoothing=${d.smoothing}&since=${live.stamp}`;
     try {
       const answer = await fetch(url, { cache: "no-store" });
       const feed = await answer.json();
-      if (live.stopped) return;
+      if (live.stopped) return end();
       if (!answer.ok) {
         setTriggerValue("changed", "gone");  // deleted or unreadable: the page says what happened
-        return;
+        return end();
       }
       if (!feed.unchanged) {
         live.stamp = feed.stamp;
         draw(root, feed, live);
         if (feed.status !== d.feed.status || feed.phase !== d.feed.phase) {
           setTriggerValue("changed", feed.stamp);  // started, ended, a new phase: the page reruns around it
-          return;
+          return end();
         }
       }
     } catch (error) {
       // the server is restarting or the connection dropped: try again at the next tick
     }
-    // every period from the last ask's start, however long the answer took: the chart's period stays ≤ 1 s
-    if (!live.stopped) live.timer = setTimeout(ask, Math.max(0, d.period * 1000 - (performance.now() - started)));
+    next(started);
   };
-  const shown = () => { if (document.visibilityState === "visible" && !live.timer) ask(); };
+  // every period from the last ask's start, however long the answer took: the chart's period stays ≤ 1 s
+  const next = (started) => {
+    if (live.stopped) return end();
+    live.timer = setTimeout(ask, Math.max(0, live.data.period * 1000 - (performance.now() - started)));
+  };
+  const start = (delay) => {
+    if (live.running || live.stopped || !live.data.poll) return;
+    live.running = true;
+    live.timer = setTimeout(ask, delay);
+  };
+  const shown = () => { if (document.visibilityState === "visible") start(0); };
   if (live.shown) document.removeEventListener("visibilitychange", live.shown);
   live.shown = shown;
   plotly(data.plotly).then(() => {
     draw(root, data.feed, live);
-    if (data.poll && !live.timer) live.timer = setTimeout(ask, data.period * 1000);
+    start(data.period * 1000);
   });
   document.addEventListener("visibilitychange", shown);
   return () => {
     live.stopped = true;
-    clearTimeout(live.timer);
-    live.timer = null;
+    if (live.timer !== null) {  // a loop waiting for its next ask ends here; one awaiting an answer ends on it
+      clearTimeout(live.timer);
+      live.timer = null;
+      live.running = false;
+    }
     document.removeEventListener("visibilitychange", shown);
   };
 }
-""")
+"""
+_PANEL = st.components.v2.component("lenet_lab.live_panel", html=HTML, css=CSS, js=JS,
+                                    isolate_styles=False)  # plotly.js styles its mode bar with rules it adds to the document
 
 
 def show(run_id: str, smoothing: float, active: bool, key: str, on_change, progress: bool | None = None) -> dict:

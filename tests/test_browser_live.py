@@ -81,3 +81,84 @@ def test_a_hidden_tab_stops_rerunning_and_catches_up_when_shown(tmp_path):
         append_batches(store, run_id, 8, 1)  # and it goes on following the run
         wait_for_points(page, 8, live_feed.PERIOD_S + 2)
         browser.close()
+
+
+# The live panel's script on its own, in a blank page: a stand-in plotly.js that counts what it is asked to do,
+# and a stand-in `fetch` whose answers take 0.4 s, so a redraw of the page can come while one is awaited.
+PANEL_HARNESS = """async ({html, js, feeds, answerMs}) => {
+  window.calls = {react: 0, animate: 0, fetch: 0, triggers: []};
+  window.Plotly = {
+    react: async (element) => { window.calls.react += 1; element._fullLayout = {}; },
+    animate: async () => { window.calls.animate += 1; },
+  };
+  let answer = 0;
+  window.fetch = () => {
+    window.calls.fetch += 1;
+    const feed = feeds[Math.min(answer++, feeds.length - 1)];
+    return new Promise((resolve) => setTimeout(() => resolve({ok: true, json: async () => feed}), answerMs));
+  };
+  const parentElement = document.createElement("div");
+  parentElement.innerHTML = html;
+  document.body.append(parentElement);
+  const module = await import(URL.createObjectURL(new Blob([js], {type: "text/javascript"})));
+  window.redraw = (feed, period) => module.default({parentElement, setTriggerValue: (...a) => window.calls.triggers.push(a),
+    data: {feed, progress: true, poll: true, smoothing: 0.6, period, url: "/_lenet/live", plotly: "unused.js"}});
+}"""
+
+
+def panel_feed(points: int, top: float = 2.5) -> dict:
+    """A feed as core.live_feed builds it, for a running run whose batch chart has `points` points."""
+    chart = {"data": [{"type": "scatter", "mode": "lines", "x": list(range(points)), "y": [1.0] * points,
+                       "xaxis": "x", "yaxis": "y"}],
+             "layout": {"yaxis": {"range": [0, top]}, "xaxis": {"range": [0, 1000]}}}
+    return {"run": "r1", "status": "running", "phase": "training", "active": True, "stamp": f"s{points}-{top}",
+            "keys": {"batch": f"r1:{points}:{top}", "epoch": "r1:0"},
+            "progress": {"fraction": points / 1000, "text": f"batch {points}", "metrics": []},
+            "batch": chart, "epoch": {"data": [], "layout": {}}}
+
+
+def open_panel(browser, feeds: list[dict], answer_ms: int):
+    from dashboard import live_panel
+
+    page = browser.new_page()
+    page.goto("about:blank")
+    page.evaluate(PANEL_HARNESS, {"html": live_panel.HTML, "js": live_panel.JS, "feeds": feeds, "answerMs": answer_ms})
+    return page
+
+
+def test_the_live_panel_asks_once_a_period_however_often_the_page_redraws_it():
+    """One polling loop per panel: a redraw of the page while an answer was awaited used to start a second loop,
+    and during a long run the loops piled up (4.4 asks a second, the browser at 28% of a core)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = open_panel(browser, [panel_feed(n) for n in range(2, 60)], answer_ms=400)
+        redraw = "([feed, period]) => window.redraw(feed, period)"
+        page.evaluate(redraw, [panel_feed(1), 0.5])
+        for _ in range(8):  # the page redraws the panel every 0.15 s: some redraws come while an answer is awaited
+            page.wait_for_timeout(150)
+            page.evaluate(redraw, [panel_feed(1), 0.5])
+        before = page.evaluate("window.calls.fetch")
+        page.wait_for_timeout(3000)
+        asks = page.evaluate("window.calls.fetch") - before
+        browser.close()
+    assert 4 <= asks <= 7, f"{asks} asks in 3 s with a period of 0.5 s: one loop asks 6 times"
+
+
+def test_new_points_inside_the_axes_redraw_only_the_curves():
+    """Plotly.animate (the curves alone) while the layout stays the same; Plotly.react when it changes."""
+    from playwright.sync_api import sync_playwright
+
+    feeds = [panel_feed(3), panel_feed(4), panel_feed(5, top=4.0), panel_feed(6, top=4.0)]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = open_panel(browser, feeds, answer_ms=10)
+        page.evaluate("([feed, period]) => window.redraw(feed, period)", [panel_feed(2), 0.2])
+        page.wait_for_function("() => window.calls.fetch >= 5", timeout=10_000)
+        calls = page.evaluate("window.calls")
+        browser.close()
+    # the first draw (2 points) and the new loss range (5 points) take a full redraw of the batch chart, the
+    # others (3, 4 and 6 points) only the curves; the epoch chart, empty and unchanged, is drawn once
+    assert (calls["react"], calls["animate"]) == (3, 3)
+    assert calls["triggers"] == []  # status and phase stayed the same: no rerun asked for

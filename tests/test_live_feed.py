@@ -53,6 +53,33 @@ def test_the_feed_is_built_once_per_change_and_its_stamp_follows_the_files(live_
     assert later["epoch"] is first["epoch"]  # no new epoch record: the epoch chart is not built again
 
 
+def test_a_live_runs_axes_span_the_run_and_stay_put_while_points_arrive(live_run):
+    """While the run trains its axes are fixed (x: the whole run; loss from 0; accuracy up to 100%), so the
+    browser redraws only the curves; the ended run's charts are autoscaled again."""
+    store, run_id = live_run
+    first = live_feed.feed(store, run_id, 0.0)["batch"]["layout"]
+    assert first["xaxis"]["range"][0] < 0 < 100 < first["xaxis"]["range"][1] < 102  # 2 epochs of 50 steps
+    assert first["xaxis2"]["range"] == first["xaxis"]["range"]
+    assert first["yaxis"]["range"][0] == 0 and first["yaxis"]["range"][1] >= 1.0  # the first loss is 1
+    assert first["yaxis2"]["range"][0] <= 0.01 and first["yaxis2"]["range"][1] > 1.0  # accuracy step/100
+    store.append_metrics(run_id, batches(11, 30))  # lower losses, accuracy within range
+    assert live_feed.feed(store, run_id, 0.0)["batch"]["layout"] == first
+    store.append_metrics(run_id, [{**batches(41, 1)[0], "loss": 7.5}])  # a loss above the range: new axes
+    assert live_feed.feed(store, run_id, 0.0)["batch"]["layout"]["yaxis"]["range"][1] >= 7.5
+    store.write_status(run_id, status="completed", phase="completed")
+    ended = live_feed.feed(store, run_id, 0.0)["batch"]["layout"]
+    assert "range" not in ended["xaxis"] and "range" not in ended.get("yaxis", {})
+
+
+def test_the_epoch_chart_spans_the_planned_epochs_while_the_run_trains(live_run):
+    store, run_id = live_run
+    store.append_metrics(run_id, [{"type": "epoch", "epoch": 1, "loss": 0.5, "accuracy": 0.8, "test_loss": 0.4,
+                                   "test_accuracy": 0.85, "time": 3.0}])
+    layout = live_feed.feed(store, run_id, 0.0)["epoch"]["layout"]
+    assert layout["xaxis"]["range"][0] < 0.5 and 2.5 < layout["xaxis"]["range"][1] < 2.6  # epochs 1 and 2
+    assert layout["yaxis2"]["range"][0] <= 0.8 < 1.0 < layout["yaxis2"]["range"][1]
+
+
 class Client:
     """Calls the routes' endpoints as Starlette does, with a request of the given host name."""
 

@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from core.store import STATUSES, RunInfo, StoreError
-from dashboard import common, figures_runs, pages, seed_groups_view, share, sidebar
+from dashboard import common, figures_runs, pages, plotly_start, seed_groups_view, share, sidebar
 
 TABLE = "runs_table"
 TICKED = "runs_ticked"  # the run ids ticked in the table: the table itself knows only row positions
@@ -302,6 +302,7 @@ def main() -> None:
         ticked = set(st.session_state.get(TICKED, ()))
         manage(runs, key, next((run_id for run_id in frame["run_id"] if run_id in ticked), None))
     damaged(runs)
+    plotly_start.start_when_idle()  # the curves appear only once a row is ticked: be ready when it is
 
 
 main()
