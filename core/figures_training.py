@@ -160,7 +160,9 @@ def epoch_figure(epoch: pd.DataFrame, revision: str = "", ended: bool = False) -
     steps = epoch["steps_done"] if "steps_done" in epoch else pd.Series(np.nan, index=epoch.index)
     notes = [f" (stopped after {int(s)} batches)" if p and pd.notna(s) else " (stopped mid-epoch)" if p else ""
              for p, s in zip(partial, steps)]
-    symbols = ["circle-open" if p else "circle" for p in partial]
+    # one symbol for every point unless an epoch was cut short: Plotly checks a list of symbols item by item
+    # (half the time of building this figure, which the live panel does once an epoch)
+    symbols = ["circle-open" if p else "circle" for p in partial] if partial.any() else "circle"
     for col, metric in ((1, "loss"), (2, "accuracy")):
         for split, column in (("train", metric), ("val", f"val_{metric}"), ("test", f"test_{metric}")):
             if column not in epoch or epoch[column].isna().all():

@@ -111,11 +111,12 @@ def _plain(figure) -> dict:
     return plain
 
 
-def feed(store: RunStore, run_id: str, smoothing: float) -> dict:
+def feed(store: RunStore, run_id: str, smoothing: float, version: tuple | None = None) -> dict:
     """The live panel of `run_id`, with its `stamp`. Built once per change of the run's files and smoothing, for
-    every tab and page that asks; raises StoreError for a run that cannot be read."""
+    every tab and page that asks; raises StoreError for a run that cannot be read. version: the store's
+    version of the run, if the caller has just read it."""
     smoothing = min(max(float(smoothing), 0.0), 0.99)
-    version = store.version(run_id)
+    version = store.version(run_id) if version is None else version
     key = (str(store.root), run_id, version, round(smoothing, 2))
     return _cached(_cache, key, lambda: {**_build(store, run_id, smoothing), "stamp": stamp(version)})
 

@@ -62,9 +62,10 @@ def live(request: Request) -> Response:
                             status_code=400, headers=_NO_STORE)
     store = RunStore()
     try:
-        if since and live_feed.stamp(store.version(run_id)) == since:
+        version = store.version(run_id)
+        if since and live_feed.stamp(version) == since:
             return JSONResponse({"unchanged": True}, headers=_NO_STORE)
-        return JSONResponse(live_feed.feed(store, run_id, smoothing), headers=_NO_STORE)
+        return JSONResponse(live_feed.feed(store, run_id, smoothing, version), headers=_NO_STORE)
     except StoreError as exc:  # an unknown or malformed run id, a deleted or unreadable run
         return JSONResponse({"error": str(exc)}, status_code=404, headers=_NO_STORE)
 

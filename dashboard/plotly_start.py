@@ -4,9 +4,10 @@ A page's first `st.plotly_chart` loads Streamlit's Plotly script (4.7 MB with pl
 Runs page of a large store, where no chart is drawn before a row is ticked, the first tick took 1.5-1.6 s
 against 0.4 s for the next ones (issue 21.12). Drawing an empty chart with the page cost every visit that
 start up front and made the page itself slower (bench/RESULTS.md). Instead this component (Streamlit's v2
-API, no iframe, nothing drawn) imports that same script once the browser is idle after the page is drawn:
-the browser keeps one copy of a module per address, so the chart's own import later finds it ready. Once per
-browser tab; nothing happens if the tab has started Plotly already.
+API, no iframe, nothing shown) imports that same script once the browser is idle after the page is drawn
+(the browser keeps one copy of a module per address, so the chart's own import later finds it ready), then
+draws one small chart out of sight, so plotly.js has compiled its drawing code too. Once per browser tab;
+nothing happens if the tab has started Plotly already.
 """
 
 from __future__ import annotations
@@ -21,18 +22,57 @@ KEY = "plotly_start"
 _START = st.components.v2.component(
     "lenet_lab.plotly_start",
     js="""
+// A chart drawn once, out of sight, after the import: plotly.js compiles its drawing code on the first use
+const SAMPLE = [{ type: "scatter", mode: "lines+markers", x: [1, 2, 3], y: [0.9, 0.95, 0.97], name: "a" },
+                { type: "scatter", mode: "lines+markers", x: [1, 2, 3], y: [0.8, 0.9, 0.96], name: "b" }];
+
+function whenIdle(work) {
+  if (window.requestIdleCallback) window.requestIdleCallback(work, { timeout: 2000 });
+  else setTimeout(work, 200);
+}
+
+// the page is drawn: its script has finished (no status widget) and no element waits to be drawn
+function drawn() {
+  return !document.querySelector('[data-testid="stStatusWidget"]') && !document.querySelector('[data-testid="stSkeleton"]');
+}
+
+function drawOnce() {
+  if (!window.Plotly) return Promise.resolve("started");
+  const box = document.createElement("div");
+  box.style.cssText = "position: fixed; left: -2000px; top: 0; width: 600px; height: 300px; visibility: hidden;";
+  document.body.appendChild(box);
+  return window.Plotly.newPlot(box, SAMPLE, { xaxis: { title: { text: "epoch" } }, yaxis: { tickformat: ".0%" } })
+    .catch(() => {}).then(() => { window.Plotly.purge(box); box.remove(); return "started"; });
+}
+
 export default function ({ data }) {
   if (window.lenetPlotlyStart || !data.chunk) return;
   // Streamlit's own script, which imports its chunks relative to its own address
   const main = document.querySelector('script[type="module"][src*="/static/js/index."]');
   if (!main) return;
   window.lenetPlotlyStart = "waiting";
-  const start = () => {
-    window.lenetPlotlyStart = import(new URL(`./${data.chunk}`, main.src).href)
-      .then(() => "started", () => { window.lenetPlotlyStart = null; });  // the chart will load it itself
+  const url = new URL(`./${data.chunk}`, main.src).href;
+  const preload = () => {  // fetched and compiled, off the main thread; run when the browser is idle
+    const link = document.createElement("link");
+    link.rel = "modulepreload";
+    link.href = url;
+    document.head.appendChild(link);
   };
-  if (window.requestIdleCallback) window.requestIdleCallback(start, { timeout: 3000 });
-  else setTimeout(start, 1000);
+  const start = () => {
+    window.lenetPlotlyStart = import(url)
+      .then(() => new Promise((done) => whenIdle(() => drawOnce().then(done))),
+            () => { window.lenetPlotlyStart = null; });  // the chart will load it itself
+    window.lenetPlotlyStart.then((state) => { window.lenetPlotlyState = state; });
+  };
+  // a page left as drawn for 0.3 s: a reload right after the page is drawn is not held up by the start
+  let still = 0;
+  const wait = () => {
+    still = drawn() ? still + 1 : 0;
+    if (still > 2) whenIdle(start);
+    else setTimeout(wait, 100);
+  };
+  preload();
+  wait();
 }
 """)
 

@@ -135,3 +135,45 @@ def test_a_tick_redraws_only_the_table_and_the_curves(tmp_path, tiny_trained_run
             assert b"runs_managed_run" not in sent and b"runs_new_name" not in sent  # the rest was not rerun
         finally:
             browser.close()
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(),
+                    reason=f"Chromium not found at {CHROMIUM}: install Debian's chromium package "
+                           "to run the browser tests")
+def test_the_runs_page_starts_plotly_once_drawn_and_the_chart_uses_that_start(tmp_path, tiny_trained_run):
+    """Issue 21.12: the first tick of a large store waited 1.5 s for Streamlit's Plotly script to start. The page
+    imports that script (the same address the chart imports it from) once the page is drawn and idle."""
+    from playwright.sync_api import sync_playwright
+
+    from dashboard import plotly_start
+
+    template, target = tiny_trained_run
+    store_root = tmp_path / "runs"
+    shutil.copytree(template / target, store_root / target)
+    with streamlit_server(store_root, tmp_path / "streamlit_start.log") as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"{url}/runs")
+            page.get_by_text("Select rows in the table").wait_for(timeout=FIRST_RENDER)
+            page.wait_for_function("() => window.lenetPlotlyState === 'started'", timeout=60_000)
+            assert page.evaluate("typeof window.Plotly") == "object"  # plotly.js ran
+            grid = page.locator(".st-key-runs_table [data-testid=stDataFrameResizable]").first.bounding_box()
+            page.mouse.click(grid["x"] + 18, grid["y"] + 35 + 17)  # tick the first row
+            page.locator(".st-key-runs_overlay_chart .scatterlayer .trace").first.wait_for(timeout=60_000)
+            loaded = page.evaluate("performance.getEntriesByType('resource').map((e) => e.name)")
+            assert [name for name in loaded if "PlotlyChart." in name] == [f"{url}/static/js/{plotly_start.chunk()}"]
+        finally:
+            browser.close()
+
+
+def test_the_plotly_script_to_start_is_found_in_the_pinned_streamlit():
+    """A Streamlit that names or splits its Plotly script otherwise starts nothing: this says so at once."""
+    import streamlit as st
+
+    from dashboard import plotly_start
+
+    name = plotly_start.chunk()
+    assert name is not None and name.startswith("PlotlyChart.")
+    script = Path(st.__file__).parent / "static" / "static" / "js" / name
+    assert b"plotly" in script.read_bytes()[-2_000_000:].lower()
