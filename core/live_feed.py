@@ -64,7 +64,9 @@ def _build(store: RunStore, run_id: str, smoothing: float) -> dict:
         "phase": status.phase or "",
         "active": status.active,
         "keys": keys,
-        "progress": {"fraction": shown.fraction, "text": shown.text if shown.epoch else f"{phase}…",
+        # the phase while it is not training (loading data, building model, saving, waiting for another run)
+        "progress": {"fraction": shown.fraction,
+                     "text": shown.text if shown.epoch and (status.phase or "training") == "training" else f"{phase}…",
                      "metrics": metrics(shown, status, config.learning_rate if config else None)},
         **{name: _chart((str(store.root), run_id, name, keys[name]), build) for name, build in charts.items()},
     }

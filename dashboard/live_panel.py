@@ -6,7 +6,7 @@ browser ~0.1 s of CPU and the server ~0.07 s per rerun whatever it drew, and the
 reruns while a run trains: this component (Streamlit's v2 component API, no iframe) asks the dashboard server
 for the run's live panel (`/_lenet/live`, dashboard/live_routes.py, the same `core.live_feed.feed` the page
 draws it from) once a second while its tab is visible, and redraws only what changed, with plotly.js. When
-the run's status or phase changes or the run disappears, it asks the page to rerun (the header, the Stop
+the run's status changes or the run disappears, it asks the page to rerun (the header, the Stop
 button, the summary follow from that). A hidden tab asks for nothing.
 """
 
@@ -145,8 +145,8 @@ export default function ({ parentElement, data, setTriggerValue }) {
       if (!feed.unchanged) {
         live.stamp = feed.stamp;
         draw(root, feed, live);
-        if (feed.status !== d.feed.status || feed.phase !== d.feed.phase) {
-          setTriggerValue("changed", feed.stamp);  // started, ended, a new phase: the page reruns around it
+        if (feed.status !== d.feed.status) {
+          setTriggerValue("changed", feed.stamp);  // started or ended: the page reruns around it (a phase is drawn here)
           return end();
         }
       }
@@ -192,7 +192,7 @@ def show(run_id: str, smoothing: float, active: bool, key: str, on_change, progr
     """Draw the run's live panel and follow it while it is active; progress (default: active) shows the progress
     bar and the five numbers above the charts.
 
-    on_change: called (then the page reruns) when the browser sees the run's status or phase change or the run
+    on_change: called (then the page reruns) when the browser sees the run's status change or the run
     go away. Returns the feed the panel was drawn from; raises StoreError for a run that cannot be read."""
     feed = live_feed.feed(common.store(), run_id, smoothing)
     _PANEL(key=key, data={"feed": feed, "progress": active if progress is None else progress, "poll": active, "smoothing": round(smoothing, 2),

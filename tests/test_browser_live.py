@@ -162,3 +162,21 @@ def test_new_points_inside_the_axes_redraw_only_the_curves():
     # others (3, 4 and 6 points) only the curves; the epoch chart, empty and unchanged, is drawn once
     assert (calls["react"], calls["animate"]) == (3, 3)
     assert calls["triggers"] == []  # status and phase stayed the same: no rerun asked for
+
+
+def test_the_panel_reruns_the_page_when_the_status_changes_not_the_phase():
+    """A new phase (building model, saving) is drawn in the panel; a rerun of the page at each one fell inside
+    the run's first epochs. Only a new status (started, ended) reruns the page."""
+    from playwright.sync_api import sync_playwright
+
+    saving = {**panel_feed(3), "phase": "saving", "stamp": "saving"}
+    ended = {**panel_feed(3), "phase": "completed", "status": "completed", "active": False, "stamp": "ended"}
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = open_panel(browser, [saving, saving, ended], answer_ms=10)
+        page.evaluate("([feed, period]) => window.redraw(feed, period)", [panel_feed(2), 0.2])
+        page.wait_for_function("() => window.calls.fetch >= 2", timeout=10_000)
+        assert page.evaluate("window.calls.triggers") == []
+        page.wait_for_function("() => window.calls.triggers.length > 0", timeout=10_000)
+        assert page.evaluate("window.calls.triggers") == [["changed", "ended"]]
+        browser.close()

@@ -80,6 +80,13 @@ def test_the_epoch_chart_spans_the_planned_epochs_while_the_run_trains(live_run)
     assert layout["yaxis2"]["range"][0] <= 0.8 < 1.0 < layout["yaxis2"]["range"][1]
 
 
+def test_the_panel_names_the_phase_while_the_run_is_not_training(live_run):
+    store, run_id = live_run
+    assert live_feed.feed(store, run_id, 0.0)["progress"]["text"].startswith("epoch 1/2")
+    store.write_status(run_id, phase="saving")
+    assert live_feed.feed(store, run_id, 0.0)["progress"]["text"] == "saving…"
+
+
 class Client:
     """Calls the routes' endpoints as Starlette does, with a request of the given host name."""
 

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from core import figures_training as figures
-from core.records import ACTIVE, RunStatus
+from core.records import RunStatus
 from core.store import RunInfo, StoreError
 from dashboard import common, live, live_panel, pages, sidebar
 
@@ -32,11 +32,11 @@ def stop_button(location, label: str, run_id: str, **kwargs) -> None:
 
 
 def header(info: RunInfo, status: RunStatus) -> None:
+    """The run's name and status. A live run's phase (loading data, saving…) is in its live panel, which
+    follows it without rerunning the page (a rerun at every phase change fell inside the run's first epochs)."""
     state = status.status
-    phase = status.phase
-    detail = f" · {phase}" if phase and phase != state and state in ACTIVE else ""
     st.subheader(f"{STATUS_ICONS.get(state, '')} {common.plain(info.name)}")
-    st.caption(f"Run `{info.run_id}` · **{state}**{detail}")
+    st.caption(f"Run `{info.run_id}` · **{state}**")
 
 
 def queue_panel(runs: list[RunInfo], followed: RunInfo, followed_status: str) -> None:
@@ -80,7 +80,7 @@ def panel(info: RunInfo, status: RunStatus) -> None:
     """The smoothing slider, then the live panel: progress and numbers while the run trains, and its charts.
 
     While the run is active the browser updates the panel by itself (dashboard/live_panel.py); it reruns this
-    page only when the run's status or phase changes."""
+    page only when the run's status changes."""
     st.slider("Smoothing of the batch curves", 0.0, 0.99, step=0.01, key=SMOOTHING, persist_state="session",
               width=320, help="Exponential moving average, debiased as in TensorBoard; 0 shows the raw values")
     live_panel.show(info.run_id, st.session_state[SMOOTHING], active=status.active, key="train_live",
