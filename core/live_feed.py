@@ -51,7 +51,6 @@ def _build(store: RunStore, run_id: str, smoothing: float) -> dict:
     except StoreError:  # a damaged config: the status still names the epochs once the data is loaded
         config = None
     shown = figures.progress(status, batch, epoch, config.epochs if config else None)
-    phase = status.phase or status.status
     ended = not status.active
     # what each chart is drawn from: the browser redraws a chart only when its key changes, and the server
     # builds it only then (the epoch chart changes once an epoch, the run's files every quarter of a second)
@@ -64,9 +63,7 @@ def _build(store: RunStore, run_id: str, smoothing: float) -> dict:
         "phase": status.phase or "",
         "active": status.active,
         "keys": keys,
-        # the phase while it is not training (loading data, building model, saving, waiting for another run)
-        "progress": {"fraction": shown.fraction,
-                     "text": shown.text if shown.epoch and (status.phase or "training") == "training" else f"{phase}…",
+        "progress": {"fraction": shown.fraction, "text": _progress_text(shown, status),
                      "metrics": metrics(shown, status, config.learning_rate if config else None)},
         **{name: _chart((str(store.root), run_id, name, keys[name]), build) for name, build in charts.items()},
     }
@@ -84,6 +81,13 @@ def _live(figure, status: RunStatus, chart: str):
     if not status.steps_per_epoch:
         return figure
     return figures.live_axes(figure, (0, status.steps_per_epoch * status.epochs))
+
+
+def _progress_text(shown: figures.Progress, status: RunStatus) -> str:
+    """Where the run is; while it is active and not training, its phase (loading data, building model, saving,
+    waiting for another run): the page does not rerun for a new phase, the panel shows it."""
+    training = (status.phase or "training") == "training" or not status.active
+    return shown.text if shown.epoch and training else f"{status.phase or status.status}…"
 
 
 def _chart(key: tuple, build) -> dict:
