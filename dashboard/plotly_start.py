@@ -64,14 +64,15 @@ export default function ({ data }) {
             () => { window.lenetPlotlyStart = null; });  // the chart will load it itself
     window.lenetPlotlyStart.then((state) => { window.lenetPlotlyState = state; });
   };
-  // a page left as drawn for 0.3 s: a reload right after the page is drawn is not held up by the start
+  // fetched at the browser's first idle moment, run once the page has been left as drawn for 0.3 s: a reload
+  // right after the page is drawn is not held up by the start
   let still = 0;
   const wait = () => {
     still = drawn() ? still + 1 : 0;
     if (still > 2) whenIdle(start);
     else setTimeout(wait, 100);
   };
-  preload();
+  whenIdle(preload);
   wait();
 }
 """)
