@@ -50,6 +50,9 @@ export default function ({{ parentElement, data }}) {{
       atlas.onload = () => show(event);
       return;
     }}
+    // a draw deferred for an earlier point must not replace this one: the atlas can be complete before its load
+    // event runs, and that event then drew the earlier point over this one (caption and all)
+    atlas.onload = null;
     const cell = 28, size = cell * {SCALE};
     context.imageSmoothingEnabled = false;
     context.clearRect(0, 0, size, size);
