@@ -9,6 +9,7 @@ at every epoch), driven by Debian's Chromium through Playwright. bench/explain.p
 import os
 import re
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -99,6 +100,26 @@ def test_a_drawn_digit_gets_an_answer_that_follows_the_drawing(server, browser):
     page.close()
 
 
+# Plotly's label, the preview's caption and its pixels, read in one task so that no hover event falls between
+# them (the mouse passes other points on its way, and each one is hovered in turn)
+HOVER_SNAPSHOT = """box => {  // the preview lives in the component's shadow root, Plotly's label in the page
+  const label = document.querySelector('.hoverlayer .hovertext'), canvas = box.querySelector('canvas');
+  return {label: label ? label.textContent : '', caption: box.hidden ? '' : box.querySelector('span').textContent,
+          pixels: Array.from(canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data)};
+}"""
+
+
+def settled_hover(page, timeout: float = 5.0) -> dict:
+    """The hover snapshot once the preview names the point Plotly's label names (the last hover event's point)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        seen = page.locator(".digit-hover").evaluate(HOVER_SNAPSHOT)
+        found = re.search(r"test image #(\d+)", seen["label"])
+        if found and seen["caption"] == f"test image #{found.group(1)}" or time.monotonic() > deadline:
+            return seen
+        page.wait_for_timeout(50)
+
+
 def test_a_click_on_the_representation_map_opens_the_image_in_the_gallery(server, browser):
     page = browser.new_page(viewport={"width": 1280, "height": 1400})
     page.set_default_timeout(60_000)
@@ -119,22 +140,17 @@ def test_hovering_a_point_of_the_representation_map_shows_its_digit(server, brow
     page.set_default_timeout(60_000)
     page.goto(f"{server}/why?why_view=Representation+map")
     images = unpad_images(load_test_set("mnist", "sample")[0])
-    preview = page.locator(".digit-hover")
     for trace, nth in ((4, 11), (8, 3)):  # two points of two classes: the preview follows the mouse
         point = page.locator(f".st-key-why_map_chart .scatterlayer .trace:nth-child({trace}) .points path").nth(nth)
         point.wait_for(timeout=FIRST_RENDER)
         point.scroll_into_view_if_needed()
         box = point.bounding_box()
         page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, steps=4)
-        hover = page.locator(".hoverlayer .hovertext").first
-        hover.wait_for()
-        label = hover.text_content()
-        index = int(re.search(r"test image #(\d+)", label).group(1))  # the point plotly says is under the mouse
-        page.locator(f".digit-hover[data-index='{index}']:not([hidden])").wait_for(timeout=5_000)
-        assert preview.inner_text() == f"test image #{index}"
-        pixels = preview.locator("canvas").evaluate(
-            "c => Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)")
-        shown = np.array(pixels, np.uint8).reshape(112, 112, 4)[2::4, 2::4, 0]  # one pixel of each 4x4 cell
+        page.locator(".hoverlayer .hovertext").first.wait_for()
+        seen = settled_hover(page)
+        index = int(re.search(r"test image #(\d+)", seen["label"]).group(1))  # the point plotly says is under the mouse
+        assert seen["caption"] == f"test image #{index}"
+        shown = np.array(seen["pixels"], np.uint8).reshape(112, 112, 4)[2::4, 2::4, 0]  # one pixel of each 4x4 cell
         assert np.array_equal(shown, images[index])  # that test image, pixel for pixel
         if os.environ.get("LENET_SCREENSHOTS"):
             page.screenshot(path=os.path.join(os.environ["LENET_SCREENSHOTS"], f"why_hover_{index}.png"))
