@@ -7,9 +7,11 @@ each session then runs it as the page script (`__main__`)."""
 import streamlit as st
 
 if __name__ != "__main__":  # imported by the server: the ASGI app, with the live feed's routes beside Streamlit's
+    from dashboard import warm_start
     from dashboard.live_routes import routes
 
     app = st.App(__file__, routes=routes())
+    warm_start.start()  # the run list and its records, read while the first browser loads (dashboard/warm_start.py)
 else:
     from dashboard import common, keras_patch, live, pages
 

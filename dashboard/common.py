@@ -201,24 +201,30 @@ def _cached_runs(root: str, signature: str) -> tuple[RunInfo, ...]:
     return tuple(RunStore(root).list_runs())
 
 
-def list_runs_cached() -> list[RunInfo]:
+def cached_runs() -> list[RunInfo]:
     """list_runs(), re-read only when a run's files change: cheap enough for a fragment that reruns every second.
+    Raises StoreError (list_runs_cached() shows it on the page).
 
     The runs that were active when listed are looked at again on every call (a few status files): whether their
     writer is still alive changes no file (a killed terminal, a silent heartbeat)."""
     import hashlib
 
-    try:
-        current = store()
-        digest = hashlib.sha1(repr(current.signature()).encode()).hexdigest()
-        runs = list(_cached_runs(str(current.root), digest))
-    except StoreError as exc:
-        st.error(str(exc))
-        return []
+    current = store()
+    digest = hashlib.sha1(repr(current.signature()).encode()).hexdigest()
+    runs = list(_cached_runs(str(current.root), digest))
     for n, info in enumerate(runs):
         if info.active:
             runs[n] = current.inspect(info.path)
     return runs
+
+
+def list_runs_cached() -> list[RunInfo]:
+    """cached_runs(), with a store that cannot be read shown on the page (and no runs)."""
+    try:
+        return cached_runs()
+    except StoreError as exc:
+        st.error(str(exc))
+        return []
 
 
 def read_metrics(run_id: str):
