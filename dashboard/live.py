@@ -13,8 +13,9 @@ from __future__ import annotations
 import streamlit as st
 
 # s: while a run trains its live panel updates itself (dashboard/live_panel.py) and reruns the page when the run's
-# status changes; the fragment's own reruns only catch what that does not see (a run queued in another tab)
-TRAINING_INTERVAL = 10.0
+# status changes; the fragment's own reruns only catch what that does not see (a run queued in another tab, which
+# waits for this one anyway). Each costs the page's full redraw: every 10 s that was 1-2% of a core
+TRAINING_INTERVAL = 30.0
 IDLE_INTERVAL = 5.0  # s: nothing trains; only a new run (from a terminal or another tab) can appear
 VISIBILITY_KEY = "tab_visibility"
 
