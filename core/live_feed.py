@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from collections import OrderedDict
 
 from core import figures_training as figures
@@ -19,10 +20,15 @@ from core.records import RunStatus
 from core.store import RunStore, StoreError
 
 PERIOD_S = 0.9  # how often a visible page asks for the feed of an active run: the chart's period stays within 1 s
+# s: while a run trains, its epoch chart takes new epochs at most this often. Epochs shorter than that (a small
+# subset) changed it at every ask, and the epoch chart was half of what watching cost the server and the browser
+# (bench/RESULTS.md, session 13); the batch chart still follows every second, and an ended run shows every epoch
+EPOCH_CHART_EVERY_S = 3.0
 _CACHE_SIZE = 16
 _cache: OrderedDict[tuple, dict] = OrderedDict()  # (root, run, version, smoothing) -> feed: tabs share one build
 _charts: OrderedDict[tuple, dict] = OrderedDict()  # (root, run, chart, key) -> figure: rebuilt when its records change
 _lock = threading.Lock()
+_epochs_drawn: dict[tuple, tuple[float, int]] = {}  # (root, run) -> (when its epoch chart last grew, epochs drawn)
 
 
 def stamp(version: tuple) -> str:
@@ -52,6 +58,8 @@ def _build(store: RunStore, run_id: str, smoothing: float) -> dict:
         config = None
     shown = figures.progress(status, batch, epoch, config.epochs if config else None)
     ended = not status.active
+    drawn = _count(epoch) if ended else _epochs_to_draw((str(store.root), run_id), _count(epoch))
+    epoch = epoch.iloc[:drawn] if drawn < _count(epoch) else epoch
     # what each chart is drawn from: the browser redraws a chart only when its key changes, and the server
     # builds it only then (the epoch chart changes once an epoch, the run's files every quarter of a second)
     keys = {"batch": f"{run_id}:{_count(batch)}:{smoothing}:{ended}", "epoch": f"{run_id}:{_count(epoch)}:{ended}"}
@@ -67,6 +75,18 @@ def _build(store: RunStore, run_id: str, smoothing: float) -> dict:
                      "metrics": metrics(shown, status, config.learning_rate if config else None)},
         **{name: _chart((str(store.root), run_id, name, keys[name]), build) for name, build in charts.items()},
     }
+
+
+def _epochs_to_draw(run: tuple, available: int) -> int:
+    """How many epoch records a training run's epoch chart shows: all of them, unless it grew less than
+    EPOCH_CHART_EVERY_S ago (its first epoch comes at once)."""
+    now = time.monotonic()
+    with _lock:
+        when, drawn = _epochs_drawn.get(run, (0.0, 0))
+        if available != drawn and (drawn == 0 or available < drawn or now - when >= EPOCH_CHART_EVERY_S):
+            _epochs_drawn[run] = (now, available)
+            drawn = available
+        return drawn
 
 
 def _live(figure, status: RunStatus, chart: str):

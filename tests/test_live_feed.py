@@ -8,6 +8,7 @@ import pytest
 from starlette.requests import Request
 from streamlit import config
 
+from core import figures_training as figures
 from core import live_feed
 from core.config import TrainConfig
 from core.store import RunStore
@@ -79,6 +80,41 @@ def test_the_epoch_chart_spans_the_planned_epochs_while_the_run_trains(live_run)
     assert layout["xaxis"]["range"][0] < 0.5 and 2.5 < layout["xaxis"]["range"][1] < 2.6  # epochs 1 and 2
     assert layout["yaxis2"]["range"][0] <= 0.8 < 1.0 < layout["yaxis2"]["range"][1]
 
+
+
+def epoch_record(epoch: int) -> dict:
+    return {"type": "epoch", "epoch": epoch, "loss": 1 / epoch, "accuracy": 1 - 0.1 / epoch, "time": 3.0 * epoch}
+
+
+def test_short_epochs_redraw_the_epoch_chart_at_most_every_few_seconds_while_the_batch_chart_follows(
+        live_run, monkeypatch):
+    """Epochs shorter than EPOCH_CHART_EVERY_S changed the epoch chart at every ask: while the run trains it
+    takes new epochs at most that often (its first at once); the batch chart and the numbers follow every
+    change, and the ended run shows every epoch."""
+    clock = [1000.0]
+    monkeypatch.setattr(live_feed.time, "monotonic", lambda: clock[0])
+    store, run_id = live_run
+    store.write_status(run_id, epochs=9)
+    drawn = lambda feed: len(decode(feed["epoch"]["data"][0]["x"]))  # noqa: E731 - epochs on the loss curve
+    store.append_metrics(run_id, [epoch_record(1)])
+    first = live_feed.feed(store, run_id, 0.0)
+    assert drawn(first) == 1  # the first epoch at once
+    clock[0] += 1.0
+    store.append_metrics(run_id, [epoch_record(2)] + batches(11, 5))
+    soon = live_feed.feed(store, run_id, 0.0)
+    assert soon["epoch"] is first["epoch"] and soon["keys"]["epoch"] == first["keys"]["epoch"]  # not redrawn
+    assert len(decode(soon["batch"]["data"][0]["x"])) == 15  # the batch chart follows
+    batch, epoch = store.read_metrics(run_id)  # the numbers follow every record
+    assert soon["progress"]["fraction"] == figures.progress(store.read_status(run_id), batch, epoch, 2).fraction
+    assert len(epoch) == 2 and soon["progress"]["text"] == live_feed._progress_text(
+        figures.progress(store.read_status(run_id), batch, epoch, 2), store.read_status(run_id))
+    clock[0] += live_feed.EPOCH_CHART_EVERY_S
+    store.append_metrics(run_id, [epoch_record(3)])
+    assert drawn(live_feed.feed(store, run_id, 0.0)) == 3  # both new epochs, a few seconds later
+    store.append_metrics(run_id, [epoch_record(4)])
+    assert drawn(live_feed.feed(store, run_id, 0.0)) == 3
+    store.write_status(run_id, status="completed", phase="completed")
+    assert drawn(live_feed.feed(store, run_id, 0.0)) == 4  # the ended run: every epoch, at once
 
 def test_the_panel_names_the_phase_while_the_run_is_not_training(live_run):
     store, run_id = live_run
