@@ -21,7 +21,7 @@ from core.store import RunStore, StoreError
 
 PERIOD_S = 0.9  # how often a visible page asks for the feed of an active run: the chart's period stays within 1 s
 # s: while a run trains, its epoch chart takes new epochs at most this often. Epochs shorter than that (a small
-# subset) changed it at every ask, and the epoch chart was half of what watching cost the server and the browser
+# subset) changed it at every ask: the server built both figures and the browser redrew both charts each second
 # (bench/RESULTS.md, session 13); the batch chart still follows every second, and an ended run shows every epoch
 EPOCH_CHART_EVERY_S = 3.0
 _CACHE_SIZE = 16
