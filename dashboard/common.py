@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import threading
@@ -201,17 +202,20 @@ def _cached_runs(root: str, signature: str) -> tuple[RunInfo, ...]:
     return tuple(RunStore(root).list_runs())
 
 
+def run_list_key() -> str:
+    """What cached listings are keyed on: a digest of the store's signature (its runs' status and config files).
+    It changes when a run is added, removed, renamed, or changes status."""
+    return hashlib.sha1(repr(store().signature()).encode()).hexdigest()
+
+
 def cached_runs() -> list[RunInfo]:
     """list_runs(), re-read only when a run's files change: cheap enough for a fragment that reruns every second.
     Raises StoreError (list_runs_cached() shows it on the page).
 
     The runs that were active when listed are looked at again on every call (a few status files): whether their
     writer is still alive changes no file (a killed terminal, a silent heartbeat)."""
-    import hashlib
-
     current = store()
-    digest = hashlib.sha1(repr(current.signature()).encode()).hexdigest()
-    runs = list(_cached_runs(str(current.root), digest))
+    runs = list(_cached_runs(str(current.root), run_list_key()))
     for n, info in enumerate(runs):
         if info.active:
             runs[n] = current.inspect(info.path)
@@ -225,6 +229,18 @@ def list_runs_cached() -> list[RunInfo]:
     except StoreError as exc:
         st.error(str(exc))
         return []
+
+
+def epoch_records(run_ids) -> dict[str, list[dict]]:
+    """Run id -> its epoch records, for the runs that can still be read (not the batch records: a store may hold
+    1,000 runs)."""
+    records, current = {}, store()
+    for run_id in run_ids:
+        try:
+            records[run_id] = current.read_epoch_records(run_id)
+        except StoreError:  # deleted since it was listed
+            continue
+    return records
 
 
 def read_metrics(run_id: str):

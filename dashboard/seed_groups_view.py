@@ -57,7 +57,7 @@ def group_curves(runs: list[RunInfo], key: str, run_ids: list[str], metric: str)
     curves, seen = {}, set()
     for run_id in run_ids:
         group = members(runs, key, run_id)  # oldest first
-        epochs = _epoch_records(group)
+        epochs = common.epoch_records(info.run_id for info in group if not info.damaged)
         if not epochs or frozenset(epochs) in seen:
             continue
         seen.add(frozenset(epochs))
@@ -65,19 +65,6 @@ def group_curves(runs: list[RunInfo], key: str, run_ids: list[str], metric: str)
         frames = [figures_runs.epoch_frame(records) for records in epochs.values()]
         curves[f"{first.name} (n={len(epochs)})"] = mean_curve(frames, column)
     return curves
-
-
-def _epoch_records(group: list[RunInfo]) -> dict[str, list[dict]]:
-    """Run id -> epoch records of the group's readable runs, oldest first."""
-    records, store = {}, common.store()
-    for info in group:
-        if info.damaged:
-            continue
-        try:
-            records[info.run_id] = store.read_epoch_records(info.run_id)
-        except StoreError:  # deleted since it was listed
-            continue
-    return records
 
 
 def repeat_section(info: RunInfo, runs: list[RunInfo], key: str) -> None:

@@ -13,7 +13,6 @@ when this could not.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
@@ -49,11 +48,7 @@ def warm() -> int:
 
     streamlit_checks()
     runs = common.cached_runs()
-    store = common.store()
-    for info in runs:
-        if not info.damaged:
-            with contextlib.suppress(Exception):  # deleted or unreadable since listed: the page says so
-                store.read_epoch_records(info.run_id)
+    common.epoch_records(info.run_id for info in runs if not info.damaged)
     return len(runs)
 
 

@@ -1,6 +1,5 @@
 """Runs: every run in the store; compare curves and hyperparameters, rename, delete and download."""
 
-import hashlib
 import os
 
 import pandas as pd
@@ -43,34 +42,17 @@ def column_config(key: str, column: figures_runs.Column):
 COLUMNS = {key: column_config(key, column) for key, column in figures_runs.COLUMNS.items()}
 
 
-def run_list_key() -> str:
-    """What the cached parts of the page are keyed on: a digest of the store's signature (its runs' status and
-    config files). It changes when a run is added, removed, renamed, or changes status."""
-    return hashlib.sha1(repr(common.store().signature()).encode()).hexdigest()
-
-
 def live(info: RunInfo) -> bool:
     """A run whose row can change with no status or config file changing: it is training (its metrics grow), or
     its status comes from a look at its writer's process, not from its file."""
     return not info.damaged and (info.active or info.status != info.stored_status)
 
 
-def epoch_records(run_ids) -> dict[str, list[dict]]:
-    """Run id -> its epoch records (not the batch records: a store may hold 1,000 runs)."""
-    records, store = {}, common.store()
-    for run_id in run_ids:
-        try:
-            records[run_id] = store.read_epoch_records(run_id)
-        except StoreError:  # deleted since it was listed
-            continue
-    return records
-
-
 @st.cache_data(max_entries=4, show_spinner=False)
 def settled_frame(root: str, key: str, live_ids: tuple[str, ...], _runs: tuple[RunInfo, ...]) -> pd.DataFrame:
     """The rows of the runs that are not live, built once per run list (1,000 runs: a tenth of a second)."""
     settled = [info for info in _runs if info.run_id not in live_ids]
-    return figures_runs.runs_frame(settled, epoch_records(info.run_id for info in settled if not info.damaged))
+    return figures_runs.runs_frame(settled, common.epoch_records(info.run_id for info in settled if not info.damaged))
 
 
 def runs_frame(runs: list[RunInfo], key: str) -> pd.DataFrame:
@@ -79,7 +61,7 @@ def runs_frame(runs: list[RunInfo], key: str) -> pd.DataFrame:
     frame = settled_frame(str(common.store().root), key, tuple(info.run_id for info in fresh), tuple(runs))
     if not fresh:
         return frame
-    rows = figures_runs.runs_frame(fresh, epoch_records(info.run_id for info in fresh))
+    rows = figures_runs.runs_frame(fresh, common.epoch_records(info.run_id for info in fresh))
     frame = pd.concat([frame, rows], ignore_index=True) if len(frame) else rows
     order = {info.run_id: n for n, info in enumerate(runs)}
     return frame.sort_values("run_id", key=lambda ids: ids.map(order)).reset_index(drop=True)
@@ -160,7 +142,7 @@ def compare(selected: pd.DataFrame, runs: list[RunInfo], key: str) -> None:
 
 
 def overlay(selected: pd.DataFrame, metric: str) -> None:
-    labels, epochs = {}, epoch_records(selected["run_id"])
+    labels, epochs = {}, common.epoch_records(selected["run_id"])
     for row in selected.itertuples():
         label = row.name if row.name not in labels else f"{row.name} ({row.run_id})"
         labels[label] = figures_runs.epoch_frame(epochs.get(row.run_id))
@@ -288,7 +270,7 @@ def main() -> None:
     message = st.session_state.pop(MESSAGE, None)
     if message:
         (st.success if message[0] == "success" else st.error)(common.plain(message[1]))  # it names a run
-    runs, key = common.list_runs_cached(), run_list_key()
+    runs, key = common.list_runs_cached(), common.run_list_key()
     frame = runs_frame(runs, key)
     if frame.empty:
         st.info("No runs yet. Start one on the Train page, or with `python -m core train` in a terminal.")
