@@ -81,7 +81,6 @@ def test_the_epoch_chart_spans_the_planned_epochs_while_the_run_trains(live_run)
     assert layout["yaxis2"]["range"][0] <= 0.8 < 1.0 < layout["yaxis2"]["range"][1]
 
 
-
 def epoch_record(epoch: int) -> dict:
     return {"type": "epoch", "epoch": epoch, "loss": 1 / epoch, "accuracy": 1 - 0.1 / epoch, "time": 3.0 * epoch}
 
@@ -105,9 +104,10 @@ def test_short_epochs_redraw_the_epoch_chart_at_most_every_few_seconds_while_the
     assert soon["epoch"] is first["epoch"] and soon["keys"]["epoch"] == first["keys"]["epoch"]  # not redrawn
     assert len(decode(soon["batch"]["data"][0]["x"])) == 15  # the batch chart follows
     batch, epoch = store.read_metrics(run_id)  # the numbers follow every record
-    assert soon["progress"]["fraction"] == figures.progress(store.read_status(run_id), batch, epoch, 2).fraction
-    assert len(epoch) == 2 and soon["progress"]["text"] == live_feed._progress_text(
-        figures.progress(store.read_status(run_id), batch, epoch, 2), store.read_status(run_id))
+    status = store.read_status(run_id)
+    every_record = figures.progress(status, batch, epoch, 2)
+    assert len(epoch) == 2 and soon["progress"]["fraction"] == every_record.fraction
+    assert soon["progress"]["text"] == live_feed._progress_text(every_record, status)
     clock[0] += live_feed.EPOCH_CHART_EVERY_S
     store.append_metrics(run_id, [epoch_record(3)])
     assert drawn(live_feed.feed(store, run_id, 0.0)) == 3  # both new epochs, a few seconds later
@@ -115,6 +115,7 @@ def test_short_epochs_redraw_the_epoch_chart_at_most_every_few_seconds_while_the
     assert drawn(live_feed.feed(store, run_id, 0.0)) == 3
     store.write_status(run_id, status="completed", phase="completed")
     assert drawn(live_feed.feed(store, run_id, 0.0)) == 4  # the ended run: every epoch, at once
+
 
 def test_the_panel_names_the_phase_while_the_run_is_not_training(live_run):
     store, run_id = live_run
