@@ -40,30 +40,33 @@ def smooth(values: pd.Series | list | np.ndarray, weight: float) -> pd.Series:
     return series.ewm(alpha=1 - weight, adjust=True, ignore_na=True).mean()
 
 
+def empty_spec(title: str, message: str) -> dict:
+    return {"data": [], "layout": {"title": {"text": title}, "height": 320, "xaxis": {"visible": False},
+                                   "yaxis": {"visible": False},
+                                   "annotations": [{"text": message, "showarrow": False, "font": {"size": 14}}]}}
+
+
 def empty_figure(title: str, message: str) -> go.Figure:
-    figure = go.Figure()
-    figure.update_layout(title=title, height=320, xaxis_visible=False, yaxis_visible=False,
-                         annotations=[dict(text=message, showarrow=False, font_size=14)])
-    return figure
+    return go.Figure(empty_spec(title, message))
 
 
-def _two_panels(left: str, right: str) -> go.Figure:
-    """Side-by-side panels (axes x/y and x2/y2). Laid out by hand: make_subplots costs ~0.1 s per call,
-    which matters in a fragment that redraws every half second."""
-    title = dict(xref="paper", yref="paper", y=1.0, yanchor="bottom", showarrow=False, font_size=14)
-    return go.Figure(layout=dict(
-        xaxis=dict(domain=[0.0, 0.45]), xaxis2=dict(domain=[0.55, 1.0], anchor="y2"), yaxis2=dict(anchor="x2"),
-        annotations=[dict(title, text=left, x=0.225, xanchor="center"), dict(title, text=right, x=0.775, xanchor="center")],
-        height=320, margin=dict(t=40, b=70, l=60, r=20)))
+def _two_panels(left: str, right: str) -> dict:
+    """The layout of side-by-side panels (axes x/y and x2/y2), as plotly.js takes it. Laid out by hand:
+    make_subplots costs ~0.1 s per call."""
+    title = {"xref": "paper", "yref": "paper", "y": 1.0, "yanchor": "bottom", "showarrow": False, "font": {"size": 14}}
+    return {"xaxis": {"domain": [0.0, 0.45]}, "xaxis2": {"domain": [0.55, 1.0], "anchor": "y2"}, "yaxis2": {"anchor": "x2"},
+            "annotations": [{**title, "text": left, "x": 0.225, "xanchor": "center"},
+                            {**title, "text": right, "x": 0.775, "xanchor": "center"}],
+            "height": 320, "margin": {"t": 40, "b": 70, "l": 60, "r": 20}}
 
 
-def live_axes(figure: go.Figure, x_range: tuple[float, float]) -> go.Figure:
-    """Fix the axes of a live run's chart: x spans the whole run (as fastai's live plot does), loss goes from 0 to
-    just above its largest value, accuracy from just below its smallest to 100%. New points then fall inside
-    the axes, so the browser redraws only the curves (half the cost of a full redraw); the ranges change only
-    when a value leaves them, and the ended run's chart is autoscaled again."""
+def live_axes(spec: dict, x_range: tuple[float, float]) -> dict:
+    """Fix the axes of a live run's chart (a spec): x spans the whole run (as fastai's live plot does), loss goes
+    from 0 to just above its largest value, accuracy from just below its smallest to 100%. New points then fall
+    inside the axes, so the browser redraws only the curves (half the cost of a full redraw); the ranges change
+    only when a value leaves them, and the ended run's chart is autoscaled again."""
     def values(axis: str):
-        ys = [np.asarray(t.y, dtype="float64") for t in figure.data if (t.yaxis or "y") == axis]
+        ys = [np.asarray(t["y"], dtype="float64") for t in spec["data"] if t.get("yaxis", "y") == axis]
         ys = [y[np.isfinite(y)] for y in ys]
         return np.concatenate(ys) if ys else np.array([])
 
@@ -73,9 +76,11 @@ def live_axes(figure: go.Figure, x_range: tuple[float, float]) -> go.Figure:
     bottom = min(max(bottom, 0.0), 0.95)
     # markers at 100% keep their top half, and points just past the ends stay whole
     pad = (x_range[1] - x_range[0]) * 0.01
-    figure.update_layout(xaxis_range=[x_range[0] - pad, x_range[1] + pad], xaxis2_range=[x_range[0] - pad, x_range[1] + pad],
-                         yaxis_range=[0, top], yaxis2_range=[bottom, 1 + (1 - bottom) * 0.03])
-    return figure
+    ranges = {"xaxis": [x_range[0] - pad, x_range[1] + pad], "xaxis2": [x_range[0] - pad, x_range[1] + pad],
+              "yaxis": [0, top], "yaxis2": [bottom, 1 + (1 - bottom) * 0.03]}
+    for axis, span in ranges.items():
+        spec["layout"][axis] = {**spec["layout"].get(axis, {}), "range": span}
+    return spec
 
 
 def _nice_up(value: float) -> float:
@@ -90,38 +95,48 @@ def _axes(col: int) -> dict:
     return {"xaxis": "x", "yaxis": "y"} if col == 1 else {"xaxis": "x2", "yaxis": "y2"}
 
 
+def _titles(layout: dict, x_title: str, dtick: float | None = None) -> dict:
+    """Both x axes titled (and ticked every dtick), accuracy in percent: ".2~%" writes 98.5%, 99%, 99.25%;
+    ".0%" wrote "99% 99% 99%" once accuracy passed 98.5%."""
+    for axis in ("xaxis", "xaxis2"):
+        layout[axis] = {**layout[axis], "title": {"text": x_title}, **({"dtick": dtick} if dtick else {})}
+    layout["yaxis2"] = {**layout["yaxis2"], "tickformat": ".2~%"}
+    return layout
+
+
 def batch_figure(batch: pd.DataFrame, smoothing: float = 0.0, revision: str = "", ended: bool = False) -> go.Figure:
-    """Training loss and accuracy per logged batch (x = global step), raw and smoothed. `ended`: the run has ended,
-    so an empty chart says it will stay empty instead of waiting."""
+    return go.Figure(batch_spec(batch, smoothing, revision, ended))
+
+
+def batch_spec(batch: pd.DataFrame, smoothing: float = 0.0, revision: str = "", ended: bool = False) -> dict:
+    """Training loss and accuracy per logged batch (x = global step), raw and smoothed, as plotly.js takes them
+    (the live panel sends it as is; plotly.py's checks took ~25 ms a build). `ended`: the run has ended, so an
+    empty chart says it will stay empty instead of waiting."""
     if batch is None or batch.empty or "step" not in batch:
-        return empty_figure("Training loss and accuracy per batch",
-                             "The run ended before its first batch." if ended else "Waiting for the first batch…")
+        return empty_spec("Training loss and accuracy per batch",
+                          "The run ended before its first batch." if ended else "Waiting for the first batch…")
     chunks = "batches" in batch and batch["batches"].notna().all()
     # Runs recorded before the chunk means logged Keras' running mean of the epoch so far: say which it is.
     what = "mean since the previous point" if chunks else "running mean of the epoch"
-    figure = _two_panels(f"Training loss ({what})", f"Training accuracy ({what})")
+    layout = _two_panels(f"Training loss ({what})", f"Training accuracy ({what})")
     if chunks and len(batch) > MAX_BATCH_POINTS:
         batch = thin_batches(batch)
     if chunks:
-        hover = np.array([_stretch(int(e), int(b), int(n))  # an array: Plotly checks a list item by item
-                          for e, b, n in zip(batch["epoch"], batch["batch"], batch["batches"])])
+        hover = [_stretch(int(e), int(b), int(n)) for e, b, n in zip(batch["epoch"], batch["batch"], batch["batches"])]
     else:
         hover = [f"epoch {int(e)}, batch {int(b)}" for e, b in zip(batch["epoch"], batch["batch"])]
+    data, steps = [], batch["step"].to_numpy()
+    common = {"text": np.array(hover), "showlegend": False, "hovertemplate": "%{text}<br>%{y:.4f}"}
     for col, metric in ((1, "loss"), (2, "accuracy")):
-        raw = batch[metric].astype("float64")
+        raw = batch[metric].to_numpy(dtype="float64")
         if smoothing > 0:
-            figure.add_trace(go.Scatter(x=batch["step"], y=raw, mode="lines", name=f"{metric} (raw)",
-                                        line=dict(color=COLORS["train"], width=1), opacity=RAW_OPACITY,
-                                        text=hover, showlegend=False, hovertemplate="%{text}<br>%{y:.4f}",
-                                        **_axes(col)))
-        mode = "lines+markers" if len(batch) <= MARKERS_UP_TO else "lines"
-        figure.add_trace(go.Scatter(x=batch["step"], y=smooth(raw, smoothing), mode=mode,
-                                    marker_size=4, name=metric if smoothing == 0 else f"{metric} (smoothed)",
-                                    line=dict(color=COLORS["train"], width=2), text=hover, showlegend=False,
-                                    hovertemplate="%{text}<br>%{y:.4f}", **_axes(col)))
-    # ".2~%": 98.5%, 99%, 99.25%; ".0%" wrote "99% 99% 99%" once accuracy passed 98.5%
-    figure.update_layout(xaxis_title="step", xaxis2_title="step", yaxis2_tickformat=".2~%", uirevision=revision)
-    return figure
+            data.append({"type": "scatter", "x": steps, "y": raw, "mode": "lines", "name": f"{metric} (raw)",
+                         "line": {"color": COLORS["train"], "width": 1}, "opacity": RAW_OPACITY, **common, **_axes(col)})
+        data.append({"type": "scatter", "x": steps, "y": smooth(raw, smoothing).to_numpy(),
+                     "mode": "lines+markers" if len(batch) <= MARKERS_UP_TO else "lines", "marker": {"size": 4},
+                     "name": metric if smoothing == 0 else f"{metric} (smoothed)",
+                     "line": {"color": COLORS["train"], "width": 2}, **common, **_axes(col)})
+    return {"data": data, "layout": {**_titles(layout, "step"), "uirevision": revision}}
 
 
 def _stretch(epoch: int, batch: int, batches: int) -> str:
@@ -150,35 +165,36 @@ def thin_batches(batch: pd.DataFrame, points: int = MAX_BATCH_POINTS) -> pd.Data
 
 
 def epoch_figure(epoch: pd.DataFrame, revision: str = "", ended: bool = False) -> go.Figure:
-    """Loss and accuracy per epoch for the training, validation and test sets."""
+    return go.Figure(epoch_spec(epoch, revision, ended))
+
+
+def epoch_spec(epoch: pd.DataFrame, revision: str = "", ended: bool = False) -> dict:
+    """Loss and accuracy per epoch for the training, validation and test sets, as plotly.js takes them."""
     if epoch is None or epoch.empty or "epoch" not in epoch:
-        return empty_figure("Loss and accuracy per epoch", "No epoch finished before the run ended."
-                             if ended else "Waiting for the first epoch to end…")
-    figure = _two_panels("Loss (per epoch)", "Accuracy (per epoch)")
+        return empty_spec("Loss and accuracy per epoch", "No epoch finished before the run ended."
+                          if ended else "Waiting for the first epoch to end…")
+    layout = _two_panels("Loss (per epoch)", "Accuracy (per epoch)")
     # An epoch cut short by Stop is drawn hollow, and its hover says how many batches it covers.
     partial = epoch["partial"].eq(True) if "partial" in epoch else pd.Series(False, index=epoch.index)
     steps = epoch["steps_done"] if "steps_done" in epoch else pd.Series(np.nan, index=epoch.index)
     notes = [f" (stopped after {int(s)} batches)" if p and pd.notna(s) else " (stopped mid-epoch)" if p else ""
              for p, s in zip(partial, steps)]
-    # one symbol for every point unless an epoch was cut short: Plotly checks a list of symbols item by item
-    # (half the time of building this figure, which the live panel does once an epoch)
+    # one symbol for every point unless an epoch was cut short: plotly.py checks a list of symbols item by item
     symbols = ["circle-open" if p else "circle" for p in partial] if partial.any() else "circle"
+    data = []
     for col, metric in ((1, "loss"), (2, "accuracy")):
         for split, column in (("train", metric), ("val", f"val_{metric}"), ("test", f"test_{metric}")):
             if column not in epoch or epoch[column].isna().all():
                 continue
-            figure.add_trace(go.Scatter(x=epoch["epoch"], y=epoch[column].astype("float64"), mode="lines+markers",
-                                        name=SPLIT_LABELS[split], legendgroup=split, showlegend=col == 1,
-                                        line=dict(color=COLORS[split], width=2),
-                                        marker=dict(symbol=symbols, size=8), customdata=notes,
-                                        hovertemplate=f"{SPLIT_LABELS[split]} {metric}<br>epoch %{{x}}%{{customdata}}: "
-                                                      f"%{{y:.4f}}",
-                                        **_axes(col)))
-    tick = 1 if len(epoch) <= 20 else None
-    figure.update_layout(xaxis=dict(title="epoch", dtick=tick), xaxis2=dict(title="epoch", dtick=tick),
-                         yaxis2_tickformat=".2~%", uirevision=revision, legend=dict(orientation="h", y=-0.25),
-                         margin_b=95)
-    return figure
+            data.append({"type": "scatter", "x": epoch["epoch"].to_numpy(), "y": epoch[column].to_numpy(dtype="float64"),
+                         "mode": "lines+markers", "name": SPLIT_LABELS[split], "legendgroup": split,
+                         "showlegend": col == 1, "line": {"color": COLORS[split], "width": 2},
+                         "marker": {"symbol": symbols, "size": 8}, "customdata": notes,
+                         "hovertemplate": f"{SPLIT_LABELS[split]} {metric}<br>epoch %{{x}}%{{customdata}}: %{{y:.4f}}",
+                         **_axes(col)})
+    layout = _titles(layout, "epoch", 1 if len(epoch) <= 20 else None)
+    return {"data": data, "layout": {**layout, "uirevision": revision, "legend": {"orientation": "h", "y": -0.25},
+                                     "margin": {**layout["margin"], "b": 95}}}
 
 
 @dataclass

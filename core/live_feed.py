@@ -15,6 +15,9 @@ import threading
 import time
 from collections import OrderedDict
 
+from _plotly_utils.utils import convert_to_base64
+from plotly.io.json import to_json_plotly
+
 from core import figures_training as figures
 from core.records import RunStatus
 from core.store import RunStore, StoreError
@@ -63,8 +66,8 @@ def _build(store: RunStore, run_id: str, smoothing: float) -> dict:
     # what each chart is drawn from: the browser redraws a chart only when its key changes, and the server
     # builds it only then (the epoch chart changes once an epoch, the run's files every quarter of a second)
     keys = {"batch": f"{run_id}:{_count(batch)}:{smoothing}:{ended}", "epoch": f"{run_id}:{_count(epoch)}:{ended}"}
-    charts = {"batch": lambda: _live(figures.batch_figure(batch, smoothing, revision=run_id, ended=ended), status, "batch"),
-              "epoch": lambda: _live(figures.epoch_figure(epoch, revision=run_id, ended=ended), status, "epoch")}
+    charts = {"batch": lambda: _live(figures.batch_spec(batch, smoothing, revision=run_id, ended=ended), status, "batch"),
+              "epoch": lambda: _live(figures.epoch_spec(epoch, revision=run_id, ended=ended), status, "epoch")}
     return {
         "run": run_id,
         "status": status.status,
@@ -89,18 +92,19 @@ def _epochs_to_draw(run: tuple, available: int) -> int:
         return drawn
 
 
-def _live(figure, status: RunStatus, chart: str):
+def _live(spec: dict, status: RunStatus, chart: str) -> dict:
     """While the run trains, its charts' axes span the whole run (figures.live_axes): the browser then redraws
     only the curves when new points arrive."""
-    if not status.active or not status.epochs or not figure.data:
-        return figure
+    if not status.active or not status.epochs or not spec["data"]:
+        return spec
     if chart == "epoch":
-        if status.epochs > 20:
-            figure.update_xaxes(dtick=None)  # one tick per epoch fits up to 20 epochs
-        return figures.live_axes(figure, (0.5, status.epochs + 0.5))
+        if status.epochs > 20:  # one tick per epoch fits up to 20 epochs
+            for axis in ("xaxis", "xaxis2"):
+                spec["layout"][axis].pop("dtick", None)
+        return figures.live_axes(spec, (0.5, status.epochs + 0.5))
     if not status.steps_per_epoch:
-        return figure
-    return figures.live_axes(figure, (0, status.steps_per_epoch * status.epochs))
+        return spec
+    return figures.live_axes(spec, (0, status.steps_per_epoch * status.epochs))
 
 
 def _progress_text(shown: figures.Progress, status: RunStatus) -> str:
@@ -128,13 +132,13 @@ def _cached(cache: OrderedDict, key: tuple, build):
     return built
 
 
-def _plain(figure) -> dict:
-    """The figure as plotly.js takes it (Plotly's own encoder: numpy arrays, NaN), without the default template:
-    with Streamlit imported that is Streamlit's, whose placeholder colours only st.plotly_chart fills in, and
+def _plain(spec: dict) -> dict:
+    """The spec as JSON takes it, with Plotly's own encoders: numeric arrays as base64 typed arrays (as plotly.py
+    writes figures: a quarter of the time of a list of numbers), NaN as null. It has no template: Streamlit's, which
+    plotly.py applies once Streamlit is imported, has placeholder colours only st.plotly_chart fills in, and
     plotly.js's own defaults (white, light grid) draw these charts as the page's other charts look."""
-    plain = json.loads(figure.to_json())
-    plain["layout"].pop("template", None)
-    return plain
+    convert_to_base64(spec)
+    return json.loads(to_json_plotly(spec))
 
 
 def feed(store: RunStore, run_id: str, smoothing: float, version: tuple | None = None) -> dict:
