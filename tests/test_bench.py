@@ -170,8 +170,9 @@ def test_watching_quick(tmp_path):
     watching.main(["--quick", "--results-dir", str(tmp_path)])
     result = read(tmp_path, "watching")
     assert_machine(result)
-    assert [run["tabs"] for run in result["runs"]] == [0, 1]
+    assert [window["tabs"] for window in result["windows"]] == [0, 1, 1, 0]  # one block, in one training run
     watched = result["summary"]["1"]
+    assert len(watched["block_costs"]) == 1 and watched["cost"] == watched["block_costs"][0]
     # the tab followed the run: its batch chart changed while it trained, and the figures are real
     assert watched["target"] == 0.05 and positive(watched["chart_period_median"])
     assert positive(result["summary"]["0"]["images_per_s"]) and positive(watched["images_per_s"])
