@@ -13,7 +13,9 @@ from core.records import RunStatus
 
 COLORS = {"train": "#2563eb", "val": "#f97316", "test": "#16a34a"}
 MAX_BATCH_POINTS = 2000  # a longer batch curve is drawn from this many means of consecutive records
-MARKERS_UP_TO = 200  # points per curve drawn with markers; denser curves are plain lines
+# points per curve drawn with markers; denser curves are plain lines (restyling every marker took a quarter of
+# plotly.js's time for each redraw of the live chart, and beyond this many they merge into a thick line)
+MARKERS_UP_TO = 50
 RAW_OPACITY = 0.25  # the unsmoothed batch curve stays visible behind the smoothed one, as in TensorBoard
 SPLIT_LABELS = {"train": "train", "val": "validation", "test": "test"}
 EPOCH_METRICS = {  # metric shown -> epoch-row column; test first: every run has it, validation may be off

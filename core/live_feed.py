@@ -138,7 +138,11 @@ def _plain(spec: dict) -> dict:
     plotly.py applies once Streamlit is imported, has placeholder colours only st.plotly_chart fills in, and
     plotly.js's own defaults (white, light grid) draw these charts as the page's other charts look."""
     convert_to_base64(spec)
-    return json.loads(to_json_plotly(spec))
+    plain = json.loads(to_json_plotly(spec))
+    # what a redraw of the whole chart depends on: the browser compares this instead of the layout's JSON
+    modes = [(t.get("type"), t.get("mode"), t.get("xaxis"), t.get("yaxis")) for t in plain["data"]]
+    plain["look"] = stamp((json.dumps(plain["layout"], sort_keys=True), tuple(modes)))
+    return plain
 
 
 def feed(store: RunStore, run_id: str, smoothing: float, version: tuple | None = None) -> dict:

@@ -45,6 +45,7 @@ CSS = """
 """
 JS = """
 const CONFIG = { displaylogo: false, responsive: true };
+const NARROW = 760;  // px: below, the two panels' titles are broken in two lines
 
 function plotly(src) {
   if (window.Plotly) return Promise.resolve(window.Plotly);
@@ -82,7 +83,7 @@ function drawProgress(root, feed) {
 
 function narrow(layout, width) {
   // two panel titles side by side do not fit a narrow page: break each before its parenthesis
-  if (width >= 760 || !layout.annotations) return layout;
+  if (width >= NARROW || !layout.annotations) return layout;
   const annotations = layout.annotations.map((a) => ({ ...a, text: a.text.replace(" (", "<br>(") }));
   return { ...layout, annotations, margin: { ...layout.margin, t: (layout.margin?.t || 40) + 18 } };
 }
@@ -93,18 +94,14 @@ function narrow(layout, width) {
 // make-up takes the full redraw.
 const TRACES_ONLY = { transition: { duration: 0 }, frame: { duration: 0, redraw: false }, mode: "immediate" };
 
-function shape(figure) {
-  return figure.data.map((trace) => `${trace.type || "scatter"}:${trace.mode}:${trace.xaxis}:${trace.yaxis}`).join("|");
-}
-
 function redraw(element, figure, drawn) {
-  const layout = narrow(figure.layout, element.clientWidth);
-  const look = JSON.stringify(layout) + shape(figure);
+  const width = element.clientWidth;
+  const look = `${figure.look}:${width >= NARROW}`;  // the server's digest of the layout and the traces' make-up
   if (drawn.look === look && element._fullLayout) {
     return window.Plotly.animate(element, { data: figure.data, traces: figure.data.map((_, i) => i) }, TRACES_ONLY);
   }
   drawn.look = look;
-  return window.Plotly.react(element, figure.data, layout, CONFIG);
+  return window.Plotly.react(element, figure.data, narrow(figure.layout, width), CONFIG);
 }
 
 function draw(root, feed, live) {

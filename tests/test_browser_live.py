@@ -110,11 +110,12 @@ def panel_feed(points: int, top: float = 2.5) -> dict:
     """A feed as core.live_feed builds it, for a running run whose batch chart has `points` points."""
     chart = {"data": [{"type": "scatter", "mode": "lines", "x": list(range(points)), "y": [1.0] * points,
                        "xaxis": "x", "yaxis": "y"}],
-             "layout": {"yaxis": {"range": [0, top]}, "xaxis": {"range": [0, 1000]}}}
+             "layout": {"yaxis": {"range": [0, top]}, "xaxis": {"range": [0, 1000]}},
+             "look": f"top {top}"}  # the server's digest of the layout and the traces' make-up
     return {"run": "r1", "status": "running", "phase": "training", "active": True, "stamp": f"s{points}-{top}",
             "keys": {"batch": f"r1:{points}:{top}", "epoch": "r1:0"},
             "progress": {"fraction": points / 1000, "text": f"batch {points}", "metrics": []},
-            "batch": chart, "epoch": {"data": [], "layout": {}}}
+            "batch": chart, "epoch": {"data": [], "layout": {}, "look": "empty"}}
 
 
 def open_panel(browser, feeds: list[dict], answer_ms: int):
