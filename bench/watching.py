@@ -1,27 +1,32 @@
 #!/usr/bin/env python
-"""What watching costs: training throughput while 0, 1 and 3 Train tabs are open in Chromium.
+"""What watching costs: training throughput while 1 or 3 Train tabs watch it in Chromium, against none.
 
-    python bench/watching.py              # 3 blocks of windows with 0, 1 and 3 tabs, in one training run
-    python bench/watching.py --quick      # 1 block of 0 and 1 tab with short windows: a smoke check
+    python bench/watching.py              # 5 blocks of windows for 1 tab, then for 3 tabs, in one training run
+    python bench/watching.py --quick      # 1 block for 1 tab with short windows: a smoke check
 
 One dashboard server and one long training run (`python -m core train`, the Quick demo recipe on the bundled
-sample, 200 epochs of batches of 64, stopped once measured) serve the whole bench. The run is cut into windows; in each,
-0, 1 or 3 tabs show the Train page, which follows the run live, and the other tabs show about:blank (each tab
-has its own browser context, so its own renderer process, as separate windows would). Windows come in blocks
-in the order 0, 1, 3, 3, 1, 0: the shared machine's speed drifts, and within a block a steady drift hits every
-count of tabs alike. Separate runs per count of tabs (sessions 11-13) spread by ±20% from one run to the next,
-more than the effect measured.
+sample, 200 epochs of batches of 64, stopped once measured) serve the whole bench. For each count of tabs, the
+tabs open the Train page once (each in its own browser context, so its own renderer process, as separate
+windows would be); the page follows the run live. Then the run is cut into short windows in which the first
+tab is either visible (watching) or in the background, in the order visible, background, background, visible
+(a block): the shared machine's speed drifts, and within a block a steady drift hits both alike. The other
+tabs stay in the background throughout, as tabs behind the watched one in a browser window. A background tab
+asks for nothing and draws nothing (dashboard/live_panel.py), so the windows with every tab in the background
+are the baseline; what the tabs still cost then (Streamlit's connection) shows in the CPU figures, against
+windows before any tab is open. Headless Chromium reports every tab as visible: the page is told the way a
+browser tells it (`document.visibilityState` and a `visibilitychange` event).
+
+Separate runs per count of tabs (sessions 11-13) spread by ±20% from one run to the next, more than the effect
+measured; opening and closing tabs for each window put their loading into the windows.
 
 A window's throughput: the training images per second between consecutive batch records of the same epoch, by
-the trainer's own clock (epoch ends, with their evaluation, are left out), for records seen after the window's
-settling time, in which the tabs load. The cost of n tabs in a block: 1 - (their windows' throughput / the
-windows' with none); the bench reports the median over blocks. Also measured in each window: the CPU the
-server and Chromium spend (share of one core) and, in the first tab, the chart period (the time between two
-updates of the batch chart's data). Headless Chromium reports every tab as visible; as in a browser window,
-only the first tab is visible here and the others are background tabs: the page is told so the way a browser
-tells it (`document.visibilityState` becomes "hidden" and a `visibilitychange` event fires). Targets: one tab
-costs at most 5% of the throughput, three tabs at most 10%, with the chart period at most 1 s in the visible
-tab. Results go to bench/results/watching.json.
+the trainer's own clock (epoch ends, with their evaluation, are left out), for records seen after a settling
+time (a tab shown again catches up at once). The cost of n tabs in a block: 1 - (throughput while watched /
+throughput with every tab in the background); the bench reports the median over blocks. Also measured in each
+window: the CPU the server and Chromium spend (share of one core) and, in the watched tab, the chart period
+(the time between two updates of the batch chart's data). Targets: one tab costs at most 5% of the throughput,
+three tabs at most 10%, with the chart period at most 1 s in the visible tab. Results go to
+bench/results/watching.json.
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from bench import common
 from bench.page_latency import CHROMIUM, CHROMIUM_ARGS, ROOT, _process_tree, cpu_seconds, start_server
@@ -109,36 +116,49 @@ class Follower:
         return sum(s for s, _ in mine) / sum(t for _, t in mine) if mine else None
 
 
+SHOW_TAB = HIDE_TAB.replace("'hidden'", "'visible'").replace("=> true", "=> false")
+
+
 class Tabs:
-    """Up to three tabs, each in its own browser context; `show(n)`: the first n show the Train page."""
+    """n tabs on the Train page, each in its own browser context, loaded (chart drawn, start-up work done);
+    the first one is visible or in the background (`watch`), the others in the background."""
 
-    def __init__(self, browser, url: str, count: int):
-        self.url, self.shown = url, 0
-        self.pages = [browser.new_context(viewport={"width": 1280, "height": 800}).new_page() for _ in range(count)]
-
-    def show(self, n: int) -> None:
+    def __init__(self, browser, url: str, n: int):
+        self.contexts = [browser.new_context(viewport={"width": 1280, "height": 800}) for _ in range(n)]
+        self.pages = [context.new_page() for context in self.contexts]
         for i, page in enumerate(self.pages):
-            if self.shown > i >= n:  # no longer open: nothing shown
-                page.goto("about:blank")
-            elif n > i >= self.shown:
-                page.goto(f"{self.url}/")
-                page.get_by_role("heading", name="Train LeNet-5").wait_for(timeout=120_000)
-                page.evaluate(WATCH_CHART if i == 0 else HIDE_TAB)
-        self.shown = n
+            page.goto(f"{url}/")
+            page.get_by_role("heading", name="Train LeNet-5").wait_for(timeout=120_000)
+            page.evaluate(WATCH_CHART if i == 0 else HIDE_TAB)
+            if i == 0:
+                page.locator(".lenet-live-batch .main-svg").first.wait_for(timeout=60_000)
+            try:  # the page's last start-up work (dashboard/plotly_start.py), in the browser's idle time
+                page.wait_for_function("() => window.lenetPlotlyState === 'started'", timeout=30_000)
+            except PlaywrightTimeout:
+                pass
+        self.watched = True
+
+    def watch(self, visible: bool) -> None:
+        if visible != self.watched:
+            self.pages[0].evaluate(SHOW_TAB if visible else HIDE_TAB)
+            self.watched = visible
 
     def chart_gaps(self, since: float) -> list[float]:
-        if not self.shown:
-            return []
         changes = [t for t in self.pages[0].evaluate("window.__chartChanges") if t >= since]
         return [b - a for a, b in itertools.pairwise(changes)]
 
     def page_clock(self) -> float:
-        return self.pages[0].evaluate("performance.now() / 1000") if self.shown else 0.0
+        return self.pages[0].evaluate("performance.now() / 1000")
+
+    def close(self) -> None:
+        for context in self.contexts:
+            context.close()
 
 
-def window(tabs: Tabs, follower: Follower, pids, n: int, args) -> dict:
-    """One window with n tabs open: settle, then measure."""
-    tabs.show(n)
+def window(tabs: Tabs | None, follower: Follower, pids, n: int, args) -> dict:
+    """One window: n tabs watching (0: every tab in the background, or none open); settle, then measure."""
+    if tabs:
+        tabs.watch(n > 0)
     deadline = time.perf_counter() + args.settle
     while time.perf_counter() < deadline:
         follower.poll()
@@ -146,7 +166,7 @@ def window(tabs: Tabs, follower: Follower, pids, n: int, args) -> dict:
     ours = {os.getpid(), *_process_tree(pids[0]), *_process_tree(pids[1])}  # the server, the training run
     browser = [p for p in _process_tree(os.getpid()) if p not in ours]
     cpu = (cpu_seconds([pids[0]]), cpu_seconds(browser))
-    started, page_started = time.perf_counter(), tabs.page_clock()
+    started, page_started = time.perf_counter(), tabs.page_clock() if tabs else 0.0
     while time.perf_counter() < started + args.measure:
         follower.poll()
         time.sleep(0.1)
@@ -154,62 +174,81 @@ def window(tabs: Tabs, follower: Follower, pids, n: int, args) -> dict:
     result = {"tabs": n, "steps_per_s": follower.rate(started, started + wall),
               "cpu_share": {"server": (cpu_seconds([pids[0]]) - cpu[0]) / wall,
                             "browser": (cpu_seconds(browser) - cpu[1]) / wall}}
-    gaps = tabs.chart_gaps(page_started)
+    gaps = tabs.chart_gaps(page_started) if tabs and n else []
     if gaps:
         result["chart_period"] = {"median": statistics.median(gaps), "p90": sorted(gaps)[int(0.9 * (len(gaps) - 1))],
                                   "updates": len(gaps) + 1}
     return result
 
 
-def summarise(windows: list[dict], conditions: list[int], images_per_step: int) -> dict:
-    blocks = itertools.groupby(windows, key=lambda w: w["block"])
-    costs: dict[int, list[float]] = {n: [] for n in conditions}
-    for _, block in blocks:
-        block = list(block)
-        rate = {n: statistics.mean(w["steps_per_s"] for w in block if w["tabs"] == n) for n in conditions}
-        for n in conditions:
-            costs[n].append(1 - rate[n] / rate[0])
-    out = {}
-    for n in conditions:
-        mine = [w for w in windows if w["tabs"] == n]
-        entry = {"images_per_s": statistics.median(w["steps_per_s"] for w in mine) * images_per_step,
-                 "block_costs": costs[n], "cost": statistics.median(costs[n]),
-                 "server_cpu": statistics.median(w["cpu_share"]["server"] for w in mine),
-                 "browser_cpu": statistics.median(w["cpu_share"]["browser"] for w in mine)}
-        periods = [w["chart_period"] for w in mine if "chart_period" in w]
-        if periods:
-            entry["chart_period_median"] = statistics.median(p["median"] for p in periods)
-            entry["chart_period_p90"] = max(p["p90"] for p in periods)
-        if n in TARGETS:
-            entry["target"] = TARGETS[n]
-            entry["met"] = entry["cost"] <= TARGETS[n] and entry.get("chart_period_median", 0) <= TARGET_PERIOD
+def _median(windows: list[dict], key) -> float:
+    return statistics.median(key(w) for w in windows)
+
+
+def summarise(windows: list[dict], phases: list[int], images_per_step: int) -> dict:
+    """Per count of tabs: throughput, cost (median over blocks), CPU and chart period; "0": no tab open."""
+    none = [w for w in windows if w["open"] == 0]
+    out = {"0": {"images_per_s": _median(none, lambda w: w["steps_per_s"]) * images_per_step,
+                 "server_cpu": _median(none, lambda w: w["cpu_share"]["server"]),
+                 "browser_cpu": _median(none, lambda w: w["cpu_share"]["browser"])}}
+    for n in phases:
+        mine = [w for w in windows if w["open"] == n]
+        watched, background = [w for w in mine if w["tabs"]], [w for w in mine if not w["tabs"]]
+        costs = []
+        for _, block in itertools.groupby(mine, key=lambda w: w["block"]):
+            block = list(block)
+            rate = {on: statistics.mean(w["steps_per_s"] for w in block if bool(w["tabs"]) == on) for on in (True, False)}
+            costs.append(1 - rate[True] / rate[False])
+        periods = [w["chart_period"] for w in watched if "chart_period" in w]
+        entry = {"images_per_s": _median(watched, lambda w: w["steps_per_s"]) * images_per_step,
+                 "background_images_per_s": _median(background, lambda w: w["steps_per_s"]) * images_per_step,
+                 "block_costs": costs, "cost": statistics.median(costs),
+                 "server_cpu": _median(watched, lambda w: w["cpu_share"]["server"]),
+                 "browser_cpu": _median(watched, lambda w: w["cpu_share"]["browser"]),
+                 "background_cpu": _median(background, lambda w: w["cpu_share"]["server"] + w["cpu_share"]["browser"]),
+                 "chart_period_median": statistics.median(p["median"] for p in periods) if periods else None,
+                 "chart_period_p90": max(p["p90"] for p in periods) if periods else None, "target": TARGETS.get(n)}
+        entry["met"] = (entry["target"] is not None and entry["cost"] <= entry["target"]
+                        and periods != [] and entry["chart_period_median"] <= TARGET_PERIOD)
         out[str(n)] = entry
     return out
 
 
-def measure(store: Path, url: str, server_pid: int, conditions: list[int], args) -> list[dict]:
+def _report(window_: dict, batch_size: int) -> None:
+    w = window_
+    what = f"{w['open']} tab(s), " + ("watched" if w["tabs"] else "in the background" if w["open"] else "none open")
+    print(f"block {w['block'] + 1}, {what}: {w['steps_per_s'] * batch_size:,.0f} images/s, server "
+          f"{w['cpu_share']['server']:.0%}, browser {w['cpu_share']['browser']:.0%} of a core"
+          + (f", chart every {w['chart_period']['median']:.2f} s" if "chart_period" in w else ""), flush=True)
+
+
+def measure(store: Path, url: str, server_pid: int, phases: list[int], args) -> list[dict]:
     from playwright.sync_api import sync_playwright
 
-    order = conditions + conditions[::-1]  # 0, 1, 3, 3, 1, 0: a steady drift hits every count alike
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        tabs = Tabs(browser, url, max(conditions))
         run = train_run(store, "watched", MAX_EPOCHS, args.subset, args.batch_size)
         follower = Follower(store, "watched")
+        pids, windows = [server_pid, run.pid], []
+
+        def add(tabs, n: int, opened: int, block: int) -> None:
+            if run.poll() is not None:
+                sys.exit(f"the training run ended after {len(windows)} windows: ask for fewer or shorter ones")
+            windows.append({"open": opened, "block": block, **window(tabs, follower, pids, n, args)})
+            _report(windows[-1], args.batch_size)
+
         try:
             while follower.poll() < 1:  # the first epoch includes compiling
                 if run.poll() is not None:
                     sys.exit(f"training ended early ({run.returncode})")
                 time.sleep(0.2)
-            windows = []
-            for block, n in itertools.product(range(args.rounds), order):
-                if run.poll() is not None:
-                    sys.exit(f"the training run ended after {len(windows)} windows: ask for fewer or shorter ones")
-                windows.append({"block": block, **window(tabs, follower, [server_pid, run.pid], n, args)})
-                w = windows[-1]
-                print(f"block {block + 1}, {n} tab(s): {w['steps_per_s'] * args.batch_size:,.0f} images/s, server "
-                      f"{w['cpu_share']['server']:.0%}, browser {w['cpu_share']['browser']:.0%} of a core"
-                      + (f", chart every {w['chart_period']['median']:.2f} s" if "chart_period" in w else ""), flush=True)
+            for _ in range(2):
+                add(None, 0, 0, 0)  # no tab open: what background tabs still cost is measured against this
+            for n in phases:
+                tabs = Tabs(browser, url, n)
+                for block, watched in itertools.product(range(args.rounds), (True, False, False, True)):
+                    add(tabs, n if watched else 0, n, block)
+                tabs.close()
         finally:
             run.terminate()
             run.wait(timeout=60)
@@ -219,35 +258,36 @@ def measure(store: Path, url: str, server_pid: int, conditions: list[int], args)
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
-    parser.add_argument("--quick", action="store_true", help="1 block of 0 and 1 tab, 3 s windows")
-    parser.add_argument("--rounds", type=int, default=3, help="blocks of windows (0, 1, 3, 3, 1, 0 tabs)")
-    parser.add_argument("--settle", type=float, default=4.0, help="seconds for the tabs to load in each window")
-    parser.add_argument("--measure", type=float, default=10.0, help="seconds measured in each window")
+    parser.add_argument("--quick", action="store_true", help="1 block for 1 tab, 3 s windows")
+    parser.add_argument("--rounds", type=int, default=5, help="blocks per count of tabs (watched, background x2, watched)")
+    parser.add_argument("--settle", type=float, default=1.5, help="seconds after the tab is shown or hidden")
+    parser.add_argument("--measure", type=float, default=5.0, help="seconds measured in each window")
     parser.add_argument("--subset", type=int, default=19000, help="images per epoch (the sample's training pool)")
     parser.add_argument("--batch-size", type=int, default=64, help="the article's 64: epochs long enough for the bench")
-    parser.add_argument("--tabs", default="0,1,3", help="comma-separated tab counts; 0 is the baseline")
+    parser.add_argument("--tabs", default="1,3", help="comma-separated counts of open tabs")
     parser.add_argument("--results-dir", type=Path, default=common.RESULTS_DIR)
     args = parser.parse_args(argv)
     if args.quick:
-        args.rounds, args.settle, args.measure, args.tabs = 1, 3.0, 3.0, "0,1"
-    conditions = sorted({0, *(int(t) for t in args.tabs.split(","))})
+        args.rounds, args.settle, args.measure, args.tabs = 1, 1.0, 3.0, "1"
+    phases = [int(t) for t in args.tabs.split(",")]
     store = Path(tempfile.mkdtemp(prefix="lenet-watch-"))
     server, url = start_server(store)
     try:
-        windows = measure(store, url, server.pid, conditions, args)
+        windows = measure(store, url, server.pid, phases, args)
     finally:
         server.terminate()
         server.wait(timeout=15)
         shutil.rmtree(store, ignore_errors=True)
-    summary = summarise(windows, conditions, args.batch_size)
-    rows = [[tabs, f"{e['images_per_s']:,.0f}", f"{e['cost']:+.1%}", " ".join(f"{c:+.0%}" for c in e["block_costs"]),
-             f"{e['server_cpu']:.0%}", f"{e['browser_cpu']:.0%}",
-             f"{e['chart_period_median']:.2f} s" if "chart_period_median" in e else "–",
-             f"≤{e['target']:.0%}: {'met' if e['met'] else 'NOT met'}" if "target" in e else ""]
+    summary = summarise(windows, phases, args.batch_size)
+    rows = [[tabs, f"{e['images_per_s']:,.0f}", f"{e['cost']:+.1%}" if "cost" in e else "–",
+             " ".join(f"{c:+.0%}" for c in e.get("block_costs", [])), f"{e['server_cpu']:.1%}", f"{e['browser_cpu']:.1%}",
+             f"{e['background_cpu']:.1%}" if "background_cpu" in e else "–",
+             f"{e['chart_period_median']:.2f} s" if e.get("chart_period_median") else "–",
+             f"≤{e['target']:.0%}: {'met' if e['met'] else 'NOT met'}" if e.get("target") else ""]
             for tabs, e in summary.items()]
-    common.print_table("Training throughput while Train tabs watch",
-                       ["tabs", "images/s", "cost", "per block", "server CPU", "Chromium CPU", "chart period", "target"],
-                       rows)
+    common.print_table("Training throughput while Train tabs watch (0: no tab open)",
+                       ["tabs", "images/s", "cost", "per block", "server CPU", "Chromium CPU", "in background",
+                        "chart period", "target"], rows)
     result = {"machine": common.machine(), "rounds": args.rounds, "settle_s": args.settle, "measure_s": args.measure,
               "subset": args.subset, "windows": windows, "summary": summary}
     common.write_result(args, NAME, result)
