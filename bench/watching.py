@@ -1,13 +1,13 @@
 #!/usr/bin/env python
 """What watching costs: training throughput while 1 or 3 Train tabs watch it in Chromium, against none.
 
-    python bench/watching.py              # 5 blocks of windows for 1 tab, then for 3 tabs, in one training run
+    python bench/watching.py              # 8 blocks of windows for 1 tab, then for 3 tabs
     python bench/watching.py --quick      # 1 block for 1 tab with short windows: a smoke check
 
-One dashboard server and one long training run (`python -m core train`, the Quick demo recipe on the bundled
-sample, 200 epochs of batches of 32, stopped once measured) serve the whole bench. For each count of tabs, the
-tabs open the Train page once (each in its own browser context, so its own renderer process, as separate
-windows would be); the page follows the run live. Then the run is cut into short windows in which the first
+One dashboard server serves the whole bench, and each count of tabs watches a long training run of its own
+(`python -m core train`, the Quick demo recipe on the bundled sample, 200 epochs of batches of 64, stopped once
+measured). The tabs open the Train page once (each in its own browser context, so its own renderer process, as
+separate windows would be); the page follows the run live. Then the run is cut into short windows in which the first
 tab is either visible (watching) or in the background, in the order visible, background, background, visible
 (a block): the shared machine's speed drifts, and within a block a steady drift hits both alike. The other
 tabs stay in the background throughout, as tabs behind the watched one in a browser window. A background tab
@@ -50,7 +50,7 @@ from bench.page_latency import CHROMIUM, CHROMIUM_ARGS, ROOT, _process_tree, cpu
 NAME = "watching"
 TARGETS = {1: 0.05, 3: 0.10}
 TARGET_PERIOD = 1.0
-MAX_EPOCHS = 200  # what `core train` allows: ~2 s each on the sample with batches of 32
+MAX_EPOCHS = 200  # what `core train` allows: 1.5-2 s each on the sample
 # In the page: note the time whenever the batch chart is drawn with new data (its number of points or last
 # value), from plotly.js's own events: "plotly_afterplot" after a full redraw, "plotly_animated" after the
 # curves alone are redrawn (dashboard/live_panel.py); a check every 20 ms woke the renderer 50 times a second.
@@ -222,52 +222,56 @@ def _report(window_: dict, batch_size: int) -> None:
           + (f", chart every {w['chart_period']['median']:.2f} s" if "chart_period" in w else ""), flush=True)
 
 
+def phase(browser, store: Path, url: str, server_pid: int, n: int, first: bool, args) -> list[dict]:
+    """n tabs watching a training run of their own (200 epochs outlast one count of tabs, not two)."""
+    run = train_run(store, f"watched by {n}", MAX_EPOCHS, args.subset, args.batch_size)
+    follower, windows, tabs = Follower(store, f"watched by {n}"), [], None
+
+    def add(n_watching: int, block: int) -> None:
+        if run.poll() is not None:
+            sys.exit(f"the training run ended after {len(windows)} windows: ask for fewer or shorter ones")
+        measured = window(tabs, follower, [server_pid, run.pid], n_watching, args)
+        if measured["steps_per_s"] is None:
+            sys.exit(f"no batch record in window {len(windows) + 1}: did the training run end?")
+        windows.append({"open": n if tabs else 0, "block": block, **measured})
+        _report(windows[-1], args.batch_size)
+
+    try:
+        while follower.poll() < 1:  # the first epoch includes compiling
+            if run.poll() is not None:
+                sys.exit(f"training ended early ({run.returncode})")
+            time.sleep(0.2)
+        for _ in range(2 if first else 0):
+            add(0, 0)  # no tab open: what background tabs still cost is measured against this
+        tabs = Tabs(browser, url, n)
+        for block, watched in itertools.product(range(args.rounds), (True, False, False, True)):
+            add(n if watched else 0, block)
+        tabs.close()
+    finally:
+        run.terminate()
+        run.wait(timeout=60)
+    return windows
+
+
 def measure(store: Path, url: str, server_pid: int, phases: list[int], args) -> list[dict]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        run = train_run(store, "watched", MAX_EPOCHS, args.subset, args.batch_size)
-        follower = Follower(store, "watched")
-        pids, windows = [server_pid, run.pid], []
-
-        def add(tabs, n: int, opened: int, block: int) -> None:
-            if run.poll() is not None:
-                sys.exit(f"the training run ended after {len(windows)} windows: ask for fewer or shorter ones")
-            measured = window(tabs, follower, pids, n, args)
-            if measured["steps_per_s"] is None:
-                sys.exit(f"no batch record in window {len(windows) + 1}: did the training run end?")
-            windows.append({"open": opened, "block": block, **measured})
-            _report(windows[-1], args.batch_size)
-
         try:
-            while follower.poll() < 1:  # the first epoch includes compiling
-                if run.poll() is not None:
-                    sys.exit(f"training ended early ({run.returncode})")
-                time.sleep(0.2)
-            for _ in range(2):
-                add(None, 0, 0, 0)  # no tab open: what background tabs still cost is measured against this
-            for n in phases:
-                tabs = Tabs(browser, url, n)
-                for block, watched in itertools.product(range(args.rounds), (True, False, False, True)):
-                    add(tabs, n if watched else 0, n, block)
-                tabs.close()
+            return [w for i, n in enumerate(phases) for w in phase(browser, store, url, server_pid, n, i == 0, args)]
         finally:
-            run.terminate()
-            run.wait(timeout=60)
             browser.close()
-    return windows
 
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument("--quick", action="store_true", help="1 block for 1 tab, 3 s windows")
-    parser.add_argument("--rounds", type=int, default=5, help="blocks per count of tabs (watched, background x2, watched)")
+    parser.add_argument("--rounds", type=int, default=8, help="blocks per count of tabs (watched, background x2, watched)")
     parser.add_argument("--settle", type=float, default=1.5, help="seconds after the tab is shown or hidden")
     parser.add_argument("--measure", type=float, default=5.0, help="seconds measured in each window")
     parser.add_argument("--subset", type=int, default=19000, help="images per epoch (the sample's training pool)")
-    parser.add_argument("--batch-size", type=int, default=32,
-                        help="32: 200 epochs of the sample then last ~7 minutes, longer than the bench")
+    parser.add_argument("--batch-size", type=int, default=64, help="the article's batch size")
     parser.add_argument("--tabs", default="1,3", help="comma-separated counts of open tabs")
     parser.add_argument("--results-dir", type=Path, default=common.RESULTS_DIR)
     args = parser.parse_args(argv)

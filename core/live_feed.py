@@ -15,8 +15,8 @@ import threading
 import time
 from collections import OrderedDict
 
+import numpy as np
 from _plotly_utils.utils import convert_to_base64
-from plotly.io.json import to_json_plotly
 
 from core import figures_training as figures
 from core.records import RunStatus
@@ -133,16 +133,18 @@ def _cached(cache: OrderedDict, key: tuple, build):
 
 
 def _plain(spec: dict) -> dict:
-    """The spec as JSON takes it, with Plotly's own encoders: numeric arrays as base64 typed arrays (as plotly.py
-    writes figures: a quarter of the time of a list of numbers), NaN as null. It has no template: Streamlit's, which
-    plotly.py applies once Streamlit is imported, has placeholder colours only st.plotly_chart fills in, and
-    plotly.js's own defaults (white, light grid) draw these charts as the page's other charts look."""
+    """The spec as JSON takes it: numeric arrays as base64 typed arrays (Plotly's own encoder, as plotly.py writes
+    figures: a quarter of the time of a list of numbers, and NaN stays NaN), the hover texts as lists. It has no
+    template: Streamlit's, which plotly.py applies once Streamlit is imported, has placeholder colours only
+    st.plotly_chart fills in, and plotly.js's own defaults (white, light grid) draw these charts as the page's
+    other charts look."""
     convert_to_base64(spec)
-    plain = json.loads(to_json_plotly(spec))
+    for trace in spec["data"]:
+        trace.update({key: value.tolist() for key, value in trace.items() if isinstance(value, np.ndarray)})
     # what a redraw of the whole chart depends on: the browser compares this instead of the layout's JSON
-    modes = [(t.get("type"), t.get("mode"), t.get("xaxis"), t.get("yaxis")) for t in plain["data"]]
-    plain["look"] = stamp((json.dumps(plain["layout"], sort_keys=True), tuple(modes)))
-    return plain
+    modes = [(t.get("type"), t.get("mode"), t.get("xaxis"), t.get("yaxis")) for t in spec["data"]]
+    spec["look"] = stamp((json.dumps(spec["layout"], sort_keys=True), tuple(modes)))
+    return spec
 
 
 def feed(store: RunStore, run_id: str, smoothing: float, version: tuple | None = None) -> dict:
