@@ -85,7 +85,9 @@ function narrow(layout, width) {
   // two panel titles side by side do not fit a narrow page: break each before its parenthesis
   if (width >= NARROW || !layout.annotations) return layout;
   const annotations = layout.annotations.map((a) => ({ ...a, text: a.text.replace(" (", "<br>(") }));
-  return { ...layout, annotations, margin: { ...layout.margin, t: (layout.margin?.t || 40) + 18 } };
+  // the plot is then 18 px shorter, and a legend placed below it (in fractions of its height) met the axis title
+  const legend = layout.legend && { ...layout.legend, y: (layout.legend.y ?? -0.25) - 0.1 };
+  return { ...layout, annotations, margin: { ...layout.margin, t: (layout.margin?.t || 40) + 18 }, ...(legend && { legend }) };
 }
 
 // While the run trains its charts' axes are fixed (core.figures_training.live_axes), so new points need only

@@ -181,3 +181,45 @@ def test_the_panel_reruns_the_page_when_the_status_changes_not_the_phase():
         page.wait_for_function("() => window.calls.triggers.length > 0", timeout=10_000)
         assert page.evaluate("window.calls.triggers") == [["changed", "ended"]]
         browser.close()
+
+
+NARROW_PANEL = """async ({js, feed, width}) => {
+  const parentElement = document.createElement("div");
+  parentElement.style.width = `${width}px`;
+  parentElement.innerHTML = window.panelHtml;
+  document.body.append(parentElement);
+  const module = await import(URL.createObjectURL(new Blob([js], {type: "text/javascript"})));
+  module.default({parentElement, setTriggerValue: () => {},
+    data: {feed, progress: false, poll: false, smoothing: 0.6, period: 0.9, url: "/_lenet/live", plotly: "unused.js"}});
+}"""
+
+
+def test_a_narrow_panel_keeps_the_epoch_legend_clear_of_the_axis_title(lenet_runs):
+    """Below 760 px the panel titles take two lines, so the plot is shorter; the legend, placed below it in
+    fractions of its height, met the x-axis title (seen at 1024×768)."""
+    from playwright.sync_api import sync_playwright
+
+    from dashboard import live_panel
+    from dashboard.live_routes import PLOTLY_JS
+
+    store = RunStore()
+    run_id = store.create_run(TrainConfig(epochs=8, train_subset=600, validation_split=0.1), "ended")
+    store.append_metrics(run_id, [{"type": "epoch", "epoch": e, "loss": 1 / e, "accuracy": 1 - 0.1 / e,
+                                   "val_loss": 1.1 / e, "val_accuracy": 1 - 0.12 / e, "time": 3.0 * e}
+                                  for e in range(1, 9)])
+    store.write_status(run_id, status="completed", phase="completed", epochs=8)
+    feed = live_feed.feed(store, run_id, 0.6)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 800, "height": 900})
+        page.goto("about:blank")
+        page.add_script_tag(path=str(PLOTLY_JS))
+        page.evaluate("(html) => { window.panelHtml = html; }", live_panel.HTML)
+        page.evaluate(NARROW_PANEL, {"js": live_panel.JS, "feed": feed, "width": 620})
+        page.locator(".lenet-live-epoch .legend").wait_for(timeout=20_000)
+        titles = [page.locator(f".lenet-live-epoch .{axis}title").bounding_box() for axis in ("x", "x2")]
+        legend = page.locator(".lenet-live-epoch .legend").bounding_box()
+        lines = page.locator(".lenet-live-epoch .annotation-text").first.locator("tspan.line").count()
+        browser.close()
+    assert lines == 2  # the narrow layout was drawn: "Loss", "(per epoch)"
+    assert legend["y"] >= max(t["y"] + t["height"] for t in titles)
