@@ -70,14 +70,14 @@ WATCH_CHART = """() => {
 }"""
 
 
-HIDE_TAB = """() => {
-  Object.defineProperty(document, 'visibilityState', {configurable: true, get: () => 'hidden'});
-  Object.defineProperty(document, 'hidden', {configurable: true, get: () => true});
+SET_VISIBILITY = """(hidden) => {
+  Object.defineProperty(document, 'visibilityState', {configurable: true, get: () => hidden ? 'hidden' : 'visible'});
+  Object.defineProperty(document, 'hidden', {configurable: true, get: () => hidden});
   document.dispatchEvent(new Event('visibilitychange'));
 }"""
 
 
-def train_run(store: Path, name: str, epochs: int, subset: int, batch_size: int = 128) -> subprocess.Popen:
+def train_run(store: Path, name: str, epochs: int, subset: int, batch_size: int) -> subprocess.Popen:
     env = {**os.environ, "LENET_RUNS": str(store), "TF_CPP_MIN_LOG_LEVEL": "2"}
     command = [sys.executable, "-m", "core", "train", "--preset", "Quick demo", "--data-source", "sample",
                "--epochs", str(epochs), "--train-subset", str(subset), "--batch-size", str(batch_size),
@@ -116,9 +116,6 @@ class Follower:
         return sum(s for s, _ in mine) / sum(t for _, t in mine) if mine else None
 
 
-SHOW_TAB = HIDE_TAB.replace("'hidden'", "'visible'").replace("=> true", "=> false")
-
-
 class Tabs:
     """n tabs on the Train page, each in its own browser context, loaded (chart drawn, start-up work done);
     the first one is visible or in the background (`watch`), the others in the background."""
@@ -129,9 +126,11 @@ class Tabs:
         for i, page in enumerate(self.pages):
             page.goto(f"{url}/")
             page.get_by_role("heading", name="Train LeNet-5").wait_for(timeout=120_000)
-            page.evaluate(WATCH_CHART if i == 0 else HIDE_TAB)
             if i == 0:
+                page.evaluate(WATCH_CHART)
                 page.locator(".lenet-live-batch .main-svg").first.wait_for(timeout=60_000)
+            else:
+                page.evaluate(SET_VISIBILITY, True)
             try:  # the page's last start-up work (dashboard/plotly_start.py), in the browser's idle time
                 page.wait_for_function("() => window.lenetPlotlyState === 'started'", timeout=30_000)
             except PlaywrightTimeout:
@@ -140,7 +139,7 @@ class Tabs:
 
     def watch(self, visible: bool) -> None:
         if visible != self.watched:
-            self.pages[0].evaluate(SHOW_TAB if visible else HIDE_TAB)
+            self.pages[0].evaluate(SET_VISIBILITY, not visible)
             self.watched = visible
 
     def chart_gaps(self, since: float) -> list[float]:
