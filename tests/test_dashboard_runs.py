@@ -3,6 +3,7 @@
 import json
 import os
 import shutil
+import time
 
 import pandas as pd
 import pytest
@@ -203,7 +204,12 @@ def test_runs_whose_process_died_are_marked_interrupted_at_start(finished_run, l
     dead = copy_run(lenet_runs, finished_run, "20990101-000000-dead-0000", "dead run", status="running",
                     pid=2**22 + 12345)
     at = open_runs()
-    stored = {info.run_id: info.stored_status for info in RunStore().list_runs()}
+    # the server writes it down in a background thread (dashboard/common.py), which a busy machine may hold back
+    deadline = time.monotonic() + 60
+    stored = {}
+    while stored.get(dead) != "interrupted" and time.monotonic() < deadline:
+        stored = {info.run_id: info.stored_status for info in RunStore().list_runs()}
+        time.sleep(0.1)
     assert stored[dead] == "interrupted"  # persisted in status.json, not only shown
     assert table(at).set_index("run_id").loc[dead, "status"] == "interrupted"
 
