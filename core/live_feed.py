@@ -25,8 +25,9 @@ from core.store import RunStore, StoreError
 PERIOD_S = 0.9  # how often a visible page asks for the feed of an active run: the chart's period stays within 1 s
 # s: while a run trains, its epoch chart takes new epochs at most this often. Epochs shorter than that (a small
 # subset) changed it at every ask: the server built both figures and the browser redrew both charts each second
-# (bench/RESULTS.md, session 13); the batch chart still follows every second, and an ended run shows every epoch
-EPOCH_CHART_EVERY_S = 3.0
+# (bench/RESULTS.md, session 13). At most every 3 s it still took 10-15% of the watching tab's main thread
+# (session 15); the batch chart and the numbers follow every second, and an ended run shows every epoch
+EPOCH_CHART_EVERY_S = 5.0
 _CACHE_SIZE = 16
 _cache: OrderedDict[tuple, dict] = OrderedDict()  # (root, run, version, smoothing) -> feed: tabs share one build
 _charts: OrderedDict[tuple, dict] = OrderedDict()  # (root, run, chart, key) -> figure: rebuilt when its records change
@@ -66,7 +67,8 @@ def _build(store: RunStore, run_id: str, smoothing: float) -> dict:
     # what each chart is drawn from: the browser redraws a chart only when its key changes, and the server
     # builds it only then (the epoch chart changes once an epoch, the run's files every quarter of a second)
     keys = {"batch": f"{run_id}:{_count(batch)}:{smoothing}:{ended}", "epoch": f"{run_id}:{_count(epoch)}:{ended}"}
-    charts = {"batch": lambda: _live(figures.batch_spec(batch, smoothing, revision=run_id, ended=ended), status, "batch"),
+    points = figures.MAX_BATCH_POINTS if ended else figures.LIVE_BATCH_POINTS  # the live chart stays small
+    charts = {"batch": lambda: _live(figures.batch_spec(batch, smoothing, run_id, ended, points), status, "batch"),
               "epoch": lambda: _live(figures.epoch_spec(epoch, revision=run_id, ended=ended), status, "epoch")}
     return {
         "run": run_id,

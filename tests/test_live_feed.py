@@ -76,6 +76,23 @@ def test_a_live_runs_axes_span_the_run_and_stay_put_while_points_arrive(live_run
     assert "range" not in ended["xaxis"] and "range" not in ended.get("yaxis", {})
 
 
+def test_a_live_batch_chart_is_drawn_from_fewer_points_than_the_ended_runs(live_run):
+    """While the run trains, the batch chart the browser gets every second has at most LIVE_BATCH_POINTS points
+    per curve (means of consecutive records, so every batch still counts); the ended run's chart has up to
+    MAX_BATCH_POINTS for zooming in."""
+    store, run_id = live_run
+    store.write_status(run_id, epochs=2, steps_per_epoch=3000)
+    store.append_metrics(run_id, batches(11, 2990))
+    curves = lambda feed: [decode(trace["x"]) for trace in feed["batch"]["data"]]  # noqa: E731
+    live = curves(live_feed.feed(store, run_id, 0.6))
+    assert len(live) == 4 and all(len(x) == figures.LIVE_BATCH_POINTS for x in live)
+    assert live[0][-1] == 3000  # the curve reaches the last record
+    store.write_status(run_id, status="completed", phase="completed")
+    ended = curves(live_feed.feed(store, run_id, 0.6))
+    assert all(len(x) == figures.MAX_BATCH_POINTS for x in ended) and ended[0][-1] == 3000
+    assert figures.LIVE_BATCH_POINTS < figures.MAX_BATCH_POINTS
+
+
 def test_the_epoch_chart_spans_the_planned_epochs_while_the_run_trains(live_run):
     store, run_id = live_run
     store.append_metrics(run_id, [{"type": "epoch", "epoch": 1, "loss": 0.5, "accuracy": 0.8, "test_loss": 0.4,
