@@ -139,7 +139,13 @@ def _plain(spec: dict) -> dict:
     figures: a quarter of the time of a list of numbers, and NaN stays NaN), the hover texts as lists. It has no
     template: Streamlit's, which plotly.py applies once Streamlit is imported, has placeholder colours only
     st.plotly_chart fills in, and plotly.js's own defaults (white, light grid) draw these charts as the page's
-    other charts look."""
+    other charts look. Hover texts that every curve shares (the batch chart's four) are sent once, as the spec's
+    `text`: they were 55% of the answer (4 × 800 texts against 8 base64 arrays of 800 numbers)."""
+    texts = [trace.get("text") for trace in spec["data"]]
+    if len(texts) > 1 and isinstance(texts[0], np.ndarray) and all(text is texts[0] for text in texts):
+        spec["text"] = texts[0].tolist()
+        for trace in spec["data"]:
+            del trace["text"]
     convert_to_base64(spec)
     for trace in spec["data"]:
         trace.update({key: value.tolist() for key, value in trace.items() if isinstance(value, np.ndarray)})

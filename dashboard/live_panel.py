@@ -99,11 +99,13 @@ const TRACES_ONLY = { transition: { duration: 0 }, frame: { duration: 0, redraw:
 function redraw(element, figure, drawn) {
   const width = element.clientWidth;
   const look = `${figure.look}:${width >= NARROW}`;  // the server's digest of the layout and the traces' make-up
+  // hover texts that every curve shares come once (core.live_feed._plain)
+  const data = figure.text ? figure.data.map((trace) => ({ ...trace, text: figure.text })) : figure.data;
   if (drawn.look === look && element._fullLayout) {
-    return window.Plotly.animate(element, { data: figure.data, traces: figure.data.map((_, i) => i) }, TRACES_ONLY);
+    return window.Plotly.animate(element, { data, traces: data.map((_, i) => i) }, TRACES_ONLY);
   }
   drawn.look = look;
-  return window.Plotly.react(element, figure.data, narrow(figure.layout, width), CONFIG);
+  return window.Plotly.react(element, data, narrow(figure.layout, width), CONFIG);
 }
 
 function draw(root, feed, live) {

@@ -223,3 +223,55 @@ def test_a_narrow_panel_keeps_the_epoch_legend_clear_of_the_axis_title(lenet_run
         browser.close()
     assert lines == 2  # the narrow layout was drawn: "Loss", "(per epoch)"
     assert legend["y"] >= max(t["y"] + t["height"] for t in titles)
+
+
+PANEL_TWICE = """async ({js, feed}) => {
+  const parentElement = document.createElement("div");
+  parentElement.style.width = "1200px";
+  parentElement.innerHTML = window.panelHtml;
+  document.body.append(parentElement);
+  const module = await import(URL.createObjectURL(new Blob([js], {type: "text/javascript"})));
+  window.drawPanel = (feed) => module.default({parentElement, setTriggerValue: () => {},
+    data: {feed, progress: false, poll: false, smoothing: 0.6, period: 0.9, url: "/_lenet/live", plotly: "unused.js"}});
+  window.animated = 0;
+  const animate = window.Plotly.animate;
+  window.Plotly.animate = (...args) => { window.animated += 1; return animate(...args); };
+  window.drawPanel(feed);
+}"""
+
+
+def test_the_panel_gives_every_curve_the_hover_texts_sent_once(lenet_runs):
+    """The feed sends the batch chart's shared hover texts once (core.live_feed._plain); the panel gives them
+    to each of the four curves, in the full redraw and in the curves-only redraw."""
+    from playwright.sync_api import sync_playwright
+
+    from dashboard import live_panel
+    from dashboard.live_routes import PLOTLY_JS
+
+    store = RunStore()
+    run_id = store.create_run(TrainConfig(epochs=2, train_subset=600, validation_split=0.1), "watched")
+    store.write_status(run_id, status="running", phase="training", epochs=2, steps_per_epoch=50, batch_size=64)
+    records = [{"type": "batch", "epoch": 1, "batch": b, "step": b, "loss": 1 / b, "accuracy": b / 100, "batches": 1,
+                "time": b / 10} for b in range(1, 21)]
+    store.append_metrics(run_id, records[:10])
+    first = live_feed.feed(store, run_id, 0.6)
+    store.append_metrics(run_id, records[10:])
+    more = live_feed.feed(store, run_id, 0.6)
+    assert more["batch"]["look"] == first["batch"]["look"]  # the second draw redraws the curves alone
+    texts = "() => document.querySelector('.lenet-live-batch')._fullData.map((trace) => Array.from(trace.text || []))"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto("about:blank")
+        page.add_script_tag(path=str(PLOTLY_JS))
+        page.evaluate("(html) => { window.panelHtml = html; }", live_panel.HTML)
+        page.evaluate(PANEL_TWICE, {"js": live_panel.JS, "feed": first})
+        page.locator(".lenet-live-batch .scatterlayer .trace").first.wait_for(timeout=20_000)
+        drawn = page.evaluate(texts)
+        page.evaluate("(feed) => window.drawPanel(feed)", more)
+        page.wait_for_function("() => document.querySelector('.lenet-live-batch')._fullData[0]._length === 20",
+                               timeout=20_000)
+        redrawn, animated = page.evaluate(texts), page.evaluate("window.animated")
+        browser.close()
+    assert drawn == [first["batch"]["text"]] * 4
+    assert animated >= 1 and redrawn == [more["batch"]["text"]] * 4 and len(more["batch"]["text"]) == 20

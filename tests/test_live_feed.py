@@ -93,6 +93,17 @@ def test_a_live_batch_chart_is_drawn_from_fewer_points_than_the_ended_runs(live_
     assert figures.LIVE_BATCH_POINTS < figures.MAX_BATCH_POINTS
 
 
+def test_the_hover_texts_every_curve_shares_are_sent_once(live_run):
+    """The batch chart's four curves (raw and smoothed loss and accuracy) share their hover texts: the feed holds
+    them once, as the chart's `text`, which the panel gives each curve (tests/test_browser_live.py)."""
+    store, run_id = live_run
+    chart = live_feed.feed(store, run_id, 0.6)["batch"]
+    assert len(chart["data"]) == 4 and all("text" not in trace for trace in chart["data"])
+    assert chart["text"] == [f"epoch 1, batch {b}" for b in range(1, 11)]
+    figure = figures.batch_figure(store.read_metrics(run_id)[0], 0.6)  # the pages' figure: a text per curve
+    assert all(list(trace.text) == chart["text"] for trace in figure.data)
+
+
 def test_the_epoch_chart_spans_the_planned_epochs_while_the_run_trains(live_run):
     store, run_id = live_run
     store.append_metrics(run_id, [{"type": "epoch", "epoch": 1, "loss": 0.5, "accuracy": 0.8, "test_loss": 0.4,
