@@ -183,6 +183,18 @@ def test_the_panel_reruns_the_page_when_the_status_changes_not_the_phase():
         browser.close()
 
 
+def plotly_page(browser, width: int):
+    """A blank page with the panel's plotly.js bundle and its HTML (window.panelHtml), `width` px wide."""
+    from dashboard import live_panel
+    from dashboard.live_routes import PLOTLY_JS
+
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    page.goto("about:blank")
+    page.add_script_tag(path=str(PLOTLY_JS))
+    page.evaluate("(html) => { window.panelHtml = html; }", live_panel.HTML)
+    return page
+
+
 NARROW_PANEL = """async ({js, feed, width}) => {
   const parentElement = document.createElement("div");
   parentElement.style.width = `${width}px`;
@@ -200,7 +212,6 @@ def test_a_narrow_panel_keeps_the_epoch_legend_clear_of_the_axis_title(lenet_run
     from playwright.sync_api import sync_playwright
 
     from dashboard import live_panel
-    from dashboard.live_routes import PLOTLY_JS
 
     store = RunStore()
     run_id = store.create_run(TrainConfig(epochs=8, train_subset=600, validation_split=0.1), "ended")
@@ -211,10 +222,7 @@ def test_a_narrow_panel_keeps_the_epoch_legend_clear_of_the_axis_title(lenet_run
     feed = live_feed.feed(store, run_id, 0.6)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 800, "height": 900})
-        page.goto("about:blank")
-        page.add_script_tag(path=str(PLOTLY_JS))
-        page.evaluate("(html) => { window.panelHtml = html; }", live_panel.HTML)
+        page = plotly_page(browser, 800)
         page.evaluate(NARROW_PANEL, {"js": live_panel.JS, "feed": feed, "width": 620})
         page.locator(".lenet-live-epoch .legend").wait_for(timeout=20_000)
         titles = [page.locator(f".lenet-live-epoch .{axis}title").bounding_box() for axis in ("x", "x2")]
@@ -246,7 +254,6 @@ def test_the_panel_gives_every_curve_the_hover_texts_sent_once(lenet_runs):
     from playwright.sync_api import sync_playwright
 
     from dashboard import live_panel
-    from dashboard.live_routes import PLOTLY_JS
 
     store = RunStore()
     run_id = store.create_run(TrainConfig(epochs=2, train_subset=600, validation_split=0.1), "watched")
@@ -261,10 +268,7 @@ def test_the_panel_gives_every_curve_the_hover_texts_sent_once(lenet_runs):
     texts = "() => document.querySelector('.lenet-live-batch')._fullData.map((trace) => Array.from(trace.text || []))"
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.goto("about:blank")
-        page.add_script_tag(path=str(PLOTLY_JS))
-        page.evaluate("(html) => { window.panelHtml = html; }", live_panel.HTML)
+        page = plotly_page(browser, 1280)
         page.evaluate(PANEL_TWICE, {"js": live_panel.JS, "feed": first})
         page.locator(".lenet-live-batch .scatterlayer .trace").first.wait_for(timeout=20_000)
         drawn = page.evaluate(texts)
