@@ -163,34 +163,12 @@ def load_model(run_id: str, version: tuple):
 
 @st.cache_resource(show_spinner=False)
 def _job_manager(root: str):
-    from dashboard.worker import PRESTART_DELAY_S, JobManager
+    from dashboard.worker import JobManager
 
-    # The server starts the training process (and so loads TensorFlow) once the first page has been drawn and the
-    # pages are quiet (_wait_until_quiet). LENET_WORKER_PRESTART=0 waits for the first Train instead: the test
-    # suite, whose many short-lived stores would each start a process of several hundred MB, sets it.
-    if os.environ.get("LENET_WORKER_PRESTART", "1") == "0":
-        return JobManager(RunStore(root))
-    return JobManager(RunStore(root), prestart=lambda: _wait_until_quiet(PRESTART_DELAY_S, QUIET_S, QUIET_AT_MOST_S))
-
-
-# TensorFlow's import takes ~5 CPU-s of the 2 cores: started 5 s after the first page, it fell on the next visits
-# and the Runs table's first ticks (0.74 and 0.58 s against 0.41-0.44 s once it had loaded; bench/RESULTS.md)
-QUIET_S = 3.0  # s without a script run (a page or a fragment: a visit, a tick) before the import starts
-QUIET_AT_MOST_S = 60.0  # s: it starts anyway (a Train press starts it at once)
-SCRIPT_THREAD = "ScriptRunner.scriptThread"  # Streamlit's thread for one script or fragment run
-
-
-def _wait_until_quiet(delay: float, quiet: float, at_most: float) -> None:
-    """Sleep `delay`, then until no Streamlit script has run for `quiet` seconds (or `at_most` has passed)."""
-    time.sleep(delay)
-    now = time.monotonic()
-    deadline, quiet_since = now + at_most, now
-    while time.monotonic() < deadline:
-        if any(thread.name == SCRIPT_THREAD for thread in threading.enumerate()):
-            quiet_since = time.monotonic()
-        elif time.monotonic() - quiet_since >= quiet:
-            return
-        time.sleep(0.05)
+    # The server starts the training process (and so loads TensorFlow) as soon as a page asks for the queue.
+    # LENET_WORKER_PRESTART=0 waits for the first Train instead: the test suite, whose many short-lived
+    # stores would each start a process of several hundred MB, sets it.
+    return JobManager(RunStore(root), prestart=os.environ.get("LENET_WORKER_PRESTART", "1") != "0")
 
 
 def job_manager():

@@ -172,7 +172,7 @@ class JobManager:
     replace the training process in tests.
     """
 
-    def __init__(self, store: RunStore, train_fn: Callable | None = None, prestart: bool | Callable = False,
+    def __init__(self, store: RunStore, train_fn: Callable | None = None, prestart: bool = False,
                  task_fn: Callable | None = None):
         self.store = store
         self._train = train_fn or TrainingProcess()
@@ -183,9 +183,9 @@ class JobManager:
         self._current: Job | None = None
         self._thread = threading.Thread(target=self._loop, name="lenet-train-worker", daemon=True)
         self._thread.start()
-        if prestart and isinstance(self._train, TrainingProcess):  # see PRESTART_DELAY_S; a callable: wait for it
-            wait = prestart if callable(prestart) else lambda: time.sleep(PRESTART_DELAY_S)
-            threading.Thread(target=lambda: (wait(), self._train.start()), daemon=True).start()
+        if prestart and isinstance(self._train, TrainingProcess):  # see PRESTART_DELAY_S
+            delay = PRESTART_DELAY_S
+            threading.Thread(target=lambda: (time.sleep(delay), self._train.start()), daemon=True).start()
 
     # ----- what the pages call -----------------------------------------------------------------
     def submit(self, config: TrainConfig, name: str | None = None) -> str:

@@ -179,50 +179,6 @@ def test_prestart_loads_the_training_process_before_any_submit(tmp_path, monkeyp
     assert JobManager(RunStore(tmp_path / "other"))._train._process is None  # no prestart: nothing started
 
 
-def test_a_prestart_given_a_wait_starts_the_training_process_once_the_wait_ends(tmp_path):
-    """The dashboard's prestart waits (dashboard.common._wait_until_quiet) before TensorFlow's import."""
-    from dashboard.worker import TrainingProcess
-
-    class Counted(TrainingProcess):
-        starts = 0
-
-        def start(self) -> None:
-            Counted.starts += 1
-
-    gate = threading.Event()
-    JobManager(RunStore(tmp_path), train_fn=Counted(), prestart=gate.wait)
-    time.sleep(0.5)
-    assert Counted.starts == 0  # still waiting
-    gate.set()
-    wait_for(lambda: Counted.starts == 1)
-
-
-def test_the_prestart_waits_until_no_page_or_fragment_has_run_for_a_while():
-    """TensorFlow's import waits until no Streamlit script run (a page, a fragment: a visit, a tick) has been in
-    progress for `quiet` seconds, so it does not compete with the first visits and ticks; after `at_most` it
-    starts anyway."""
-    from dashboard import common
-
-    ended, running = [], threading.Event()
-    script = threading.Thread(target=running.wait, name=common.SCRIPT_THREAD, daemon=True)  # a run in progress
-    script.start()
-    started = time.monotonic()
-    waiter = threading.Thread(target=lambda: (common._wait_until_quiet(0.1, 0.5, 30), ended.append(time.monotonic())))
-    waiter.start()
-    time.sleep(1.2)
-    assert not ended  # the script still runs
-    running.set()
-    script.join()
-    waiter.join(10)
-    assert ended and ended[0] - started >= 1.2 + 0.5 - 0.1  # quiet for 0.5 s after the script ended
-    forever = threading.Event()
-    threading.Thread(target=forever.wait, name=common.SCRIPT_THREAD, daemon=True).start()
-    began = time.monotonic()
-    common._wait_until_quiet(0.0, 0.5, 1.0)  # scripts never stop: it gives up waiting after 1 s
-    assert 0.9 <= time.monotonic() - began < 5
-    forever.set()
-
-
 def test_a_task_queues_behind_a_run_and_stops_like_one(store):
     """Other long work (core.tasks) waits in the same line as training runs, one at a time, and Stop reaches it."""
     order: list[str] = []
