@@ -189,6 +189,16 @@ def window(tabs: Tabs | None, follower: Follower, pids, n: int, args) -> dict:
     return result
 
 
+def interval(costs: list[float], level: float = 0.95, resamples: int = 2000) -> list[float]:
+    """A percentile bootstrap interval of the median block cost: where the median of as many blocks, drawn again
+    from the same spread, falls `level` of the time. Blocks spread by ±20% on this shared machine, so it shows
+    whether a median near a target can be told from it (one block: no spread, the interval is that block)."""
+    import numpy as np
+
+    medians = np.median(np.random.default_rng(0).choice(costs, size=(resamples, len(costs))), axis=1)
+    return [float(np.quantile(medians, (1 - level) / 2)), float(np.quantile(medians, (1 + level) / 2))]
+
+
 def _median(windows: list[dict], key) -> float:
     return statistics.median(key(w) for w in windows)
 
@@ -210,7 +220,7 @@ def summarise(windows: list[dict], phases: list[int], images_per_step: int) -> d
         periods = [w["chart_period"] for w in watched if "chart_period" in w]
         entry = {"images_per_s": _median(watched, lambda w: w["steps_per_s"]) * images_per_step,
                  "background_images_per_s": _median(background, lambda w: w["steps_per_s"]) * images_per_step,
-                 "block_costs": costs, "cost": statistics.median(costs),
+                 "block_costs": costs, "cost": statistics.median(costs), "cost_interval_95": interval(costs),
                  "server_cpu": _median(watched, lambda w: w["cpu_share"]["server"]),
                  "browser_cpu": _median(watched, lambda w: w["cpu_share"]["browser"]),
                  "background_cpu": _median(background, lambda w: w["cpu_share"]["server"] + w["cpu_share"]["browser"]),
@@ -297,13 +307,14 @@ def main(argv=None) -> dict:
         shutil.rmtree(store, ignore_errors=True)
     summary = summarise(windows, phases, args.batch_size)
     rows = [[tabs, f"{e['images_per_s']:,.0f}", f"{e['cost']:+.1%}" if "cost" in e else "–",
+             "{:+.1%} to {:+.1%}".format(*e["cost_interval_95"]) if "cost" in e else "–",
              " ".join(f"{c:+.0%}" for c in e.get("block_costs", [])), f"{e['server_cpu']:.1%}", f"{e['browser_cpu']:.1%}",
              f"{e['background_cpu']:.1%}" if "background_cpu" in e else "–",
              f"{e['chart_period_median']:.2f} s" if e.get("chart_period_median") else "–",
              f"≤{e['target']:.0%}: {'met' if e['met'] else 'NOT met'}" if e.get("target") else ""]
             for tabs, e in summary.items()]
     common.print_table("Training throughput while Train tabs watch (0: no tab open)",
-                       ["tabs", "images/s", "cost", "per block", "server CPU", "Chromium CPU", "in background",
+                       ["tabs", "images/s", "cost", "95% interval", "per block", "server CPU", "Chromium CPU", "in background",
                         "chart period", "target"], rows)
     result = {"machine": common.machine(), "rounds": args.rounds, "settle_s": args.settle, "measure_s": args.measure,
               "subset": args.subset, "windows": windows, "summary": summary}

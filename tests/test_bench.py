@@ -174,10 +174,25 @@ def test_watching_quick(tmp_path):
     assert [(w["open"], w["tabs"]) for w in result["windows"]] == [(0, 0), (0, 0), (1, 1), (1, 0), (1, 0), (1, 1)]
     watched = result["summary"]["1"]
     assert len(watched["block_costs"]) == 1 and watched["cost"] == watched["block_costs"][0]
+    assert watched["cost_interval_95"] == [watched["cost"]] * 2  # one block: nothing to resample
     # the tab followed the run: its batch chart changed while it was watched, and the figures are real
     assert watched["target"] == 0.05 and positive(watched["chart_period_median"])
     assert positive(result["summary"]["0"]["images_per_s"]) and positive(watched["images_per_s"])
     assert watched["browser_cpu"] > watched["background_cpu"] >= 0 and isinstance(watched["met"], bool)
+
+
+def test_the_watching_cost_interval_is_as_wide_as_the_blocks_spread():
+    """The bootstrap interval of the median block cost holds the median, and it is wider for blocks that spread
+    more: +5% from blocks within ±1% is a result, +5% from blocks of -24% to +19% is not."""
+    from bench.watching import interval
+
+    tight = [0.04, 0.045, 0.05, 0.05, 0.05, 0.055, 0.06]
+    wide = [0.04, -0.04, 0.14, 0.05, -0.24, 0.19, 0.17]
+    for costs in (tight, wide):
+        low, high = interval(costs)
+        assert low <= sorted(costs)[3] <= high and min(costs) <= low and high <= max(costs)
+    assert interval(tight)[1] - interval(tight)[0] < 0.03 < interval(wide)[1] - interval(wide)[0]
+    assert interval(tight)[1] <= 0.06 < interval(wide)[1]
 
 
 def test_tuning_quick_lr_find(tmp_path):
