@@ -15,7 +15,7 @@ COLORS = {"train": "#2563eb", "val": "#f97316", "test": "#16a34a"}
 MAX_BATCH_POINTS = 2000  # a longer batch curve is drawn from this many means of consecutive records
 # points per batch curve while the run trains: about one per pixel of a panel on a wide screen (a panel is
 # ~530 px wide at 1280 px), so the curve looks the same, and the live chart that is sent and redrawn every
-# second stays small (2,000 points: a 400 kB answer and 18 ms of plotly.js per redraw; 800: 160 kB, 13 ms)
+# second stays small (in a bare page, 2,000 points took 18 ms of plotly.js per redraw, 500-600 points 11-12 ms)
 LIVE_BATCH_POINTS = 800
 # points per curve drawn with markers; denser curves are plain lines (restyling every marker took a quarter of
 # plotly.js's time for each redraw of the live chart, and beyond this many they merge into a thick line)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import streamlit_server
 
+from bench.watching import SET_VISIBILITY  # how a browser tells a page it went to the background and back
 from core import live_feed
 from core.config import TrainConfig
 from core.store import RunStore
@@ -22,11 +23,6 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run"]
 BATCH_CHART = ".st-key-train_live .lenet-live-batch.js-plotly-plot"
-SET_VISIBILITY = """(hidden) => {
-  Object.defineProperty(document, 'visibilityState', {configurable: true, get: () => hidden ? 'hidden' : 'visible'});
-  Object.defineProperty(document, 'hidden', {configurable: true, get: () => hidden});
-  document.dispatchEvent(new Event('visibilitychange'));
-}"""
 POINTS = f"() => {{ const c = document.querySelector('{BATCH_CHART}'); return c && c._fullData ? c._fullData[0]._length : 0; }}"
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
@@ -195,14 +191,18 @@ def plotly_page(browser, width: int):
     return page
 
 
-NARROW_PANEL = """async ({js, feed, width}) => {
+PANEL = """async ({js, feed, width}) => {
   const parentElement = document.createElement("div");
   parentElement.style.width = `${width}px`;
   parentElement.innerHTML = window.panelHtml;
   document.body.append(parentElement);
   const module = await import(URL.createObjectURL(new Blob([js], {type: "text/javascript"})));
-  module.default({parentElement, setTriggerValue: () => {},
+  window.drawPanel = (feed) => module.default({parentElement, setTriggerValue: () => {},
     data: {feed, progress: false, poll: false, smoothing: 0.6, period: 0.9, url: "/_lenet/live", plotly: "unused.js"}});
+  window.animated = 0;  // curves-only redraws
+  const animate = window.Plotly.animate;
+  window.Plotly.animate = (...args) => { window.animated += 1; return animate(...args); };
+  window.drawPanel(feed);
 }"""
 
 
@@ -223,7 +223,7 @@ def test_a_narrow_panel_keeps_the_epoch_legend_clear_of_the_axis_title(lenet_run
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         page = plotly_page(browser, 800)
-        page.evaluate(NARROW_PANEL, {"js": live_panel.JS, "feed": feed, "width": 620})
+        page.evaluate(PANEL, {"js": live_panel.JS, "feed": feed, "width": 620})
         page.locator(".lenet-live-epoch .legend").wait_for(timeout=20_000)
         titles = [page.locator(f".lenet-live-epoch .{axis}title").bounding_box() for axis in ("x", "x2")]
         legend = page.locator(".lenet-live-epoch .legend").bounding_box()
@@ -231,21 +231,6 @@ def test_a_narrow_panel_keeps_the_epoch_legend_clear_of_the_axis_title(lenet_run
         browser.close()
     assert lines == 2  # the narrow layout was drawn: "Loss", "(per epoch)"
     assert legend["y"] >= max(t["y"] + t["height"] for t in titles)
-
-
-PANEL_TWICE = """async ({js, feed}) => {
-  const parentElement = document.createElement("div");
-  parentElement.style.width = "1200px";
-  parentElement.innerHTML = window.panelHtml;
-  document.body.append(parentElement);
-  const module = await import(URL.createObjectURL(new Blob([js], {type: "text/javascript"})));
-  window.drawPanel = (feed) => module.default({parentElement, setTriggerValue: () => {},
-    data: {feed, progress: false, poll: false, smoothing: 0.6, period: 0.9, url: "/_lenet/live", plotly: "unused.js"}});
-  window.animated = 0;
-  const animate = window.Plotly.animate;
-  window.Plotly.animate = (...args) => { window.animated += 1; return animate(...args); };
-  window.drawPanel(feed);
-}"""
 
 
 def test_the_panel_gives_every_curve_the_hover_texts_sent_once(lenet_runs):
@@ -269,7 +254,7 @@ def test_the_panel_gives_every_curve_the_hover_texts_sent_once(lenet_runs):
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         page = plotly_page(browser, 1280)
-        page.evaluate(PANEL_TWICE, {"js": live_panel.JS, "feed": first})
+        page.evaluate(PANEL, {"js": live_panel.JS, "feed": first, "width": 1200})
         page.locator(".lenet-live-batch .scatterlayer .trace").first.wait_for(timeout=20_000)
         drawn = page.evaluate(texts)
         page.evaluate("(feed) => window.drawPanel(feed)", more)
