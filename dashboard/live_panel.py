@@ -99,8 +99,8 @@ const TRACES_ONLY = { transition: { duration: 0 }, frame: { duration: 0, redraw:
 function redraw(element, figure, drawn) {
   const width = element.clientWidth;
   const look = `${figure.look}:${width >= NARROW}`;  // the server's digest of the layout and the traces' make-up
-  // hover texts that every curve shares come once (core.live_feed._plain)
-  const data = figure.text ? figure.data.map((trace) => ({ ...trace, text: figure.text })) : figure.data;
+  // what every curve shares (the batch chart's steps and hover texts) comes once (core.live_feed._plain)
+  const data = figure.shared ? figure.data.map((trace) => ({ ...trace, ...figure.shared })) : figure.data;
   if (drawn.look === look && element._fullLayout) {
     return window.Plotly.animate(element, { data, traces: data.map((_, i) => i) }, TRACES_ONLY);
   }

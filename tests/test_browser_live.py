@@ -233,9 +233,9 @@ def test_a_narrow_panel_keeps_the_epoch_legend_clear_of_the_axis_title(lenet_run
     assert legend["y"] >= max(t["y"] + t["height"] for t in titles)
 
 
-def test_the_panel_gives_every_curve_the_hover_texts_sent_once(lenet_runs):
-    """The feed sends the batch chart's shared hover texts once (core.live_feed._plain); the panel gives them
-    to each of the four curves, in the full redraw and in the curves-only redraw."""
+def test_the_panel_gives_every_curve_the_steps_and_hover_texts_sent_once(lenet_runs):
+    """The feed sends the batch chart's shared steps and hover texts once (core.live_feed._plain); the panel
+    gives them to each of the four curves, in the full redraw and in the curves-only redraw."""
     from playwright.sync_api import sync_playwright
 
     from dashboard import live_panel
@@ -250,7 +250,8 @@ def test_the_panel_gives_every_curve_the_hover_texts_sent_once(lenet_runs):
     store.append_metrics(run_id, records[10:])
     more = live_feed.feed(store, run_id, 0.6)
     assert more["batch"]["look"] == first["batch"]["look"]  # the second draw redraws the curves alone
-    texts = "() => document.querySelector('.lenet-live-batch')._fullData.map((trace) => Array.from(trace.text || []))"
+    texts = ("() => document.querySelector('.lenet-live-batch')._fullData"
+             ".map((trace) => [Array.from(trace.text || []), Array.from(trace.x || [])])")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         page = plotly_page(browser, 1280)
@@ -262,5 +263,7 @@ def test_the_panel_gives_every_curve_the_hover_texts_sent_once(lenet_runs):
                                timeout=20_000)
         redrawn, animated = page.evaluate(texts), page.evaluate("window.animated")
         browser.close()
-    assert drawn == [first["batch"]["text"]] * 4
-    assert animated >= 1 and redrawn == [more["batch"]["text"]] * 4 and len(more["batch"]["text"]) == 20
+    steps = list(range(1, 21))
+    assert drawn == [[first["batch"]["shared"]["text"], steps[:10]]] * 4
+    assert animated >= 1 and redrawn == [[more["batch"]["shared"]["text"], steps]] * 4
+    assert len(more["batch"]["shared"]["text"]) == 20

@@ -17,6 +17,11 @@ from dashboard import live_routes
 from dashboard_apptest import decode
 
 
+def curve(chart: dict, index: int) -> dict:
+    """A curve of a feed's chart as the panel draws it: with what every curve shares (core.live_feed._plain)."""
+    return {**chart["data"][index], **chart.get("shared", {})}
+
+
 def batches(start: int, count: int) -> list[dict]:
     return [{"type": "batch", "epoch": 1, "batch": step, "step": step, "loss": 1 / step, "accuracy": step / 100,
              "batches": 1, "time": step / 10} for step in range(start, start + count)]
@@ -39,7 +44,7 @@ def test_the_feed_holds_the_progress_and_both_charts_of_the_stored_records(live_
     assert feed["progress"]["text"].startswith("epoch 1/2 · batch 10/50")
     values = {m["label"]: m["value"] for m in feed["progress"]["metrics"]}
     assert values["Epoch"] == "1/2" and values["Batch"] == "10/50"
-    loss = feed["batch"]["data"][0]
+    loss = curve(feed["batch"], 0)
     assert decode(loss["x"]) == list(range(1, 11)) and decode(loss["y"]) == pytest.approx([1 / s for s in range(1, 11)])
     assert "template" not in feed["batch"]["layout"]  # Streamlit's template has placeholder colours plotly.js lacks
 
@@ -51,7 +56,7 @@ def test_the_feed_is_built_once_per_change_and_its_stamp_follows_the_files(live_
     assert live_feed.feed(store, run_id, 0.0) is not first  # another smoothing: its own
     store.append_metrics(run_id, batches(11, 5))
     later = live_feed.feed(store, run_id, 0.6)
-    assert later["stamp"] != first["stamp"] and len(decode(later["batch"]["data"][-1]["x"])) == 15
+    assert later["stamp"] != first["stamp"] and len(decode(curve(later["batch"], -1)["x"])) == 15
     assert later["epoch"] is first["epoch"]  # no new epoch record: the epoch chart is not built again
 
 
@@ -83,7 +88,7 @@ def test_a_live_batch_chart_is_drawn_from_fewer_points_than_the_ended_runs(live_
     store, run_id = live_run
     store.write_status(run_id, epochs=2, steps_per_epoch=3000)
     store.append_metrics(run_id, batches(11, 2990))
-    curves = lambda feed: [decode(trace["x"]) for trace in feed["batch"]["data"]]  # noqa: E731
+    curves = lambda feed: [decode(curve(feed["batch"], i)["x"]) for i in range(len(feed["batch"]["data"]))]  # noqa: E731
     live = curves(live_feed.feed(store, run_id, 0.6))
     assert len(live) == 4 and all(len(x) == figures.LIVE_BATCH_POINTS for x in live)
     assert live[0][-1] == 3000  # the curve reaches the last record
@@ -93,15 +98,19 @@ def test_a_live_batch_chart_is_drawn_from_fewer_points_than_the_ended_runs(live_
     assert figures.LIVE_BATCH_POINTS < figures.MAX_BATCH_POINTS
 
 
-def test_the_hover_texts_every_curve_shares_are_sent_once(live_run):
-    """The batch chart's four curves (raw and smoothed loss and accuracy) share their hover texts: the feed holds
-    them once, as the chart's `text`, which the panel gives each curve (tests/test_browser_live.py)."""
+def test_what_every_curve_shares_is_sent_once_and_values_as_32_bit_floats(live_run):
+    """The batch chart's four curves (raw and smoothed loss and accuracy) share their steps and hover texts: the
+    feed holds them once, in the chart's `shared`, which the panel gives each curve (tests/test_browser_live.py);
+    the values go as 32-bit floats, half the bytes of 64-bit ones."""
     store, run_id = live_run
     chart = live_feed.feed(store, run_id, 0.6)["batch"]
-    assert len(chart["data"]) == 4 and all("text" not in trace for trace in chart["data"])
-    assert chart["text"] == [f"epoch 1, batch {b}" for b in range(1, 11)]
+    assert len(chart["data"]) == 4 and all("text" not in trace and "x" not in trace for trace in chart["data"])
+    assert chart["shared"]["text"] == [f"epoch 1, batch {b}" for b in range(1, 11)]
+    assert decode(chart["shared"]["x"]) == list(range(1, 11))
+    assert all(trace["y"]["dtype"] == "f4" for trace in chart["data"])
     figure = figures.batch_figure(store.read_metrics(run_id)[0], 0.6)  # the pages' figure: a text per curve
-    assert all(list(trace.text) == chart["text"] for trace in figure.data)
+    assert all(list(trace.text) == chart["shared"]["text"] for trace in figure.data)
+    assert decode(curve(chart, 1)["y"]) == pytest.approx(list(figure.data[1].y), rel=1e-6)
 
 
 def test_the_epoch_chart_spans_the_planned_epochs_while_the_run_trains(live_run):
@@ -134,7 +143,7 @@ def test_short_epochs_redraw_the_epoch_chart_at_most_every_few_seconds_while_the
     store.append_metrics(run_id, [epoch_record(2)] + batches(11, 5))
     soon = live_feed.feed(store, run_id, 0.0)
     assert soon["epoch"] is first["epoch"] and soon["keys"]["epoch"] == first["keys"]["epoch"]  # not redrawn
-    assert len(decode(soon["batch"]["data"][0]["x"])) == 15  # the batch chart follows
+    assert len(decode(curve(soon["batch"], 0)["x"])) == 15  # the batch chart follows
     batch, epoch = store.read_metrics(run_id)  # the numbers follow every record
     status = store.read_status(run_id)
     every_record = figures.progress(status, batch, epoch, 2)

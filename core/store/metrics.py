@@ -61,7 +61,7 @@ def _grown(frame, rows: list[dict]):
     """`frame` with `rows` (records of one type) appended; an empty frame with an epoch column to start."""
     import pandas as pd
 
-    added = pd.DataFrame.from_records(rows).drop(columns="type") if rows else None
+    added = pd.DataFrame.from_records(rows, exclude=["type"]) if rows else None
     pieces = [piece for piece in (frame, added) if piece is not None and not piece.empty]
     if not pieces:
         return pd.DataFrame(columns=["epoch"])
