@@ -22,7 +22,7 @@ from core import figures_training as figures
 from core.records import RunStatus
 from core.store import RunStore, StoreError
 
-PERIOD_S = 0.9  # how often a visible page asks for the feed of an active run: the chart's period stays within 1 s
+PERIOD_S = 0.96  # how often a visible page asks for the feed of an active run: the chart's period stays within 1 s
 # s: while a run trains, its epoch chart takes new epochs at most this often. Epochs shorter than that (a small
 # subset) changed it at every ask: the server built both figures and the browser redrew both charts each second
 # (bench/RESULTS.md, session 13). At most every 3 s it still took 10-15% of the watching tab's main thread
