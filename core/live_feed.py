@@ -1,8 +1,8 @@
 """What the Train page shows of a live run, as one JSON-ready dict: the progress bar, the numbers next to it and
 the two charts (issue 20, item 3: watching must not slow training).
 
-The page draws it once; while the run trains, the browser asks the dashboard server for it again once a
-second (dashboard/live_routes.py) and redraws only the live panel, without rerunning any Streamlit script:
+The page draws it once; while the run trains, the dashboard server sends it again over a WebSocket whenever the
+run's files change, looked at every PERIOD_S (dashboard/live_routes.py), and the browser redraws only the live panel, without rerunning any Streamlit script:
 a fragment rerun cost ~0.1 s of the browser's CPU and ~0.07 s of the server's each time, whatever it drew.
 Both callers go through `feed`, so the page and the updates cannot disagree. No Streamlit here.
 """
@@ -22,7 +22,7 @@ from core import figures_training as figures
 from core.records import RunStatus
 from core.store import RunStore, StoreError
 
-PERIOD_S = 0.96  # how often a visible page asks for the feed of an active run: the chart's period stays within 1 s
+PERIOD_S = 0.96  # s: how often the server looks at a watched run for news: the chart's period stays within 1 s
 # s: while a run trains, its epoch chart takes new epochs at most this often. Epochs shorter than that (a small
 # subset) changed it at every ask: the server built both figures and the browser redrew both charts each second
 # (bench/RESULTS.md, session 13). At most every 3 s it still took 10-15% of the watching tab's main thread

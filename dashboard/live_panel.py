@@ -5,9 +5,10 @@ browser ~0.1 s of CPU and the server ~0.07 s per rerun whatever it drew, and the
 `st.plotly_chart` as much again: a visible Train tab took 23% of the trainer's speed on 2 cores. So no script
 reruns while a run trains: this component (Streamlit's v2 component API, no iframe) asks the dashboard server
 for the run's live panel (`/_lenet/live`, dashboard/live_routes.py, the same `core.live_feed.feed` the page
-draws it from) once a second while its tab is visible, and redraws only what changed, with plotly.js. When
-the run's status changes or the run disappears, it asks the page to rerun (the header, the Stop
-button, the summary follow from that). A hidden tab asks for nothing.
+draws it from) over a WebSocket the server sends it on whenever the run's files change (looked at every
+`live_feed.PERIOD_S`) while its tab is visible, and redraws only what changed, with plotly.js. When the run's
+status changes or the run disappears, it asks the page to rerun (the header, the Stop button, the summary
+follow from that). A hidden tab closes its socket: it is sent nothing and draws nothing.
 """
 
 from __future__ import annotations
@@ -122,65 +123,61 @@ function draw(root, feed, live) {
 export default function ({ parentElement, data, setTriggerValue }) {
   const root = parentElement.querySelector(".lenet-live");
   root.dataset.progress = data.progress ? "on" : "off";
-  // one polling loop per panel, however often the page redraws it: `running` is true while a timer is set or an
-  // answer is awaited (a loop started at every redraw that came during a fetch, so loops piled up during a run)
-  const live = root.lenetLive || (root.lenetLive = { drawn: {}, timer: null, running: false, stopped: false });
+  // one socket per panel, however often the page redraws it (a polling loop started at every redraw that came
+  // during a fetch, so loops piled up during a run); the server sends the feed whenever the run's files change
+  const live = root.lenetLive || (root.lenetLive = { drawn: {}, socket: null, address: "", retry: null, stopped: false });
   live.data = data;
   live.stamp = data.feed.stamp;
   live.stopped = false;
-  const end = () => { live.running = false; };
-  const ask = async () => {
-    live.timer = null;
-    const started = performance.now();
-    if (live.stopped || !live.data.poll || document.visibilityState !== "visible") return end();  // shown again: asks at once
+  const address = () => `${live.data.url}?run=${encodeURIComponent(live.data.feed.run)}&smoothing=${live.data.smoothing}`;
+  const close = () => {
+    clearTimeout(live.retry);
+    live.retry = null;
+    const socket = live.socket;
+    live.socket = null;
+    if (socket) socket.close();
+  };
+  const open = () => {
     const d = live.data;
-    const url = `${d.url}?run=${encodeURIComponent(d.feed.run)}&smoothing=${d.smoothing}&since=${live.stamp}`;
-    try {
-      const answer = await fetch(url, { cache: "no-store" });
-      const feed = await answer.json();
-      if (live.stopped) return end();
-      if (!answer.ok) {
-        setTriggerValue("changed", "gone");  // deleted or unreadable: the page says what happened
-        return end();
+    if (live.socket || live.retry || live.stopped || !d.poll || document.visibilityState !== "visible") return;
+    const url = new URL(`${address()}&since=${live.stamp}`, window.location.href);
+    url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+    const socket = new WebSocket(url);
+    live.socket = socket;
+    live.address = address();
+    socket.onmessage = (event) => {
+      if (live.socket !== socket) return;  // closed meanwhile: a hidden tab draws nothing
+      const feed = JSON.parse(event.data);
+      if (feed.error) {  // deleted or unreadable: the page says what happened
+        close();
+        setTriggerValue("changed", "gone");
+        return;
       }
-      if (!feed.unchanged) {
-        live.stamp = feed.stamp;
-        draw(root, feed, live);
-        if (feed.status !== d.feed.status) {
-          setTriggerValue("changed", feed.stamp);  // started or ended: the page reruns around it (a phase is drawn here)
-          return end();
-        }
+      live.stamp = feed.stamp;
+      draw(root, feed, live);
+      if (feed.status !== live.data.feed.status) {  // started or ended: the page reruns around it (a phase is drawn here)
+        close();
+        setTriggerValue("changed", feed.stamp);
       }
-    } catch (error) {
-      // the server is restarting or the connection dropped: try again at the next tick
-    }
-    next(started);
+    };
+    socket.onclose = () => {
+      if (live.socket !== socket) return;  // closed here
+      live.socket = null;  // the server is restarting or the connection dropped: again a period later
+      live.retry = setTimeout(() => { live.retry = null; open(); }, d.period * 1000);
+    };
   };
-  // every period from the last ask's start, however long the answer took: the chart's period stays ≤ 1 s
-  const next = (started) => {
-    if (live.stopped) return end();
-    live.timer = setTimeout(ask, Math.max(0, live.data.period * 1000 - (performance.now() - started)));
-  };
-  const start = (delay) => {
-    if (live.running || live.stopped || !live.data.poll) return;
-    live.running = true;
-    live.timer = setTimeout(ask, delay);
-  };
-  const shown = () => { if (document.visibilityState === "visible") start(0); };
+  if (live.socket && (live.address !== address() || !data.poll)) close();  // another run or smoothing, or ended
+  const shown = () => (document.visibilityState === "visible" ? open() : close());  // shown again: the news at once
   if (live.shown) document.removeEventListener("visibilitychange", live.shown);
   live.shown = shown;
   plotly(data.plotly).then(() => {
     draw(root, data.feed, live);
-    start(data.period * 1000);
+    open();
   });
   document.addEventListener("visibilitychange", shown);
   return () => {
     live.stopped = true;
-    if (live.timer !== null) {  // a loop waiting for its next ask ends here; one awaiting an answer ends on it
-      clearTimeout(live.timer);
-      live.timer = null;
-      live.running = false;
-    }
+    close();
     document.removeEventListener("visibilitychange", shown);
   };
 }

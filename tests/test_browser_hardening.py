@@ -50,18 +50,29 @@ def test_only_local_host_names_reach_the_app(served, browser):
     page.close()
 
 
+# In a page: open a WebSocket to `url`; the run id of its first message, "refused" if it closes without one
+SOCKET = """(url) => new Promise((resolve) => {
+  const socket = new WebSocket(url);
+  socket.onmessage = (event) => { resolve(JSON.parse(event.data).run || "error"); socket.close(); };
+  socket.onclose = () => resolve("refused");
+  setTimeout(() => resolve("no answer"), 10000);
+})"""
+
+
 def test_the_live_feed_answers_local_pages_only(served, browser):
-    """The dashboard's own route (dashboard/live_routes.py) holds a run's curves: a foreign page must not read them."""
+    """The dashboard's own socket (dashboard/live_routes.py) sends a run's curves: neither a page of a foreign
+    host name (DNS rebinding) nor another site's page opening a socket to the dashboard may read them."""
     url, run_id = served
     port = re.search(r":(\d+)$", url).group(1)
     path = f"/_lenet/live?run={run_id}&smoothing=0.6"
     page = browser.new_page()
-    local = page.request.get(f"http://localhost:{port}{path}")
-    assert local.status == 200 and local.json()["run"] == run_id
+    page.goto(f"http://localhost:{port}/_lenet/plotly.js")  # a page of the dashboard's origin
+    assert page.evaluate(SOCKET, f"ws://localhost:{port}{path}") == run_id
     assert page.request.get(f"http://127.0.0.1:{port}/_lenet/plotly.js").status == 200
-    for foreign in (path, "/_lenet/plotly.js"):  # through Chromium, which resolves evil.test to this machine
-        answer = page.goto(f"http://evil.test:{port}{foreign}")
-        assert answer.status == 403 and run_id not in answer.text()
+    answer = page.goto(f"http://evil.test:{port}/_lenet/plotly.js")  # Chromium resolves evil.test to this machine
+    assert answer.status == 403
+    assert page.evaluate(SOCKET, f"ws://evil.test:{port}{path}") == "refused"  # a foreign host name
+    assert page.evaluate(SOCKET, f"ws://localhost:{port}{path}") == "refused"  # another site's page
     page.close()
 
 

@@ -80,25 +80,31 @@ def test_a_hidden_tab_stops_rerunning_and_catches_up_when_shown(tmp_path):
 
 
 # The live panel's script on its own, in a blank page: a stand-in plotly.js that counts what it is asked to do,
-# and a stand-in `fetch` whose answers take 0.4 s, so a redraw of the page can come while one is awaited.
-PANEL_HARNESS = """async ({html, js, feeds, answerMs}) => {
-  window.calls = {react: 0, animate: 0, fetch: 0, triggers: []};
+# and a stand-in WebSocket that sends the next of `feeds` every `everyMs` while it is open.
+PANEL_HARNESS = """async ({html, js, feeds, everyMs}) => {
+  window.calls = {react: 0, animate: 0, sockets: [], open: 0, sent: 0, triggers: []};
   window.Plotly = {
     react: async (element) => { window.calls.react += 1; element._fullLayout = {}; },
     animate: async () => { window.calls.animate += 1; },
   };
-  let answer = 0;
-  window.fetch = () => {
-    window.calls.fetch += 1;
-    const feed = feeds[Math.min(answer++, feeds.length - 1)];
-    return new Promise((resolve) => setTimeout(() => resolve({ok: true, json: async () => feed}), answerMs));
+  window.WebSocket = class {
+    constructor(url) {
+      window.calls.sockets.push(String(url));
+      window.calls.open += 1;
+      this.timer = setInterval(() => {
+        const feed = feeds[Math.min(window.calls.sent++, feeds.length - 1)];
+        if (this.onmessage) this.onmessage({data: JSON.stringify(feed)});
+      }, everyMs);
+    }
+    close() { clearInterval(this.timer); window.calls.open -= 1; }
   };
   const parentElement = document.createElement("div");
   parentElement.innerHTML = html;
   document.body.append(parentElement);
   const module = await import(URL.createObjectURL(new Blob([js], {type: "text/javascript"})));
   window.redraw = (feed, period) => module.default({parentElement, setTriggerValue: (...a) => window.calls.triggers.push(a),
-    data: {feed, progress: true, poll: true, smoothing: 0.6, period, url: "/_lenet/live", plotly: "unused.js"}});
+    data: {feed, progress: true, poll: true, smoothing: 0.6, period, url: "http://127.0.0.1:8501/_lenet/live",
+           plotly: "unused.js"}});
 }"""
 
 
@@ -114,33 +120,53 @@ def panel_feed(points: int, top: float = 2.5) -> dict:
             "batch": chart, "epoch": {"data": [], "layout": {}, "look": "empty"}}
 
 
-def open_panel(browser, feeds: list[dict], answer_ms: int):
+def open_panel(browser, feeds: list[dict], every_ms: int):
     from dashboard import live_panel
 
     page = browser.new_page()
     page.goto("about:blank")
-    page.evaluate(PANEL_HARNESS, {"html": live_panel.HTML, "js": live_panel.JS, "feeds": feeds, "answerMs": answer_ms})
+    page.evaluate(PANEL_HARNESS, {"html": live_panel.HTML, "js": live_panel.JS, "feeds": feeds, "everyMs": every_ms})
     return page
 
 
-def test_the_live_panel_asks_once_a_period_however_often_the_page_redraws_it():
-    """One polling loop per panel: a redraw of the page while an answer was awaited used to start a second loop,
-    and during a long run the loops piled up (4.4 asks a second, the browser at 28% of a core)."""
+def test_the_live_panel_holds_one_socket_however_often_the_page_redraws_it():
+    """One socket per panel: a redraw of the page while an answer was awaited used to start a second polling
+    loop, and during a long run the loops piled up (4.4 asks a second, the browser at 28% of a core)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = open_panel(browser, [panel_feed(n) for n in range(2, 60)], answer_ms=400)
+        page = open_panel(browser, [panel_feed(n) for n in range(2, 60)], every_ms=400)
         redraw = "([feed, period]) => window.redraw(feed, period)"
         page.evaluate(redraw, [panel_feed(1), 0.5])
-        for _ in range(8):  # the page redraws the panel every 0.15 s: some redraws come while an answer is awaited
+        for _ in range(8):  # the page redraws the panel every 0.15 s, some redraws between two messages
             page.wait_for_timeout(150)
             page.evaluate(redraw, [panel_feed(1), 0.5])
-        before = page.evaluate("window.calls.fetch")
-        page.wait_for_timeout(3000)
-        asks = page.evaluate("window.calls.fetch") - before
+        page.wait_for_timeout(1000)
+        calls = page.evaluate("window.calls")
         browser.close()
-    assert 4 <= asks <= 7, f"{asks} asks in 3 s with a period of 0.5 s: one loop asks 6 times"
+    assert len(calls["sockets"]) == 1 and calls["open"] == 1, calls["sockets"]
+    assert "run=r1&smoothing=0.6&since=s1-2.5" in calls["sockets"][0] and calls["sockets"][0].startswith("ws://")
+
+
+def test_a_hidden_panel_closes_its_socket_and_opens_one_from_its_last_feed_when_shown():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = open_panel(browser, [panel_feed(n) for n in range(2, 60)], every_ms=100)
+        page.evaluate("([feed, period]) => window.redraw(feed, period)", [panel_feed(1), 0.5])
+        page.wait_for_function("() => window.calls.sent >= 3", timeout=10_000)
+        page.evaluate(SET_VISIBILITY, True)
+        hidden = page.evaluate("window.calls")
+        page.wait_for_timeout(500)
+        assert page.evaluate("window.calls.react + window.calls.animate") == hidden["react"] + hidden["animate"]
+        page.evaluate(SET_VISIBILITY, False)
+        shown = page.evaluate("window.calls")
+        browser.close()
+    assert hidden["open"] == 0 and shown["open"] == 1 and len(shown["sockets"]) == 2
+    last = hidden["sent"] + 1  # panel_feed(n) is the (n - 1)th sent
+    assert shown["sockets"][1].endswith(f"since=s{last}-2.5")
 
 
 def test_new_points_inside_the_axes_redraw_only_the_curves():
@@ -150,9 +176,9 @@ def test_new_points_inside_the_axes_redraw_only_the_curves():
     feeds = [panel_feed(3), panel_feed(4), panel_feed(5, top=4.0), panel_feed(6, top=4.0)]
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = open_panel(browser, feeds, answer_ms=10)
+        page = open_panel(browser, feeds, every_ms=10)
         page.evaluate("([feed, period]) => window.redraw(feed, period)", [panel_feed(2), 0.2])
-        page.wait_for_function("() => window.calls.fetch >= 5", timeout=10_000)
+        page.wait_for_function("() => window.calls.sent >= 5", timeout=10_000)
         calls = page.evaluate("window.calls")
         browser.close()
     # the first draw (2 points) and the new loss range (5 points) take a full redraw of the batch chart, the
@@ -163,19 +189,20 @@ def test_new_points_inside_the_axes_redraw_only_the_curves():
 
 def test_the_panel_reruns_the_page_when_the_status_changes_not_the_phase():
     """A new phase (building model, saving) is drawn in the panel; a rerun of the page at each one fell inside
-    the run's first epochs. Only a new status (started, ended) reruns the page."""
+    the run's first epochs. Only a new status (started, ended) reruns the page, and the socket closes."""
     from playwright.sync_api import sync_playwright
 
     saving = {**panel_feed(3), "phase": "saving", "stamp": "saving"}
     ended = {**panel_feed(3), "phase": "completed", "status": "completed", "active": False, "stamp": "ended"}
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = open_panel(browser, [saving, saving, ended], answer_ms=10)
+        page = open_panel(browser, [saving, saving, ended], every_ms=300)
         page.evaluate("([feed, period]) => window.redraw(feed, period)", [panel_feed(2), 0.2])
-        page.wait_for_function("() => window.calls.fetch >= 2", timeout=10_000)
+        page.wait_for_function("() => window.calls.sent >= 2", timeout=10_000)
         assert page.evaluate("window.calls.triggers") == []
         page.wait_for_function("() => window.calls.triggers.length > 0", timeout=10_000)
         assert page.evaluate("window.calls.triggers") == [["changed", "ended"]]
+        assert page.evaluate("window.calls.open") == 0
         browser.close()
 
 

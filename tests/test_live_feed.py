@@ -1,5 +1,5 @@
 """The Train page's live panel without reruns (issue 20, item 3): the feed it is drawn from (core/live_feed.py)
-and the server route the browser asks it from once a second (dashboard/live_routes.py)."""
+and the server's WebSocket the browser follows it on (dashboard/live_routes.py)."""
 
 import asyncio
 import json
@@ -166,78 +166,98 @@ def test_the_panel_names_the_phase_while_the_run_is_not_training(live_run):
 
 
 class Client:
-    """Calls the routes' endpoints as Starlette does, with a request of the given host name."""
+    """Calls the bundle route's endpoint as Starlette does, with a request of the given host name."""
 
     endpoints = {route.path: route.endpoint for route in live_routes.routes()}
 
-    def get(self, path: str, params: dict | None = None, host: str = "localhost:8501"):
-        scope = {"type": "http", "method": "GET", "path": path, "query_string": urlencode(params or {}).encode(),
-                 "headers": [(b"host", host.encode())]}
-        answer = self.endpoints[path](Request(scope))
-        answer.json = lambda: json.loads(answer.body)
-        return answer
+    def get(self, path: str, host: str = "localhost:8501"):
+        scope = {"type": "http", "method": "GET", "path": path, "query_string": b"", "headers": [(b"host", host.encode())]}
+        return self.endpoints[path](Request(scope))
 
 
 @pytest.fixture
-def client():
+def hosts():
     allowed = config.get_option("server.allowedHosts")
     config.set_option("server.allowedHosts", ["localhost", "127.0.0.1"])
-    yield Client()
+    yield
     config.set_option("server.allowedHosts", allowed)
 
 
-def test_the_route_answers_the_feed_then_unchanged_until_the_run_moves(live_run, client):
+@pytest.fixture
+def quick(monkeypatch):
+    monkeypatch.setattr(live_feed, "PERIOD_S", 0.05)  # the route looks at the run every 50 ms
+
+
+def talk(params: dict, during=(), host="localhost:8501", origin="http://localhost:8501", wait=0.4) -> list:
+    """Open the live socket as a page of `origin` would, call each of `during` (changes to the store) `wait` s
+    apart while it is open, then close it as the page does. Returns what the route sent: "accept", each message
+    as a dict, ("close", code); it must have ended once the page closed the socket."""
+    app = {route.path: route for route in live_routes.routes()}[live_routes.LIVE_PATH].app
+    headers = [(b"host", host.encode())] + ([(b"origin", origin.encode())] if origin else [])
+    scope = {"type": "websocket", "path": live_routes.LIVE_PATH, "query_string": urlencode(params).encode(),
+             "headers": headers, "subprotocols": []}
+
+    async def session():
+        incoming, sent = asyncio.Queue(), []
+        await incoming.put({"type": "websocket.connect"})
+
+        async def send(message):
+            kind = message["type"]
+            sent.append("accept" if kind == "websocket.accept" else ("close", message.get("code", 1000))
+                        if kind == "websocket.close" else json.loads(message["text"]))
+
+        route = asyncio.create_task(app(scope, incoming.get, send))
+        for change in during:
+            await asyncio.sleep(wait)
+            change()
+        await asyncio.sleep(wait)
+        await incoming.put({"type": "websocket.disconnect", "code": 1001})
+        await asyncio.wait_for(route, 5)
+        return sent
+
+    return asyncio.run(session())
+
+
+def test_the_socket_sends_the_feed_then_only_when_the_run_moves(live_run, hosts, quick):
     store, run_id = live_run
-    answer = client.get("/_lenet/live", params={"run": run_id, "smoothing": "0.6"})
-    assert answer.status_code == 200 and answer.headers["cache-control"] == "no-store"
-    stamp = answer.json()["stamp"]
-    again = client.get("/_lenet/live", params={"run": run_id, "smoothing": "0.6", "since": stamp})
-    assert again.json() == {"unchanged": True}
-    store.append_metrics(run_id, batches(11, 1))
-    moved = client.get("/_lenet/live", params={"run": run_id, "smoothing": "0.6", "since": stamp}).json()
-    assert moved["stamp"] != stamp and moved["progress"]["metrics"][1]["value"] == "11/50"
-    bundle = client.get("/_lenet/plotly.js")  # the bundle the report embeds too
+    sent = talk({"run": run_id, "smoothing": "0.6"}, during=[lambda: store.append_metrics(run_id, batches(11, 1))])
+    assert sent[0] == "accept" and len(sent) == 3  # 16 looks at the run: two changes, two messages
+    first, moved = sent[1:]
+    assert first["stamp"] != moved["stamp"] and first["progress"]["metrics"][1]["value"] == "10/50"
+    assert moved["progress"]["metrics"][1]["value"] == "11/50"
+    again = talk({"run": run_id, "smoothing": "0.6", "since": moved["stamp"]})
+    assert again == ["accept"]  # the page has this one: nothing to send
+    bundle = Client().get("/_lenet/plotly.js")  # the bundle the report embeds too
     assert bundle.status_code == 200 and open(bundle.path, "rb").read(40).startswith(b"/**\n* plotly.js")
 
 
-def test_the_feed_passes_the_servers_gzip_uncompressed(live_run, client):
-    """Streamlit's gzip middleware (Starlette's, which it wraps) compressed every answer at level 9: 9 ms of the
-    server per answer of a 1,500-point chart, once a second per tab, for a browser on the same machine."""
-    from starlette.applications import Starlette
-    from starlette.middleware.gzip import GZipMiddleware
-
-    _, run_id = live_run
-    app = GZipMiddleware(Starlette(routes=live_routes.routes()), minimum_size=100)
-    scope = {"type": "http", "method": "GET", "path": "/_lenet/live", "query_string": f"run={run_id}".encode(),
-             "headers": [(b"host", b"localhost:8501"), (b"accept-encoding", b"gzip")], "http_version": "1.1",
-             "scheme": "http", "server": ("localhost", 8501), "root_path": ""}
-    sent = []
-
-    async def receive():
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message):
-        sent.append(message)
-
-    asyncio.run(app(scope, receive, send))
-    assert dict(sent[0]["headers"])[b"content-encoding"] == b"identity"
-    assert json.loads(b"".join(m.get("body", b"") for m in sent[1:]))["run"] == run_id
+def test_a_run_deleted_while_watched_gets_a_message_and_the_socket_closes(live_run, hosts, quick):
+    store, run_id = live_run
+    store.write_status(run_id, status="stopped", phase="stopped")  # a training run cannot be deleted
+    sent = talk({"run": run_id}, during=[lambda: store.delete(run_id)])
+    assert sent[0] == "accept" and sent[1]["run"] == run_id
+    assert run_id in sent[2]["error"] and sent[3] == ("close", 1000) and len(sent) == 4
 
 
-@pytest.mark.parametrize(("params", "status", "message"), [
-    ({"run": "x", "smoothing": "1.5"}, 400, "smoothing must be a number from 0 to 0.99"),
-    ({"run": "x", "smoothing": "high"}, 400, "smoothing must be a number from 0 to 0.99"),
-    ({"run": "x", "since": "../../etc"}, 400, "since must be the stamp of an earlier answer"),
-    ({"run": "../etc"}, 404, "is not valid; allowed:"),
-    ({"run": "20990101-000000-nothing-0000"}, 404, "20990101-000000-nothing-0000"),
+@pytest.mark.parametrize(("params", "message"), [
+    ({"run": "x", "smoothing": "1.5"}, "smoothing must be a number from 0 to 0.99"),
+    ({"run": "x", "smoothing": "high"}, "smoothing must be a number from 0 to 0.99"),
+    ({"run": "x", "since": "../../etc"}, "since must be the stamp of an earlier answer"),
+    ({"run": "../etc"}, "is not valid; allowed:"),
+    ({"run": "20990101-000000-nothing-0000"}, "20990101-000000-nothing-0000"),
 ])
-def test_bad_parameters_get_a_message_not_a_traceback(lenet_runs, client, params, status, message):
-    answer = client.get("/_lenet/live", params=params)
-    assert answer.status_code == status and message in answer.json()["error"]
+def test_bad_parameters_get_a_message_not_a_traceback(lenet_runs, hosts, quick, params, message):
+    sent = talk(params)
+    assert sent[0] == "accept" and message in sent[1]["error"] and sent[2] == ("close", 1000) and len(sent) == 3
 
 
-def test_a_foreign_host_name_gets_nothing(live_run, client):
+@pytest.mark.parametrize(("host", "origin"), [
+    ("evil.test:8501", "http://evil.test:8501"),  # DNS rebinding: another site's name for 127.0.0.1
+    ("localhost:8501", "http://evil.test"),  # another site's page opening a socket to the dashboard
+    ("localhost:8501", "null"),  # a sandboxed page or a file
+])
+def test_a_foreign_host_name_or_page_gets_nothing(live_run, hosts, quick, host, origin):
     _, run_id = live_run
-    for path in ("/_lenet/live", "/_lenet/plotly.js"):
-        answer = client.get(path, params={"run": run_id}, host="evil.test:8501")
-        assert answer.status_code == 403 and run_id not in answer.body.decode()
+    assert talk({"run": run_id}, host=host, origin=origin) == [("close", live_routes.POLICY)]
+    answer = Client().get("/_lenet/plotly.js", host="evil.test:8501")
+    assert answer.status_code == 403
