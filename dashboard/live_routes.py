@@ -99,13 +99,16 @@ async def live(websocket: WebSocket) -> None:
 
 
 async def _closed_within(websocket: WebSocket, seconds: float) -> None:
-    """Wait `seconds`; raises WebSocketDisconnect if the page closes the socket meanwhile (it sends nothing else)."""
-    try:
-        message = await asyncio.wait_for(websocket.receive(), timeout=max(seconds, 0.0))
-    except TimeoutError:
-        return
-    if message["type"] == "websocket.disconnect":
-        raise WebSocketDisconnect(message.get("code", 1000))
+    """Wait `seconds`; raises WebSocketDisconnect if the page closes the socket meanwhile (anything else a client
+    sends is ignored: it cannot make the route look at the run more often)."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            message = await asyncio.wait_for(websocket.receive(), timeout=left)
+        except TimeoutError:
+            return
+        if message["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(message.get("code", 1000))
 
 
 def _json(content: dict) -> str:
