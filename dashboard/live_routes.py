@@ -81,15 +81,16 @@ async def live(websocket: WebSocket) -> None:
     await websocket.accept()
     try:
         run_id, smoothing, since = _parameters(websocket)
-        store = RunStore()
+        store, beat = RunStore(), time.monotonic()
         while True:
-            started = time.monotonic()
             version = await run_in_threadpool(store.version, run_id)
             if not since or live_feed.stamp(version) != since:
                 feed = await run_in_threadpool(live_feed.feed, store, run_id, smoothing, version)
                 await websocket.send_text(_json(feed))
                 since = feed["stamp"]
-            await _closed_within(websocket, started + live_feed.PERIOD_S - time.monotonic())
+            # a steady beat: a wake-up that came late (a busy machine) is not carried into every later period
+            beat = max(beat + live_feed.PERIOD_S, time.monotonic())
+            await _closed_within(websocket, beat - time.monotonic())
     except (ValueError, StoreError) as exc:  # bad parameters; an unknown or malformed run id, a deleted or unreadable run
         with contextlib.suppress(WebSocketDisconnect, RuntimeError):  # the page may have gone meanwhile
             await websocket.send_text(_json({"error": str(exc)}))

@@ -261,3 +261,20 @@ def test_a_foreign_host_name_or_page_gets_nothing(live_run, hosts, quick, host, 
     assert talk({"run": run_id}, host=host, origin=origin) == [("close", live_routes.POLICY)]
     answer = Client().get("/_lenet/plotly.js", host="evil.test:8501")
     assert answer.status_code == 403
+
+
+def test_the_socket_keeps_its_beat_when_wake_ups_come_late(live_run, hosts, monkeypatch):
+    """The route looks at the run every PERIOD_S on a fixed beat: on a busy machine its waits end late, and
+    carrying that lateness into every period stretched the chart's period past its 1 s."""
+    store, run_id = live_run
+    monkeypatch.setattr(live_feed, "PERIOD_S", 0.06)
+    looks, wait = [], live_routes._closed_within
+    version = store.version
+
+    async def late(websocket, seconds):
+        await wait(websocket, seconds + 0.03)  # every wait ends 30 ms late
+
+    monkeypatch.setattr(live_routes, "_closed_within", late)
+    monkeypatch.setattr(RunStore, "version", lambda self, run: looks.append(run) or version(run))
+    talk({"run": run_id}, wait=1.2)
+    assert len(looks) >= 17, f"{len(looks)} looks in 1.2 s, every 0.06 s: 20 on the beat, 13 if it drifts"
