@@ -11,7 +11,7 @@ separate windows would be); the page follows the run live. Then the run is cut i
 tab is either visible (watching) or in the background, in the order visible, background, background, visible
 (a block): the shared machine's speed drifts, and within a block a steady drift hits both alike. The other
 tabs stay in the background throughout, as tabs behind the watched one in a browser window. A background tab
-asks for nothing and draws nothing (dashboard/live_panel.py), so the windows with every tab in the background
+closes its live socket and draws nothing (dashboard/live_panel.py), so the windows with every tab in the background
 are the baseline; what the tabs still cost then (Streamlit's connection) shows in the CPU figures, against
 windows before any tab is open. Headless Chromium reports every tab as visible: the page is told the way a
 browser tells it (`document.visibilityState` and a `visibilitychange` event).
