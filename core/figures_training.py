@@ -94,7 +94,7 @@ def _nice_up(value: float) -> float:
     if value <= 0 or not math.isfinite(value):
         return 1.0
     scale = 10 ** (math.floor(math.log10(value)) - 1)
-    return math.ceil(value / scale) * scale
+    return float(math.ceil(value / scale) * scale)
 
 
 def _axes(col: int) -> dict:

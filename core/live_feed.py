@@ -146,15 +146,17 @@ def _plain(spec: dict) -> dict:
     for trace in spec["data"]:
         for key in shared:
             del trace[key]
-        trace.update({key: value.astype(np.float32) for key, value in trace.items()
-                      if isinstance(value, np.ndarray) and value.dtype == np.float64})
-    texts = {key: shared.pop(key).tolist() for key in list(shared) if shared[key].dtype.kind in "OUS"}
+    for arrays in [shared, *spec["data"]]:
+        arrays.update({key: value.astype(np.float32) for key, value in arrays.items()
+                       if isinstance(value, np.ndarray) and value.dtype == np.float64})
+    texts = {key: value.tolist() for key, value in shared.items() if value.dtype.kind in "OUS"}
+    numbers = {key: value for key, value in shared.items() if key not in texts}
     convert_to_base64(spec)  # before the texts join: the encoder walks every list it is given
-    convert_to_base64(shared)
+    convert_to_base64(numbers)
     for trace in spec["data"]:
         trace.update({key: value.tolist() for key, value in trace.items() if isinstance(value, np.ndarray)})
-    if shared or texts:
-        spec["shared"] = {**shared, **texts}
+    if shared:
+        spec["shared"] = {**numbers, **texts}
     # what a redraw of the whole chart depends on: the browser compares this instead of the layout's JSON
     modes = [(t.get("type"), t.get("mode"), t.get("xaxis"), t.get("yaxis")) for t in spec["data"]]
     spec["look"] = stamp((json.dumps(spec["layout"], sort_keys=True), tuple(modes)))

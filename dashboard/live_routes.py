@@ -81,7 +81,11 @@ async def live(websocket: WebSocket) -> None:
     await websocket.accept()
     try:
         run_id, smoothing, since = _parameters(websocket)
-        store, beat = RunStore(), time.monotonic()
+    except ValueError as exc:  # bad parameters: what is allowed
+        await _refuse(websocket, str(exc))
+        return
+    store, beat = RunStore(), time.monotonic()
+    try:
         while True:
             version = await run_in_threadpool(store.version, run_id)
             if not since or live_feed.stamp(version) != since:
@@ -91,12 +95,17 @@ async def live(websocket: WebSocket) -> None:
             # a steady beat: a wake-up that came late (a busy machine) is not carried into every later period
             beat = max(beat + live_feed.PERIOD_S, time.monotonic())
             await _closed_within(websocket, beat - time.monotonic())
-    except (ValueError, StoreError) as exc:  # bad parameters; an unknown or malformed run id, a deleted or unreadable run
-        with contextlib.suppress(WebSocketDisconnect, RuntimeError):  # the page may have gone meanwhile
-            await websocket.send_text(_json({"error": str(exc)}))
-            await websocket.close()
+    except StoreError as exc:  # an unknown or malformed run id, a deleted or unreadable run
+        await _refuse(websocket, str(exc))
     except WebSocketDisconnect:
         pass
+
+
+async def _refuse(websocket: WebSocket, message: str) -> None:
+    """One message `{"error": message}`, then close."""
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError):  # the page may have gone meanwhile
+        await websocket.send_text(_json({"error": message}))
+        await websocket.close()
 
 
 async def _closed_within(websocket: WebSocket, seconds: float) -> None:

@@ -5,6 +5,7 @@ import asyncio
 import json
 from urllib.parse import urlencode
 
+import numpy as np
 import pytest
 from starlette.requests import Request
 from streamlit import config
@@ -111,6 +112,14 @@ def test_what_every_curve_shares_is_sent_once_and_values_as_32_bit_floats(live_r
     figure = figures.batch_figure(store.read_metrics(run_id)[0], 0.6)  # the pages' figure: a text per curve
     assert all(list(trace.text) == chart["shared"]["text"] for trace in figure.data)
     assert decode(curve(chart, 1)["y"]) == pytest.approx(list(figure.data[1].y), rel=1e-6)
+
+
+def test_a_shared_array_of_floats_goes_as_32_bit_floats_too():
+    times = np.linspace(0.0, 1.0, 5)  # a chart whose curves share float x values (the batch chart's are steps)
+    spec = {"data": [{"x": times, "y": times * 2}, {"x": times, "y": times * 3}], "layout": {}}
+    chart = live_feed._plain(spec)
+    assert "x" not in chart["data"][0] and chart["shared"]["x"]["dtype"] == "f4"
+    assert decode(chart["shared"]["x"]) == pytest.approx(list(times))
 
 
 def test_the_epoch_chart_spans_the_planned_epochs_while_the_run_trains(live_run):
@@ -237,6 +246,19 @@ def test_a_run_deleted_while_watched_gets_a_message_and_the_socket_closes(live_r
     sent = talk({"run": run_id}, during=[lambda: store.delete(run_id)])
     assert sent[0] == "accept" and sent[1]["run"] == run_id
     assert run_id in sent[2]["error"] and sent[3] == ("close", 1000) and len(sent) == 4
+
+
+def test_a_run_whose_loss_went_non_finite_is_still_followed(live_run, hosts, quick):
+    """NaN and infinite losses (a diverging run) stay out of the JSON the socket sends: JSON has no NaN, and an
+    error message would make the page take the run for gone."""
+    store, run_id = live_run
+    diverged = [{**record, "loss": loss} for record, loss in zip(batches(11, 3), [float("inf"), float("nan"), 1e308])]
+    store.append_metrics(run_id, diverged)
+    sent = talk({"run": run_id, "smoothing": "0.6"}, during=[lambda: store.append_metrics(run_id, batches(14, 1))])
+    assert sent[0] == "accept" and len(sent) == 3 and all("error" not in message for message in sent[1:])
+    assert sent[2]["progress"]["metrics"][1]["value"] == "14/50"
+    loss_range = sent[2]["batch"]["layout"]["yaxis"]["range"]
+    assert all(isinstance(end, (int, float)) and np.isfinite(end) for end in loss_range) and loss_range[1] > 1
 
 
 @pytest.mark.parametrize(("params", "message"), [
