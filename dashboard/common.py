@@ -165,10 +165,7 @@ def load_model(run_id: str, version: tuple):
 def _job_manager(root: str):
     from dashboard.worker import JobManager
 
-    # The server starts the training process (and so loads TensorFlow) as soon as a page asks for the queue.
-    # LENET_WORKER_PRESTART=0 waits for the first Train instead: the test suite, whose many short-lived
-    # stores would each start a process of several hundred MB, sets it.
-    return JobManager(RunStore(root), prestart=os.environ.get("LENET_WORKER_PRESTART", "1") != "0")
+    return JobManager(RunStore(root))
 
 
 def job_manager():
@@ -176,23 +173,40 @@ def job_manager():
     return _job_manager(str(store().root.resolve()))
 
 
+def prestart_training() -> None:
+    """Load the training process (and TensorFlow) in a few seconds, before the user presses Train: the training
+    form calls this (the Train and Sweep pages' sidebar). LENET_WORKER_PRESTART=0 waits for the first Train
+    instead: the test suite, whose many short-lived stores would each start a process of several hundred MB,
+    sets it."""
+    if os.environ.get("LENET_WORKER_PRESTART", "1") != "0":
+        job_manager().prestart()
+
+
 @st.cache_resource(show_spinner=False)
 def _mark_interrupted_once(root: str) -> threading.Thread:
     """In the background: the run list already reads such runs as interrupted; writing it down (and removing
-    dead writers' temporary files) looks into every run's folder, 0.4 s of a first page of 1,000 runs."""
+    dead writers' temporary files) looks into every run's folder, 0.2 s of 1,000 runs. The server's warm start
+    (dashboard/warm_start.py) calls this as it starts, from the run list it has just read: done during the first
+    page, it took the page's script the GIL for a second (bench/RESULTS.md, session 17)."""
     def mark() -> None:  # runs of this process carry its live pid, so the job manager's own are never touched
         with contextlib.suppress(StoreError):
-            RunStore(root).mark_interrupted()
+            RunStore(root).mark_interrupted(cached_runs())
 
     thread = threading.Thread(target=mark, name="lenet-mark-interrupted", daemon=True)
     thread.start()
     return thread
 
 
+def mark_interrupted_once() -> threading.Thread:
+    """Persist 'interrupted' for runs whose process died, once per server and store (in the background)."""
+    return _mark_interrupted_once(str(store().root.resolve()))
+
+
 def startup() -> None:
-    """Once per server and store: start the job manager, then persist 'interrupted' for runs whose process died."""
+    """Once per server and store: start the job manager (the training process starts with the first training form
+    shown, prestart_training), then persist 'interrupted' for runs whose process died."""
     job_manager()
-    _mark_interrupted_once(str(store().root.resolve()))
+    mark_interrupted_once()
 
 
 @st.cache_resource(max_entries=8, ttl=60, show_spinner=False)  # ttl: a safety net if a change kept the signature

@@ -224,7 +224,8 @@ def _state_values() -> SimpleNamespace:
 
 
 def training_form() -> None:
-    """Draw the preset picker and the training form in the sidebar."""
+    """Draw the preset picker and the training form in the sidebar (Train and Sweep pages)."""
+    common.prestart_training()  # TensorFlow loads while the user fills in the form
     _init_state()
     state = st.session_state
     sidebar = st.sidebar

@@ -3,8 +3,9 @@
 `streamlit run` opens the browser as the server starts, and the browser spends about a second loading Streamlit's
 scripts before it asks for a page. The first page's script run used to start only then, and on a store of 1,000
 runs it spent more than a second of it on work no later visit repeats (bench/scale.py, issue 21.12): listing the
-store, reading every run's epoch records, and Streamlit's once-per-process check that it is not in a Python REPL
-(`inspect.stack()` with the source of every frame, 0.3 s). Here a daemon thread does that work while the
+store, reading every run's epoch records, marking the runs whose process died as interrupted, and Streamlit's
+once-per-process check that it is not in a Python REPL (`inspect.stack()` with the source of every frame,
+0.3 s). Here a daemon thread does that work while the
 browser loads, into the same caches the page reads: `common.cached_runs()` (a `st.cache_resource`, whose
 per-key lock makes a page that asks meanwhile wait for this result instead of listing again) and the store's
 epoch cache. It waits for Streamlit's runtime to exist, and it never raises: a page does the same work itself
@@ -48,6 +49,7 @@ def warm() -> int:
 
     streamlit_checks()
     runs = common.cached_runs()
+    common.mark_interrupted_once()  # from the list just read; a page's startup() finds it under way or done
     common.epoch_records(info.run_id for info in runs if not info.damaged)
     return len(runs)
 

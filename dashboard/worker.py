@@ -172,8 +172,7 @@ class JobManager:
     replace the training process in tests.
     """
 
-    def __init__(self, store: RunStore, train_fn: Callable | None = None, prestart: bool = False,
-                 task_fn: Callable | None = None):
+    def __init__(self, store: RunStore, train_fn: Callable | None = None, task_fn: Callable | None = None):
         self.store = store
         self._train = train_fn or TrainingProcess()
         self._task = task_fn or getattr(self._train, "run_task", None)
@@ -183,9 +182,19 @@ class JobManager:
         self._current: Job | None = None
         self._thread = threading.Thread(target=self._loop, name="lenet-train-worker", daemon=True)
         self._thread.start()
-        if prestart and isinstance(self._train, TrainingProcess):  # see PRESTART_DELAY_S
-            delay = PRESTART_DELAY_S
-            threading.Thread(target=lambda: (time.sleep(delay), self._train.start()), daemon=True).start()
+        self._prestarted = False
+
+    def prestart(self) -> None:
+        """Start the training process (TensorFlow loading) PRESTART_DELAY_S from now, unless already asked: the Train
+        page asks, as the user fills in its form. The other pages do not: the import took ~4 CPU-s of the 2 cores
+        just as the user ticked the Runs table's first rows (bench/RESULTS.md, session 17)."""
+        with self._lock:
+            if self._prestarted or not isinstance(self._train, TrainingProcess):
+                return
+            self._prestarted = True
+        delay = PRESTART_DELAY_S
+        threading.Thread(target=lambda: (time.sleep(delay), self._train.start()), daemon=True,
+                         name="lenet-trainer-prestart").start()
 
     # ----- what the pages call -----------------------------------------------------------------
     def submit(self, config: TrainConfig, name: str | None = None) -> str:

@@ -152,6 +152,22 @@ def test_empty_store_opens_on_train_with_the_form_and_the_offline_source(lenet_r
     assert run_folders(lenet_runs) == []
 
 
+def test_the_training_form_prestarts_the_training_process_and_the_runs_page_does_not(lenet_runs, monkeypatch):
+    """TensorFlow loads while the user fills in the form (Train, Sweep), not beside a Runs or audit page's work."""
+    from dashboard.worker import JobManager
+
+    asked = []
+    monkeypatch.setenv("LENET_WORKER_PRESTART", "1")
+    monkeypatch.setattr(JobManager, "prestart", lambda self: asked.append(self.store.root))
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.switch_page("views/runs.py").run()
+    assert not at.exception and asked == []
+    at.switch_page("views/train.py").run()
+    assert asked == [common.store().root.resolve()]
+    at.switch_page("views/sweep.py").run()
+    assert len(asked) == 2
+
+
 def test_finished_run_shows_its_curves_accuracy_and_audit_link(finished_run, lenet_runs):
     status = RunStore().read_status(finished_run)
     batch, epoch = RunStore().read_metrics(finished_run)

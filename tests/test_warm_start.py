@@ -2,11 +2,16 @@
 are read into the caches the pages read, and Streamlit's once-per-process REPL check is done off the page's
 stack. bench/scale.py measures what it saves on the first visit of a 1,000-run store."""
 
+import json
 import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from core.config import TrainConfig
 from core.store import RunStore
 from dashboard import common, warm_start
 
@@ -40,6 +45,29 @@ def test_warming_fills_the_caches_the_first_page_reads(shipped_store, monkeypatc
     for run_id in shipped_store:
         records = RunStore().read_epoch_records(run_id)
         assert records == expected[run_id] and len(records) >= 5  # the shipped runs trained 5+ epochs
+
+
+def test_warming_marks_the_runs_whose_process_died_from_the_list_it_read(shipped_store, monkeypatch):
+    """Run by the warm start as the server starts, not during the first page, whose script it held off the GIL
+    for a second; and from the list just read, not from a second listing of the store."""
+    store = RunStore()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    killed = store.create_run(TrainConfig(), "killed")
+    store.write_status(killed, status="running", pid=int(dead.stdout))
+    temp = store.run_dir(shipped_store[1]) / f".status.json.{int(dead.stdout)}.0123abcd.tmp"  # a killed writer's file
+    temp.write_text("{")
+    listings, list_runs = [], RunStore.list_runs
+    monkeypatch.setattr(RunStore, "list_runs", lambda self: listings.append(1) or list_runs(self))
+    common._cached_runs.clear()
+    common._mark_interrupted_once.clear()
+    warm_start.warm()
+    deadline = time.monotonic() + 30
+    while "running" in (store.run_dir(killed) / "status.json").read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)  # no page has run: the warm start itself marks
+    status = json.loads((store.run_dir(killed) / "status.json").read_text())
+    assert status["status"] == "interrupted" and not temp.exists()
+    assert listings == [1]
+    assert not common.mark_interrupted_once().is_alive()  # a page's startup() finds it done, not a new thread
 
 
 def test_a_store_that_cannot_be_listed_leaves_the_server_running(tmp_path, monkeypatch):

@@ -158,13 +158,20 @@ def test_waits_for_a_run_that_a_terminal_is_training(store, monkeypatch):
 
 
 def test_prestart_loads_the_training_process_before_any_submit(tmp_path, monkeypatch):
-    """With prestart (the dashboard's default) the training process starts, TensorFlow loading, a few seconds
-    after the first page asked for the queue (not while that page is drawn), with no Train press."""
+    """Asked to prestart (the training form is shown), the training process starts, TensorFlow loading, a few
+    seconds later (not while the page is drawn), with no Train press; only once however often it is asked."""
     import dashboard.worker
 
     monkeypatch.setattr(dashboard.worker, "PRESTART_DELAY_S", 0.5)
-    manager = JobManager(RunStore(tmp_path), prestart=True)
-    assert manager._train._process is None  # the first page is drawn without TensorFlow's import beside it
+    manager = JobManager(RunStore(tmp_path))
+    time.sleep(1)
+    assert manager._train._process is None  # not asked: nothing started (the Runs and audit pages)
+    started = []
+    monkeypatch.setattr(dashboard.worker.TrainingProcess, "start", lambda self, real=manager._train.start:
+                        started.append(1) or real())
+    manager.prestart()
+    manager.prestart()
+    assert manager._train._process is None  # the page is drawn without TensorFlow's import beside it
     deadline = time.monotonic() + 10
     while manager._train._process is None and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -172,11 +179,12 @@ def test_prestart_loads_the_training_process_before_any_submit(tmp_path, monkeyp
     try:
         assert process is not None and process.poll() is None
         assert "dashboard.worker" in " ".join(process.args)
+        time.sleep(0.3)
+        assert started == [1]
     finally:
         process.stdin.close()  # the child ends when the dashboard's end of its stdin closes
         process.wait(60)
     assert process.returncode == 0
-    assert JobManager(RunStore(tmp_path / "other"))._train._process is None  # no prestart: nothing started
 
 
 def test_a_task_queues_behind_a_run_and_stops_like_one(store):

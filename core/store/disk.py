@@ -116,11 +116,11 @@ def remove_dead_temp_files(*folders: Path) -> None:
     """A process killed during an atomic write leaves its temporary file; the target was never touched."""
     for directory in folders:
         with contextlib.suppress(OSError):
-            for path in directory.iterdir():
-                match = TEMP_PATTERN.match(path.name)
+            for name in os.listdir(directory):  # names, not Paths: every run folder at each server start
+                match = TEMP_PATTERN.match(name)
                 if match and not pid_alive(int(match.group(1))):
                     with contextlib.suppress(OSError):
-                        path.unlink()
+                        (directory / name).unlink()
 
 
 # What a LeNet-5 .keras archive can be: metadata, config and weights (the shipped runs unpack to 0.8 MB at most,

@@ -60,17 +60,17 @@ def _reason(exc: Exception, run_id: str) -> str:
 class RunListing:
     """The run list, its cache key and the clean-up of dead writers; RunStore inherits it."""
 
-    def mark_interrupted(self) -> list[str]:
+    def mark_interrupted(self, runs: list[RunInfo] | None = None) -> list[str]:
         """Persist 'interrupted' for runs whose training process is gone ('stopped', never started, for queued
-        runs whose queue is gone), and remove the temporary files
-        that dead processes left behind; returns the ids of the runs marked."""
+        runs whose queue is gone), and remove the temporary files that dead processes left behind; returns the
+        ids of the runs marked. runs: the store's list_runs() if the caller has just read it."""
         changed = []
         with contextlib.suppress(OSError):  # run folders a killed create_run left half-built
             for entry in self.root.iterdir():
                 match = TEMP_PATTERN.match(entry.name)
                 if match and entry.is_dir() and not pid_alive(int(match.group(1))):
                     shutil.rmtree(entry, ignore_errors=True)
-        for info in self.list_runs():
+        for info in self.list_runs() if runs is None else runs:
             if info.stored_status in ACTIVE and info.status in ("interrupted", "stopped"):
                 record = info.record
                 with contextlib.suppress(OSError, StoreError):
