@@ -31,9 +31,14 @@ function whenIdle(work) {
   else setTimeout(work, 200);
 }
 
-// the page is drawn: its script has finished (no status widget) and no element waits to be drawn
+// the page is drawn: its script run is over and no element waits to be drawn. Streamlit marks its app with the
+// script's state ("running", then "notRunning"); the status widget alone shows only after a while, so a page
+// whose script had not yet sent anything looked drawn
 function drawn() {
-  return !document.querySelector('[data-testid="stStatusWidget"]') && !document.querySelector('[data-testid="stSkeleton"]');
+  const app = document.querySelector('[data-testid="stApp"]');
+  const state = app && app.getAttribute("data-test-script-state");
+  const over = state ? state === "notRunning" : !document.querySelector('[data-testid="stStatusWidget"]');
+  return over && !document.querySelector('[data-testid="stSkeleton"]');
 }
 
 function drawOnce() {
@@ -52,27 +57,22 @@ export default function ({ data }) {
   if (!main) return;
   window.lenetPlotlyStart = "waiting";
   const url = new URL(`./${data.chunk}`, main.src).href;
-  const preload = () => {  // fetched and compiled, off the main thread; run when the browser is idle
-    const link = document.createElement("link");
-    link.rel = "modulepreload";
-    link.href = url;
-    document.head.appendChild(link);
-  };
   const start = () => {
     window.lenetPlotlyStart = import(url)
       .then(() => new Promise((done) => whenIdle(() => drawOnce().then(done))),
             () => { window.lenetPlotlyStart = null; });  // the chart will load it itself
     window.lenetPlotlyStart.then((state) => { window.lenetPlotlyState = state; });
   };
-  // fetched at the browser's first idle moment, run once the page has been left as drawn for 0.3 s: a reload
-  // right after the page is drawn is not held up by the start
+  // fetched and run once the page has been left as drawn for 0.3 s: a reload right after the page is drawn is not
+  // held up by the start, and the page is not either (preloaded at the first idle moment, while the page was
+  // still being drawn, the script made a fresh browser's first visit of the Runs page of 1,000 runs 0.8 s
+  // slower one time in two: bench/RESULTS.md, session 17)
   let still = 0;
   const wait = () => {
     still = drawn() ? still + 1 : 0;
     if (still > 2) whenIdle(start);
     else setTimeout(wait, 100);
   };
-  whenIdle(preload);
   wait();
 }
 """)

@@ -137,26 +137,45 @@ def test_a_tick_redraws_only_the_table_and_the_curves(tmp_path, tiny_trained_run
             browser.close()
 
 
+# when the Runs page was first drawn: its table shown and its script run over (performance.now(), in ms)
+DRAWN_AT = """
+(() => {
+  const look = () => {
+    const app = document.querySelector('[data-testid=stApp]');
+    if (document.querySelector('.st-key-runs_table [data-testid=stDataFrameResizable]')
+        && app.getAttribute('data-test-script-state') === 'notRunning') window.drawnAt = performance.now();
+    else requestAnimationFrame(look);
+  };
+  requestAnimationFrame(look);
+})();
+"""
+
+
 @pytest.mark.skipif(not CHROMIUM.exists(),
                     reason=f"Chromium not found at {CHROMIUM}: install Debian's chromium package "
                            "to run the browser tests")
-def test_the_runs_page_starts_plotly_once_drawn_and_the_chart_uses_that_start(tmp_path, tiny_trained_run):
+def test_the_runs_page_starts_plotly_once_drawn_and_the_chart_uses_that_start(tmp_path):
     """Issue 21.12: the first tick of a large store waited 1.5 s for Streamlit's Plotly script to start. The page
-    imports that script (the same address the chart imports it from) once the page is drawn and idle."""
+    imports that script (the same address the chart imports it from) once the page is drawn and idle, not while
+    it is drawn (that made a fresh browser's first visit 0.8 s slower one time in two)."""
     from playwright.sync_api import sync_playwright
 
-    from dashboard import plotly_start
+    from bench.scale import build_store
+    from dashboard import figures_runs, plotly_start
 
-    template, target = tiny_trained_run
     store_root = tmp_path / "runs"
-    shutil.copytree(template / target, store_root / target)
+    build_store(store_root, figures_runs.HPARAMS_OPEN_UP_TO + 1, 0)  # no chart on the page before a tick
     with streamlit_server(store_root, tmp_path / "streamlit_start.log") as url, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.add_init_script(DRAWN_AT)
             page.goto(f"{url}/runs")
             page.get_by_text("Select rows in the table").wait_for(timeout=FIRST_RENDER)
             page.wait_for_function("() => window.lenetPlotlyState === 'started'", timeout=60_000)
+            fetched = page.evaluate("performance.getEntriesByType('resource')"
+                                    ".filter((e) => e.name.includes('PlotlyChart.'))[0].startTime")
+            assert fetched > page.evaluate("window.drawnAt")  # not while the page was being drawn
             assert page.evaluate("typeof window.Plotly") == "object"  # plotly.js ran
             grid = page.locator(".st-key-runs_table [data-testid=stDataFrameResizable]").first.bounding_box()
             page.mouse.click(grid["x"] + 18, grid["y"] + 35 + 17)  # tick the first row
