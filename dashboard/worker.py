@@ -45,18 +45,14 @@ class Job:
     status: str = ""  # a task's final word ("completed", "stopped", ...), once it has ended
 
 
-# TensorFlow takes seconds to load: load it while the user fills in the form, not while the first page is drawn
-PRESTART_DELAY_S = 5.0  # (~5 CPU-s of the 2 cores: bench/scale.py); Train starts the process at once
+PRESTART_DELAY_S = 5.0  # s after the training form is shown: TensorFlow loads as the user fills it in (prestart)
 
 
 class TrainingProcess:
     """Runs tasks of core.tasks (training first) in a long-lived child process; one at a time, Stop forwarded
-    within 50 ms.
-
-    Messages are JSON lines: {"task": {"kind", "args", "root", "id"}} and {"stop": id} on the child's stdin,
-    {"id", "status"} on its stdout when a task ends. The child also stops its task if the dashboard goes
-    away (stdin closes).
-    """
+    within 50 ms. Messages are JSON lines: {"task": {"kind", "args", "root", "id"}} and {"stop": id} on the
+    child's stdin, {"id", "status"} on its stdout when a task ends. The child also stops its task if the
+    dashboard goes away (stdin closes)."""
 
     def __init__(self):
         self._process: subprocess.Popen | None = None
@@ -169,8 +165,7 @@ class JobManager:
     process; a run that a terminal is training is waited for, so two trainings never share the CPU.
     Other long work (core.tasks: sweeps, audits, ...) queues in the same line with `submit_task`.
     `train_fn(config, store, run_id, stop_event)` and `task_fn(kind, args, store, task_id, stop_event)`
-    replace the training process in tests.
-    """
+    replace the training process in tests."""
 
     def __init__(self, store: RunStore, train_fn: Callable | None = None, task_fn: Callable | None = None):
         self.store = store
@@ -185,16 +180,14 @@ class JobManager:
         self._prestarted = False
 
     def prestart(self) -> None:
-        """Start the training process (TensorFlow loading) PRESTART_DELAY_S from now, unless already asked: the Train
-        page asks, as the user fills in its form. The other pages do not: the import took ~4 CPU-s of the 2 cores
-        just as the user ticked the Runs table's first rows (bench/RESULTS.md, session 17)."""
+        """Start the training process PRESTART_DELAY_S from now, once: the training form asks. Other pages do not:
+        its import took ~4 CPU-s of the 2 cores as the Runs table's first rows were ticked (bench/RESULTS.md)."""
         with self._lock:
-            if self._prestarted or not isinstance(self._train, TrainingProcess):
-                return
-            self._prestarted = True
-        delay = PRESTART_DELAY_S
-        threading.Thread(target=lambda: (time.sleep(delay), self._train.start()), daemon=True,
-                         name="lenet-trainer-prestart").start()
+            first, self._prestarted = not self._prestarted, True
+        if first and isinstance(self._train, TrainingProcess):
+            timer = threading.Timer(PRESTART_DELAY_S, self._train.start)
+            timer.daemon = True
+            timer.start()
 
     # ----- what the pages call -----------------------------------------------------------------
     def submit(self, config: TrainConfig, name: str | None = None) -> str:
@@ -209,10 +202,8 @@ class JobManager:
         return run_id
 
     def submit_task(self, kind: str, args: dict, task_id: str, label: str = "") -> str:
-        """Queue a task of core.tasks (JSON `args`) behind the runs already in line; returns task_id.
-
-        The task writes its own progress and results through the store; `stop(task_id)` sets its stop event.
-        """
+        """Queue a task of core.tasks (JSON `args`) behind the runs already in line; returns task_id. The task
+        writes its own progress and results through the store; `stop(task_id)` sets its stop event."""
         from core.tasks import resolve
 
         resolve(kind)  # an unknown kind is refused here, not in the training process

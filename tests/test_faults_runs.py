@@ -121,8 +121,11 @@ def test_sigkill_mid_epoch_leaves_an_interrupted_run_with_its_finished_epochs(tm
     # The dashboard's start persists "interrupted" and clears the dead process's temporary files.
     from dashboard_apptest import open_app, texts
 
+    from dashboard import common
+
     monkeypatch.setenv("LENET_RUNS", str(runs))
     at = open_app()
+    common.mark_interrupted_once().join(60)  # the start's background thread (the server's warm start begins it)
     assert json.loads((run / "status.json").read_text())["status"] == "interrupted"
     assert "Interrupted: the process training this run stopped before it finished" in texts(at.warning)
     _assert_consistent(runs)
