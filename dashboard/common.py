@@ -183,14 +183,14 @@ def prestart_training() -> None:
 
 
 @st.cache_resource(show_spinner=False)
-def _mark_interrupted_once(root: str) -> threading.Thread:
+def _mark_interrupted_once(root: str, _current: RunStore) -> threading.Thread:
     """In the background: the run list already reads such runs as interrupted; writing it down (and removing
     dead writers' temporary files) looks into every run's folder, 0.2 s of 1,000 runs. The server's warm start
     (dashboard/warm_start.py) calls this as it starts, from the run list it has just read: done during the first
     page, it took the page's script the GIL for a second (bench/RESULTS.md, session 17)."""
     def mark() -> None:  # runs of this process carry its live pid, so the job manager's own are never touched
         with contextlib.suppress(StoreError):
-            RunStore(root).mark_interrupted(cached_runs())
+            _current.mark_interrupted(cached_runs(_current))  # the store it was started for, whatever comes later
 
     thread = threading.Thread(target=mark, name="lenet-mark-interrupted", daemon=True)
     thread.start()
@@ -199,7 +199,8 @@ def _mark_interrupted_once(root: str) -> threading.Thread:
 
 def mark_interrupted_once() -> threading.Thread:
     """Persist 'interrupted' for runs whose process died, once per server and store (in the background)."""
-    return _mark_interrupted_once(str(store().root.resolve()))
+    current = store()
+    return _mark_interrupted_once(str(current.root.resolve()), current)
 
 
 def startup() -> None:
@@ -216,20 +217,20 @@ def _cached_runs(root: str, signature: str) -> tuple[RunInfo, ...]:
     return tuple(RunStore(root).list_runs())
 
 
-def run_list_key() -> str:
+def run_list_key(current: RunStore | None = None) -> str:
     """What cached listings are keyed on: a digest of the store's signature (its runs' status and config files).
-    It changes when a run is added, removed, renamed, or changes status."""
-    return hashlib.sha1(repr(store().signature()).encode()).hexdigest()
+    It changes when a run is added, removed, renamed, or changes status. current: the store (default: store())."""
+    return hashlib.sha1(repr((current or store()).signature()).encode()).hexdigest()
 
 
-def cached_runs() -> list[RunInfo]:
+def cached_runs(current: RunStore | None = None) -> list[RunInfo]:
     """list_runs(), re-read only when a run's files change: cheap enough for a fragment that reruns every second.
     Raises StoreError (list_runs_cached() shows it on the page).
 
     The runs that were active when listed are looked at again on every call (a few status files): whether their
     writer is still alive changes no file (a killed terminal, a silent heartbeat)."""
-    current = store()
-    runs = list(_cached_runs(str(current.root), run_list_key()))
+    current = current or store()
+    runs = list(_cached_runs(str(current.root), run_list_key(current)))
     for n, info in enumerate(runs):
         if info.active:
             runs[n] = current.inspect(info.path)

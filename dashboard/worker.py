@@ -175,9 +175,9 @@ class JobManager:
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
         self._current: Job | None = None
+        self._prestarted = False
         self._thread = threading.Thread(target=self._loop, name="lenet-train-worker", daemon=True)
         self._thread.start()
-        self._prestarted = False
 
     def prestart(self) -> None:
         """Start the training process PRESTART_DELAY_S from now, once: the training form asks. Other pages do not:
